@@ -1,0 +1,3 @@
+from varreinterp.cli import run
+
+raise SystemExit(run())

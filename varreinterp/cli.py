@@ -1,0 +1,257 @@
+"""Command line: parse, resolve configuration, call one core function, render its result.
+
+Exceptions become exit codes in exactly one place, `run()`. Heavy modules (duckdb, pyarrow,
+pandas, cyvcf2, pysam) are imported inside commands so `--help` stays instant."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from varreinterp import __version__
+from varreinterp.errors import ExitCode, UsageError, VarreinterpError
+
+log = logging.getLogger("varreinterp")
+
+app = typer.Typer(
+    name="varreinterp",
+    help="Clinical variant reinterpretation: annotate patient VCFs against versioned "
+    "classification snapshots (ClinVar releases or a lab's own table) and report what changed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+snapshot_app = typer.Typer(help="Import, list, inspect, verify and remove classification "
+                           "snapshots.", no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
+
+
+class State:
+    store_option: str | None = None
+
+
+STATE = State()
+
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="table | tsv | json (default: table on a terminal, "
+                 "tsv when piped)"),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"varreinterp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    store: Annotated[str | None, typer.Option(
+        "--store", help="Store directory (else $VARREINTERP_HOME, else "
+        "~/.local/share/varreinterp).", envvar=None)] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    STATE.store_option = store
+    _setup_logging(debug, quiet)
+
+
+def _setup_logging(debug: bool, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("varreinterp: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.ERROR if quiet else logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+
+
+def _store() -> Any:
+    from varreinterp.store import Store, default_store_path
+
+    return Store(default_store_path(STATE.store_option))
+
+
+def _format(fmt: str | None, allowed: tuple[str, ...] = ("table", "tsv", "json")) -> str:
+    from varreinterp.render import resolve_format
+
+    chosen = resolve_format(fmt)
+    if chosen not in allowed:
+        raise UsageError(f"--format must be one of {', '.join(allowed)}, not {chosen!r}")
+    return chosen
+
+
+def _parse_date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--release-date {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+# ------------------------------------------------------------------------------ snapshot
+@snapshot_app.command("add")
+def snapshot_add(
+    path: Annotated[Path, typer.Argument(help="ClinVar VCF, variant_summary, or a lab table.")],
+    name: Annotated[str | None, typer.Option(help="Snapshot name (default: derived from "
+                                             "source, assembly and release date).")] = None,
+    assembly: Annotated[str | None, typer.Option(help="GRCh37 or GRCh38 (default: from the "
+                                                 "file's header).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | clinvar-vcf | variant-summary | "
+                                     "table")] = "auto",
+    mapping: Annotated[Path | None, typer.Option(help="TOML file describing a lab table's "
+                                                 "columns and terms.")] = None,
+    release_date: Annotated[str | None, typer.Option(help="Release date YYYY-MM-DD when the "
+                                                     "file does not carry one.")] = None,
+    allow_unknown_terms: Annotated[bool, typer.Option(
+        help="Import unknown classification terms as tier 'other' (counted) instead of "
+        "failing.")] = False,
+) -> None:
+    """Import a classification file as a new immutable snapshot."""
+    from varreinterp.snapshots import SourceFormat, add_snapshot, resolve_assembly
+
+    try:
+        source_format = SourceFormat(fmt)
+    except ValueError:
+        raise UsageError(f"--format must be one of {', '.join(f.value for f in SourceFormat)}"
+                         ) from None
+    result = add_snapshot(
+        _store(), path, name=name, assembly=resolve_assembly(assembly), fmt=source_format,
+        mapping_path=mapping, release_date=_parse_date(release_date),
+        allow_unknown_terms=allow_unknown_terms)
+    m = result.snapshot.manifest
+    if result.already_stored:
+        log.info("%s is already stored as snapshot %s (same sha256); nothing to do",
+                 path, m.name)
+        return
+    skipped = ", ".join(f"{k}={v}" for k, v in sorted(m.skipped.items())) or "none"
+    log.info("added snapshot %s: %d records (%s), release %s, %s; skipped: %s", m.name,
+             m.records, ", ".join(f"{k} {v}" for k, v in m.tiers.items() if v), m.release_date,
+             m.assembly, skipped)
+
+
+_LIST_COLUMNS = ["name", "assembly", "release_date", "source_kind", "records", "pathogenic",
+                 "uncertain", "benign", "conflicting", "other", "source_file", "source_sha256"]
+
+
+@snapshot_app.command("list")
+def snapshot_list(fmt: FormatOpt = None) -> None:
+    """List stored snapshots, oldest release first."""
+    from varreinterp import render
+
+    chosen = _format(fmt)
+    snaps = _store().snapshots()
+    if chosen == "json":
+        for s in snaps:
+            sys.stdout.write(render.json_line(s.manifest.to_json()))
+        return
+    rows = [{**s.manifest.to_json(), **s.manifest.tiers} for s in snaps]
+    if chosen == "tsv":
+        render.write_tsv(sys.stdout, _LIST_COLUMNS, rows)
+    else:
+        for r in rows:
+            r["source_sha256"] = str(r["source_sha256"])[:12]
+        render.print_table(sys.stdout, _LIST_COLUMNS, rows,
+                           title=f"Snapshots in {_store().root}",
+                           caption=f"{len(rows)} snapshot(s); varreinterp {__version__}")
+
+
+@snapshot_app.command("show")
+def snapshot_show(name: str, fmt: FormatOpt = None) -> None:
+    """Show one snapshot's manifest: provenance, counts per tier and stars, skipped records."""
+    from varreinterp import render
+
+    chosen = _format(fmt)
+    m = _store().get(name).manifest.to_json()
+    if chosen == "json":
+        sys.stdout.write(render.json_line(m))
+        return
+    rows = [{"field": k, "value": v} for k, v in m.items()]
+    if chosen == "tsv":
+        render.write_tsv(sys.stdout, ["field", "value"], rows)
+    else:
+        render.print_table(sys.stdout, ["field", "value"], rows, title=f"Snapshot {name}")
+
+
+@snapshot_app.command("remove")
+def snapshot_remove(name: str) -> None:
+    """Remove a snapshot from the store."""
+    store = _store()
+    with store.lock("snapshot remove"):
+        store.remove(name)
+    log.info("removed snapshot %s", name)
+
+
+@snapshot_app.command("verify")
+def snapshot_verify(name: Annotated[str | None, typer.Argument()] = None,
+                    fmt: FormatOpt = None) -> None:
+    """Re-check stored checksums; exit code 4 when anything is corrupt."""
+    from varreinterp import render
+    from varreinterp.errors import StoreError
+
+    chosen = _format(fmt)
+    store = _store()
+    problems = store.verify(name)
+    rows = [{"snapshot": p.snapshot, "problem": p.problem} for p in problems]
+    if chosen == "json":
+        render.write_jsonl(sys.stdout, rows)
+    elif chosen == "tsv":
+        render.write_tsv(sys.stdout, ["snapshot", "problem"], rows)
+    elif rows:
+        render.print_table(sys.stdout, ["snapshot", "problem"], rows, title="Problems")
+    checked = 1 if name else len(store.snapshot_names())
+    if problems:
+        raise StoreError(f"{len(problems)} problem(s) in {checked} snapshot(s) of store "
+                         f"{store.root}")
+    log.info("%d snapshot(s) verified, no problems", checked)
+
+
+# ------------------------------------------------------------------------------ entry point
+def run(argv: list[str] | None = None) -> int:
+    """Console entry point: the one place exceptions become exit codes."""
+    import click
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="varreinterp", standalone_mode=False)
+        return int(result) if isinstance(result, int) else ExitCode.OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("varreinterp: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return ExitCode.USAGE
+    except VarreinterpError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"varreinterp: error: {exc.one_line()}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("varreinterp: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours.
+        sys.stderr.close()
+        return ExitCode.OK
+    except Exception as exc:  # the last line of defence: one line, traceback only on --debug
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        sys.stderr.write(f"varreinterp: internal error: {type(exc).__name__}: {msg} "
+                         "(rerun with --debug for the traceback)\n")
+        return ExitCode.INTERNAL

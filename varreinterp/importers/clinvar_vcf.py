@@ -1,0 +1,234 @@
+"""ClinVar VCF releases, GRCh37 and GRCh38, 2014 to now.
+
+Current files (one ALT per row, text CLNSIG) are parsed columnar with DuckDB: the INFO fields are
+pulled out with regular expressions on whole `;`-delimited entries, so values with a literal
+comma (`criteria_provided,_single_submitter`) are never split. Pre-2017 files (numeric CLNSIG,
+CLNALLE choosing the allele) are small and irregular and are read row by row."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from varreinterp.assembly import Assembly, contig_sql, normalize_contig, parse_assembly
+from varreinterp.errors import InputError
+from varreinterp.importers.common import (
+    STAGED_COLUMNS,
+    StagedSource,
+    duckdb_input_error,
+    open_text,
+    read_delimited_sql,
+    read_header,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+
+VCF_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info"]
+
+# staged column -> INFO key (ClinVar names)
+INFO_FIELDS = {
+    "raw_classification": "CLNSIG",
+    "raw_review_status": "CLNREVSTAT",
+    "conflicts": "CLNSIGCONF",
+    "geneinfo": "GENEINFO",
+    "conditions": "CLNDN",
+    "consequence": "MC",
+    "allele_id": "ALLELEID",
+    "onc_classification": "ONC",
+    "onc_review_status": "ONCREVSTAT",
+    "sci_classification": "SCI",
+    "sci_review_status": "SCIREVSTAT",
+}
+_FIELD_KEY = {"classification": "CLNSIG", "review_status": "CLNREVSTAT"}
+
+
+def info_sql(key: str, column: str = "info") -> str:
+    return f"nullif(regexp_extract({column}, '(?:^|;){re.escape(key)}=([^;]*)', 1), '')"
+
+
+def parse_file_date(text: str) -> date | None:
+    digits = re.sub(r"[^0-9]", "", text)
+    if len(digits) != 8:
+        return None
+    try:
+        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return None
+
+
+def header_value(header: list[str], key: str) -> str | None:
+    prefix = f"##{key}="
+    for line in header:
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    return None
+
+
+def declared_info(header: list[str]) -> set[str]:
+    return {m.group(1) for line in header if (m := re.match(r"##INFO=<ID=([^,>]+)", line))}
+
+
+def check_vcf_header(path: Path, header: list[str]) -> list[str]:
+    """The #CHROM line's column names; InputError for an empty or header-less file."""
+    if not header:
+        raise InputError("empty file or missing VCF header (no '#' lines)", path)
+    if not header[0].startswith("##fileformat=VCF"):
+        raise InputError("not a VCF: first line is not ##fileformat=VCF...", path, 1)
+    last = header[-1]
+    if not last.startswith("#CHROM"):
+        raise InputError("VCF header has no #CHROM line", path, len(header))
+    return last.lstrip("#").split("\t")
+
+
+def locate_info(path: Path, header_lines: int, key: str, raw: str) -> int | None:
+    needle = f"{key}={raw}"
+    for n, line in enumerate(open_text(path), start=1):
+        if n > header_lines:
+            info = line.rstrip("\n").split("\t")[7] if line.count("\t") >= 7 else ""
+            if needle in info.split(";"):
+                return n
+    return None
+
+
+def stage_clinvar_vcf(
+    con: duckdb.DuckDBPyConnection, path: Path, assembly_option: Assembly | None
+) -> StagedSource:
+    header, n_header = read_header(path)
+    columns = check_vcf_header(path, header)
+    info_keys = declared_info(header)
+    if "CLNSIG" not in info_keys:
+        raise InputError(
+            "no classification field: the header declares no INFO/CLNSIG, so this file "
+            "classifies nothing (for a lab table use --format table --mapping FILE)", path)
+    file_date = header_value(header, "fileDate")
+    release = parse_file_date(file_date) if file_date else None
+    reference = header_value(header, "reference")
+    declared = parse_assembly(reference) if reference else None
+    if declared and assembly_option and declared != assembly_option:
+        raise InputError(
+            f"--assembly {assembly_option.value} contradicts the file's ##reference={reference}",
+            path)
+    source = StagedSource("clinvar-vcf", path, release, declared or assembly_option)
+    if "CLNALLE" in info_keys:
+        _stage_numeric(con, source, n_header)
+    else:
+        _stage_current(con, source, columns, n_header)
+        source.locate = lambda field, raw: locate_info(path, n_header, _FIELD_KEY[field], raw)
+    return source
+
+
+def _stage_current(
+    con: duckdb.DuckDBPyConnection, source: StagedSource, columns: list[str], n_header: int
+) -> None:
+    names = VCF_COLUMNS + [f"extra{i}" for i in range(len(columns) - len(VCF_COLUMNS))]
+    reader = read_delimited_sql(source.path, names, skip=n_header)
+    extracted = ", ".join(f"{info_sql(key)} AS {col}" for col, key in INFO_FIELDS.items())
+    try:
+        con.execute(f"""
+            CREATE TEMP TABLE raw AS
+            SELECT chrom, pos, nullif(id, '.') AS variation_id, ref, alt, {extracted}
+            FROM {reader}
+        """)
+    except Exception as exc:  # duckdb raises several unrelated classes for bad input
+        raise duckdb_input_error(exc, source.path, n_header) from exc
+    _check_rows(con, source, n_header)
+    skipped = con.execute("""
+        SELECT CASE WHEN alt = '.' OR alt = '' THEN 'alt_missing'
+                    WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
+                    WHEN alt LIKE '%,%' THEN 'multi_allelic_row'
+                    ELSE NULL END AS reason, count(*)
+        FROM raw GROUP BY 1 HAVING reason IS NOT NULL
+    """).fetchall()
+    source.skipped.update({reason: n for reason, n in skipped})
+    con.execute(f"""
+        CREATE TEMP TABLE staged AS
+        SELECT {contig_sql('chrom')} AS chrom, CAST(pos AS BIGINT) AS pos, upper(ref) AS ref,
+               upper(alt) AS alt, raw_classification, raw_review_status, conflicts,
+               nullif(regexp_replace(geneinfo, ':[^|]*', '', 'g'), '') AS gene,
+               conditions, consequence, variation_id, allele_id,
+               CAST(NULL AS VARCHAR) AS last_evaluated,
+               onc_classification, onc_review_status, sci_classification, sci_review_status
+        FROM raw
+        WHERE alt NOT IN ('.', '', '*') AND alt NOT LIKE '%<%' AND alt NOT LIKE '%,%'
+    """)
+
+
+def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
+    """Every data row needs an integer POS and non-empty REF: find the first that has not."""
+    bad = con.execute("""
+        SELECT rowid, chrom, pos, ref FROM raw
+        WHERE try_cast(pos AS BIGINT) IS NULL OR try_cast(pos AS BIGINT) < 1
+           OR ref IS NULL OR ref = '' OR chrom IS NULL OR chrom = ''
+        ORDER BY rowid LIMIT 1
+    """).fetchone()
+    if bad:
+        rowid, chrom, pos, ref = bad
+        raise InputError(f"malformed record (CHROM={chrom!r} POS={pos!r} REF={ref!r})",
+                         source.path, n_header + int(rowid) + 1)
+
+
+# ------------------------------------------------------------------ pre-2017 numeric files
+def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
+    import pyarrow as pa
+
+    rows: dict[str, list[object]] = {c: [] for c in STAGED_COLUMNS}
+    skipped: Counter[str] = Counter()
+    lines: dict[tuple[str, str], int] = {}
+    for lineno, line in enumerate(open_text(source.path), start=1):
+        if lineno <= n_header or not line.strip():
+            continue
+        fields = line.rstrip("\r\n").split("\t")
+        if len(fields) < 8 or not fields[1].isdigit():
+            raise InputError("malformed record (expected 8 tab-separated columns and an integer "
+                             "POS)", source.path, lineno)
+        chrom, pos, vid, ref, alt_field, _, _, info_text = fields[:8]
+        info = dict(kv.split("=", 1) if "=" in kv else (kv, "") for kv in info_text.split(";"))
+        alts = alt_field.split(",")
+        if "CLNSIG" not in info or "CLNALLE" not in info:
+            skipped["no_classification"] += len(alts)
+            continue
+        per_allele = {
+            key: info.get(key, "").split(",")
+            for key in ("CLNSIG", "CLNREVSTAT", "CLNDBN", "CLNALLE")
+        }
+        chosen = set()
+        for i, allele_idx in enumerate(per_allele["CLNALLE"]):
+            idx = int(allele_idx) if allele_idx.lstrip("-").isdigit() else -1
+            if idx <= 0 or idx > len(alts):
+                skipped["clnalle_not_an_alt" if idx else "clnalle_ref_allele"] += 1
+                continue
+            alt = alts[idx - 1]
+            if alt in (".", "*") or alt.startswith("<"):
+                skipped["alt_missing" if alt == "." else "symbolic_alt"] += 1
+                continue
+            chosen.add(idx)
+
+            def pick(key: str, i: int = i) -> str | None:
+                values = per_allele[key]
+                return values[i] if i < len(values) and values[i] not in ("", ".") else None
+
+            sig = pick("CLNSIG")
+            rev = pick("CLNREVSTAT")
+            for field_name, value in (("classification", sig), ("review_status", rev)):
+                if value is not None:
+                    lines.setdefault((field_name, value), lineno)
+            record = {
+                "chrom": normalize_contig(chrom), "pos": int(pos), "ref": ref.upper(),
+                "alt": alt.upper(), "raw_classification": sig, "raw_review_status": rev,
+                "gene": re.sub(r":[^|]*", "", info.get("GENEINFO", "")) or None,
+                "conditions": pick("CLNDBN"), "variation_id": None if vid == "." else vid,
+            }
+            for col in STAGED_COLUMNS:
+                rows[col].append(record.get(col))
+        skipped["alt_not_classified"] += len(alts) - len(chosen)
+    source.skipped.update({k: v for k, v in skipped.items() if v})
+    table = pa.table({c: pa.array(v, type=pa.int64() if c == "pos" else pa.string())
+                      for c, v in rows.items()})
+    con.register("numeric_rows", table)
+    con.execute("CREATE TEMP TABLE staged AS SELECT * FROM numeric_rows")
+    con.unregister("numeric_rows")
+    source.locate = lambda field, raw: lines.get((field, raw))

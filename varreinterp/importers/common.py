@@ -1,0 +1,238 @@
+"""What every importer shares: reading delimited text with DuckDB, and turning a staged table of
+raw rows into the snapshot's Parquet file (vocabulary mapping, allele trimming, de-duplication).
+
+An importer's job ends with a DuckDB table named `staged` holding STAGED_COLUMNS (all VARCHAR but
+`pos` BIGINT and `line` BIGINT, which may be NULL when the source line is not known cheaply)."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from varreinterp.assembly import Assembly
+from varreinterp.errors import InputError
+from varreinterp.normalize import needs_trim, trim
+from varreinterp.vocabulary import Tier, UnknownTerm, check_term, classify, review_status
+
+if TYPE_CHECKING:
+    import duckdb
+
+log = logging.getLogger("varreinterp")
+
+STAGED_COLUMNS = [
+    "chrom", "pos", "ref", "alt", "raw_classification", "raw_review_status", "conflicts",
+    "gene", "conditions", "consequence", "variation_id", "allele_id", "last_evaluated",
+    "onc_classification", "onc_review_status", "sci_classification", "sci_review_status",
+]
+
+# Columns of variants.parquet, in order.
+SNAPSHOT_COLUMNS = [
+    "chrom", "pos", "ref", "alt", "classification", "tier", "stars", "review_status",
+    "raw_classification", "raw_review_status", "conflicts", "gene", "conditions", "consequence",
+    "variation_id", "allele_id", "last_evaluated",
+    "onc_classification", "onc_review_status", "sci_classification", "sci_review_status",
+]
+
+
+@dataclass
+class StagedSource:
+    """What an importer learned about its file besides the rows."""
+
+    kind: str
+    path: Path
+    release_date: date | None
+    assembly: Assembly | None
+    skipped: Counter[str] = field(default_factory=Counter)
+    # Finds the 1-based line of the first row whose `field` equals `raw` (error path only).
+    locate: Callable[[str, str], int | None] = lambda field, raw: None
+    # A lab's own spellings, rewritten to ClinVar's before the shared vocabulary sees them.
+    rewrite_classification: Callable[[str], str] = lambda raw: raw
+    rewrite_review: Callable[[str], str] = lambda raw: raw
+
+
+@dataclass
+class FinalizedSnapshot:
+    records: int
+    tiers: dict[str, int]
+    stars: dict[str, int]
+    skipped: dict[str, int]
+    unknown_terms: dict[str, int]
+
+
+def open_text(path: Path) -> Iterator[str]:
+    """Lines of a plain or gzip/bgzip file, with decompression errors as InputError."""
+    try:
+        with open(path, "rb") as probe:
+            magic = probe.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rt", encoding="utf-8", errors="strict") as fh:  # type: ignore[operator]
+            yield from fh
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read file ({_reason(exc)})", path) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("not a text file (binary content)", path) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, EOFError) or "end-of-stream" in text or "Compressed file ended" in text:
+        return "truncated gzip"
+    return getattr(exc, "strerror", None) or text
+
+
+def read_header(path: Path) -> tuple[list[str], int]:
+    """The '#' lines at the top and their count (the data starts right after them)."""
+    header: list[str] = []
+    for line in open_text(path):
+        if not line.startswith("#"):
+            break
+        header.append(line.rstrip("\r\n"))
+    return header, len(header)
+
+
+def duckdb_connect() -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def read_delimited_sql(path: Path, columns: list[str], skip: int, header: bool = False) -> str:
+    """A DuckDB table function reading tab-separated text (gz or plain) as VARCHAR columns."""
+    cols = ", ".join(f"'{c}': 'VARCHAR'" for c in columns)
+    escaped = str(path).replace("'", "''")
+    return (
+        f"read_csv('{escaped}', delim='\t', header={str(header).lower()}, skip={skip}, "
+        f"quote='', escape='', auto_detect=false, columns={{{cols}}}, "
+        "null_padding=false, strict_mode=true, compression='auto')"
+    )
+
+
+def duckdb_input_error(exc: Exception, path: Path, header_lines: int = 0) -> InputError:
+    """A DuckDB read error as a one-line InputError, with the file's line number where given."""
+    import re
+
+    text = str(exc)
+    line = None
+    m = re.search(r"[Ll]ine:? (\d+)", text)
+    if m:
+        line = int(m.group(1)) + header_lines
+    if "GZIP" in text.upper() or "gzip" in text:
+        return InputError("truncated or corrupt gzip data", path)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if "Expected Number of Columns" in text or "column" in text.lower():
+        first = "malformed line (wrong number of tab-separated columns)"
+    elif "Invalid unicode" in text or "UTF" in text.upper():
+        first = "not a text file (binary content)"
+    return InputError(first, path, line)
+
+
+# ------------------------------------------------------------------------------- finalize
+def _map_terms(
+    con: duckdb.DuckDBPyConnection, source: StagedSource, allow_unknown: bool
+) -> Counter[str]:
+    """Build term tables `cls_map(raw, classification, tier)` and `rev_map(raw, term, stars)`."""
+    unknown: Counter[str] = Counter()
+    cls_rows = []
+    for raw, n in con.execute(
+        "SELECT raw_classification, count(*) FROM staged "
+        "WHERE raw_classification IS NOT NULL GROUP BY 1"
+    ).fetchall():
+        try:
+            c = classify(source.rewrite_classification(raw))
+            cls_rows.append((raw, c.term, c.tier.value))
+        except UnknownTerm:
+            check_term(raw, allow_unknown, path=str(source.path),
+                       line=source.locate("classification", raw), field="classification")
+            unknown[raw] += n
+            cls_rows.append((raw, raw, Tier.OTHER.value))
+    rev_rows = []
+    for raw, n in con.execute(
+        "SELECT raw_review_status, count(*) FROM staged "
+        "WHERE raw_review_status IS NOT NULL GROUP BY 1"
+    ).fetchall():
+        try:
+            r = review_status(source.rewrite_review(raw))
+            rev_rows.append((raw, r.term, r.stars))
+        except UnknownTerm:
+            check_term(raw, allow_unknown, path=str(source.path),
+                       line=source.locate("review_status", raw), field="review status")
+            unknown[raw] += n
+            rev_rows.append((raw, raw, None))
+    con.execute("CREATE OR REPLACE TEMP TABLE cls_map (raw VARCHAR, classification VARCHAR, "
+                "tier VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE rev_map (raw VARCHAR, term VARCHAR, stars TINYINT)")
+    if cls_rows:
+        con.executemany("INSERT INTO cls_map VALUES (?, ?, ?)", cls_rows)
+    if rev_rows:
+        con.executemany("INSERT INTO rev_map VALUES (?, ?, ?)", rev_rows)
+    return unknown
+
+
+def _trim_untrimmed(con: duckdb.DuckDBPyConnection) -> int:
+    """Trim the (rare) rows whose REF and ALT share bases; ClinVar rows never need it."""
+    rows = con.execute(
+        "SELECT rowid, pos, ref, alt FROM staged WHERE length(ref) > 1 AND length(alt) > 1 "
+        "AND (ref[1] = alt[1] OR ref[-1] = alt[-1])"
+    ).fetchall()
+    fixes = [(trim(pos, ref, alt), rowid) for rowid, pos, ref, alt in rows if needs_trim(ref, alt)]
+    if fixes:
+        con.executemany("UPDATE staged SET pos = ?, ref = ?, alt = ? WHERE rowid = ?",
+                        [(p, r, a, rowid) for (p, r, a), rowid in fixes])
+    return len(fixes)
+
+
+def finalize(
+    con: duckdb.DuckDBPyConnection, source: StagedSource, out: Path, allow_unknown: bool
+) -> FinalizedSnapshot:
+    """Map terms, trim, de-duplicate and write `out` (Parquet); return the counts."""
+    unknown = _map_terms(con, source, allow_unknown)
+    _trim_untrimmed(con)
+    # One row per allele key. Duplicates (rare) keep the best-reviewed, most severe row and are
+    # counted, never silently dropped.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE final AS
+        SELECT s.chrom, s.pos, s.ref, s.alt,
+               c.classification, c.tier, r.stars, r.term AS review_status,
+               {', '.join('s.' + col for col in STAGED_COLUMNS[4:])}
+        FROM staged s
+        LEFT JOIN cls_map c ON s.raw_classification = c.raw
+        LEFT JOIN rev_map r ON s.raw_review_status = r.raw
+        QUALIFY row_number() OVER (
+            PARTITION BY s.chrom, s.pos, s.ref, s.alt
+            ORDER BY r.stars DESC NULLS LAST,
+                     CASE c.tier WHEN 'pathogenic' THEN 0 WHEN 'conflicting' THEN 1
+                                 WHEN 'uncertain' THEN 2 WHEN 'benign' THEN 3 ELSE 4 END,
+                     s.variation_id) = 1
+    """)
+    staged_n = con.execute("SELECT count(*) FROM staged").fetchone()[0]  # type: ignore[index]
+    records = con.execute("SELECT count(*) FROM final").fetchone()[0]  # type: ignore[index]
+    if staged_n > records:
+        source.skipped["duplicate_allele_key"] += staged_n - records
+        log.warning("%s: %d rows repeat an allele already imported (kept the best-reviewed)",
+                    source.path, staged_n - records)
+    no_germline = con.execute(
+        "SELECT count(*) FROM final WHERE classification IS NULL").fetchone()[0]  # type: ignore[index]
+    if records and no_germline == records:
+        raise InputError("no germline classification in any record: nothing to import",
+                         source.path)
+    escaped = str(out).replace("'", "''")
+    con.execute(
+        f"COPY (SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM final "
+        f"ORDER BY chrom, pos, ref, alt) TO '{escaped}' (FORMAT parquet, COMPRESSION zstd)"
+    )
+    tiers = {t.value: 0 for t in Tier}
+    for tier, n in con.execute("SELECT tier, count(*) FROM final GROUP BY 1").fetchall():
+        tiers[tier if tier else "none"] = n
+    stars = {str(s): n for s, n in con.execute(
+        "SELECT stars, count(*) FROM final WHERE stars IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall()}
+    return FinalizedSnapshot(records, tiers, stars, dict(source.skipped), dict(unknown))

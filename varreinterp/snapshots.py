@@ -1,0 +1,180 @@
+"""Core operations on classification snapshots: import (add), and what list/show/verify report."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import Enum
+from pathlib import Path
+
+from varreinterp import __version__
+from varreinterp.assembly import Assembly
+from varreinterp.errors import InputError, StoreError, UsageError
+from varreinterp.importers.common import duckdb_connect, finalize, open_text
+from varreinterp.store import VARIANTS_FILE, Snapshot, SnapshotManifest, Store, sha256_file
+
+log = logging.getLogger("varreinterp")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_FILENAME_DATE = re.compile(r"(?<!\d)(19|20)(\d{2})-?(\d{2})(?:-?(\d{2}))?(?!\d)")
+
+
+class SourceFormat(str, Enum):
+    AUTO = "auto"
+    CLINVAR_VCF = "clinvar-vcf"
+    VARIANT_SUMMARY = "variant-summary"
+    TABLE = "table"
+
+
+@dataclass(frozen=True)
+class AddResult:
+    snapshot: Snapshot
+    already_stored: bool
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UsageError(f"invalid snapshot name {name!r}: use letters, digits, '.', '_', '-'")
+    return name
+
+
+def date_from_filename(path: Path) -> date | None:
+    """`clinvar_20230710.vcf.gz`, `release201803` (first of the month), `2024-01-07`."""
+    for m in _FILENAME_DATE.finditer(path.name):
+        year, month, day = int(m.group(1) + m.group(2)), int(m.group(3)), int(m.group(4) or 1)
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    return None
+
+
+def detect_format(path: Path) -> SourceFormat:
+    first = next(iter(open_text(path)), None)
+    if first is None:
+        raise InputError("empty file", path)
+    if first.startswith("##fileformat=VCF"):
+        return SourceFormat.CLINVAR_VCF
+    from varreinterp.importers.variant_summary import is_variant_summary
+
+    if is_variant_summary([c.lstrip("#") for c in first.rstrip("\r\n").split("\t")]):
+        return SourceFormat.VARIANT_SUMMARY
+    raise InputError("cannot tell the format: not a VCF nor a ClinVar variant_summary file "
+                     "(for a lab table use --format table --mapping FILE)", path, 1)
+
+
+def _check_source(path: Path) -> None:
+    if not path.exists():
+        raise InputError("no such file", path)
+    if not path.is_file():
+        raise InputError("not a regular file", path)
+
+
+def add_snapshot(
+    store: Store,
+    path: Path,
+    *,
+    name: str | None = None,
+    assembly: Assembly | None = None,
+    fmt: SourceFormat = SourceFormat.AUTO,
+    mapping_path: Path | None = None,
+    release_date: date | None = None,
+    allow_unknown_terms: bool = False,
+) -> AddResult:
+    _check_source(path)
+    if name:
+        check_name(name)
+    if fmt is SourceFormat.AUTO:
+        fmt = SourceFormat.TABLE if mapping_path else detect_format(path)
+    if fmt is SourceFormat.TABLE and not mapping_path:
+        raise UsageError("--format table needs --mapping FILE describing the table's columns")
+    mapping = None
+    if mapping_path:
+        from varreinterp.importers.mapped_table import load_mapping
+
+        mapping = load_mapping(mapping_path)
+    source_sha = sha256_file(path)
+
+    with store.lock("snapshot add"):
+        existing = store.find_by_source(source_sha)
+        if existing:
+            return AddResult(existing, already_stored=True)
+        if name and store.exists(name):
+            raise StoreError(f"snapshot {name!r} already exists with different content "
+                             f"(source sha256 {store.get(name).manifest.source_sha256[:12]}...)")
+        con = duckdb_connect()
+        with store.staging() as staged_dir:
+            if fmt is SourceFormat.CLINVAR_VCF:
+                from varreinterp.importers.clinvar_vcf import stage_clinvar_vcf
+
+                source = stage_clinvar_vcf(con, path, assembly)
+            elif fmt is SourceFormat.VARIANT_SUMMARY:
+                from varreinterp.importers.variant_summary import stage_variant_summary
+
+                source = stage_variant_summary(con, path, assembly)
+            else:
+                from varreinterp.importers.mapped_table import stage_mapped_table
+
+                assert mapping is not None
+                source = stage_mapped_table(con, path, mapping, assembly)
+            if source.assembly is None:
+                raise UsageError(f"{path}: the file does not say its assembly; "
+                                 "give --assembly GRCh37|GRCh38")
+            release = _release_date(path, source.release_date, release_date)
+            prefix = {"clinvar-vcf": "clinvar", "variant-summary": "clinvar-summary"}.get(
+                source.kind, mapping_path.stem if mapping_path else "table")
+            final_name = name or f"{prefix}-{source.assembly.value}-{release.isoformat()}"
+            check_name(final_name)
+            if store.exists(final_name):
+                raise StoreError(
+                    f"snapshot {final_name!r} already exists with different content; "
+                    "choose another name with --name")
+            result = finalize(con, source, staged_dir / VARIANTS_FILE, allow_unknown_terms)
+            con.close()
+            if result.unknown_terms:
+                total = sum(result.unknown_terms.values())
+                log.warning("%s: %d record(s) carry %d unknown term(s), imported as tier "
+                            "'other': %s", path, total, len(result.unknown_terms),
+                            ", ".join(sorted(result.unknown_terms)))
+            manifest = SnapshotManifest(
+                name=final_name,
+                source_kind=source.kind,
+                source_file=path.name,
+                source_sha256=source_sha,
+                release_date=release.isoformat(),
+                assembly=source.assembly.value,
+                records=result.records,
+                tiers=result.tiers,
+                stars=result.stars,
+                skipped=result.skipped,
+                unknown_terms=result.unknown_terms,
+                tool_version=__version__,
+                imported_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                files={VARIANTS_FILE: sha256_file(staged_dir / VARIANTS_FILE)},
+                mapping=({"file": mapping_path.name, "sha256": sha256_file(mapping_path)}
+                         if mapping_path else None),
+            )
+            snap = store.commit_snapshot(staged_dir, manifest)
+    return AddResult(snap, already_stored=False)
+
+
+def _release_date(path: Path, from_file: date | None, option: date | None) -> date:
+    if from_file and option and from_file != option:
+        raise UsageError(f"{path}: --release-date {option} contradicts the file's own date "
+                         f"{from_file}")
+    found = from_file or option or date_from_filename(path)
+    if found is None:
+        raise UsageError(f"{path}: the file carries no release date; give --release-date "
+                         "YYYY-MM-DD")
+    return found
+
+
+def resolve_assembly(text: str | None) -> Assembly | None:
+    if text is None:
+        return None
+    for a in Assembly:
+        if a.value.lower() == text.lower():
+            return a
+    raise UsageError(f"unknown assembly {text!r}: use GRCh37 or GRCh38")

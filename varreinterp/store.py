@@ -1,0 +1,319 @@
+"""The local snapshot store: immutable, checksummed snapshots plus (later) the cohort index.
+
+Layout::
+
+    STORE/store.json                      schema version of the store itself
+    STORE/lock                            flock()ed by writers; holds the holder's pid and start
+    STORE/snapshots/NAME/manifest.json    SnapshotManifest, self-checksummed
+    STORE/snapshots/NAME/variants.parquet one row per classified allele
+    STORE/tmp/                            staging; anything here is an unfinished write
+
+Every write is staged under tmp/ and renamed into place, so a killed import leaves the store
+exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from varreinterp import __version__
+from varreinterp.errors import LockHeldError, SnapshotNotFoundError, StoreError
+
+log = logging.getLogger("varreinterp")
+
+STORE_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 1
+VARIANTS_FILE = "variants.parquet"
+MANIFEST_FILE = "manifest.json"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_store_path(option: str | os.PathLike[str] | None) -> Path:
+    """--store, else $VARREINTERP_HOME, else the XDG data directory."""
+    if option:
+        return Path(option).expanduser()
+    if env := os.environ.get("VARREINTERP_HOME"):
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "varreinterp"
+
+
+def write_json_atomic(path: Path, payload: object) -> None:
+    """Write JSON next to its destination, fsync, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class SnapshotManifest:
+    name: str
+    source_kind: str
+    source_file: str
+    source_sha256: str
+    release_date: str | None
+    assembly: str
+    records: int
+    tiers: dict[str, int]
+    stars: dict[str, int]
+    skipped: dict[str, int]
+    unknown_terms: dict[str, int]
+    tool_version: str
+    imported_at: str
+    files: dict[str, str]
+    mapping: dict[str, str] | None = None
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+    manifest_sha256: str = field(default="", compare=False)
+
+    def _digest(self) -> str:
+        body = asdict(self)
+        body.pop("manifest_sha256")
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def seal(self) -> SnapshotManifest:
+        self.manifest_sha256 = self._digest()
+        return self
+
+    def is_sealed(self) -> bool:
+        return self.manifest_sha256 == self._digest()
+
+    @classmethod
+    def load(cls, path: Path) -> SnapshotManifest:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{path}: unreadable snapshot manifest ({exc})") from exc
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != MANIFEST_SCHEMA_VERSION:
+            raise StoreError(f"{path}: unsupported manifest schema version {version!r}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise StoreError(f"{path}: malformed snapshot manifest ({exc})") from exc
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    manifest: SnapshotManifest
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def variants(self) -> Path:
+        return self.path / VARIANTS_FILE
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    snapshot: str
+    problem: str
+
+
+class Store:
+    def __init__(self, root: Path):
+        self.root = root
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.root / "snapshots"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    # ---------------------------------------------------------------- creation and locking
+    def ensure(self) -> None:
+        """Create the store with owner-only permissions (it holds patient data)."""
+        try:
+            for d in (self.root, self.snapshots_dir, self.tmp_dir):
+                d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.root, 0o700)
+            meta = self.root / "store.json"
+            if not meta.exists():
+                write_json_atomic(meta, {"schema_version": STORE_SCHEMA_VERSION})
+        except OSError as exc:
+            raise StoreError(f"{self.root}: cannot create store ({exc.strerror})") from exc
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        meta = self.root / "store.json"
+        try:
+            version = json.loads(meta.read_text()).get("schema_version")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise StoreError(f"{meta}: unreadable store metadata") from exc
+        if version != STORE_SCHEMA_VERSION:
+            raise StoreError(f"{meta}: unsupported store schema version {version!r}")
+
+    @contextlib.contextmanager
+    def lock(self, purpose: str) -> Iterator[None]:
+        """Exclusive writer lock. The kernel drops a flock when its holder dies, so a lock file
+        still naming a dead pid is a stale lock: taken over with a warning."""
+        self.ensure()
+        path = self.root / "lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                raise LockHeldError(
+                    f"{self.root}: store is locked by pid {holder.get('pid', '?')} "
+                    f"({holder.get('purpose', '?')}, started {holder.get('started', '?')})"
+                ) from None
+            # A clean release empties the file, so a pid still written here died holding it.
+            previous = _read_holder(fd)
+            if previous.get("pid"):
+                log.warning(
+                    "taking over stale lock of pid %s (%s, started %s), which is no longer running",
+                    previous.get("pid"), previous.get("purpose"), previous.get("started"),
+                )
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+            self._clean_tmp()
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def _clean_tmp(self) -> None:
+        """Leftovers of a killed writer; only ever removed while holding the lock."""
+        for leftover in self.tmp_dir.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private directory under tmp/, removed unless the caller renamed it away."""
+        path = Path(tempfile.mkdtemp(prefix="stage-", dir=self.tmp_dir))
+        try:
+            yield path
+        finally:
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+
+    # ---------------------------------------------------------------- snapshots
+    def snapshot_names(self) -> list[str]:
+        if not self.snapshots_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.snapshots_dir.iterdir() if p.is_dir())
+
+    def snapshots(self) -> list[Snapshot]:
+        found = [self.get(name) for name in self.snapshot_names()]
+        return sorted(found, key=lambda s: (s.manifest.assembly, s.manifest.release_date or "",
+                                            s.name))
+
+    def get(self, name: str) -> Snapshot:
+        path = self.snapshots_dir / name
+        manifest_path = path / MANIFEST_FILE
+        if not manifest_path.is_file():
+            known = ", ".join(self.snapshot_names()) or "none"
+            raise SnapshotNotFoundError(
+                f"no snapshot named {name!r} in store {self.root} (stored: {known})")
+        manifest = SnapshotManifest.load(manifest_path)
+        if manifest.name != name:
+            raise StoreError(f"{manifest_path}: manifest names {manifest.name!r}, not {name!r}")
+        return Snapshot(manifest, path)
+
+    def exists(self, name: str) -> bool:
+        return (self.snapshots_dir / name / MANIFEST_FILE).is_file()
+
+    def find_by_source(self, sha256: str) -> Snapshot | None:
+        for snap in self.snapshots():
+            if snap.manifest.source_sha256 == sha256:
+                return snap
+        return None
+
+    def newest(self, assembly: str) -> Snapshot | None:
+        same = [s for s in self.snapshots() if s.manifest.assembly == assembly]
+        return same[-1] if same else None
+
+    def commit_snapshot(self, staged: Path, manifest: SnapshotManifest) -> Snapshot:
+        """Seal the manifest into the staged directory and rename it into place."""
+        manifest.seal()
+        write_json_atomic(staged / MANIFEST_FILE, manifest.to_json())
+        dest = self.snapshots_dir / manifest.name
+        try:
+            os.rename(staged, dest)
+        except OSError as exc:
+            raise StoreError(f"{dest}: cannot store snapshot ({exc.strerror})") from exc
+        return Snapshot(manifest, dest)
+
+    def remove(self, name: str) -> None:
+        snap = self.get(name)
+        # Rename first so readers never see a half-deleted snapshot.
+        trash = Path(tempfile.mkdtemp(prefix="trash-", dir=self.tmp_dir))
+        os.rename(snap.path, trash / name)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def verify(self, name: str | None = None) -> list[VerifyProblem]:
+        names = [name] if name else self.snapshot_names()
+        if name and not (self.snapshots_dir / name).is_dir():
+            self.get(name)  # raises the not-found error
+        problems: list[VerifyProblem] = []
+        for n in names:
+            try:
+                snap = self.get(n)
+            except StoreError as exc:
+                problems.append(VerifyProblem(n, str(exc)))
+                continue
+            if not snap.manifest.is_sealed():
+                problems.append(VerifyProblem(n, "manifest checksum mismatch (edited or corrupt)"))
+            for fname, expected in snap.manifest.files.items():
+                fpath = snap.path / fname
+                if not fpath.is_file():
+                    problems.append(VerifyProblem(n, f"{fname} is missing"))
+                elif sha256_file(fpath) != expected:
+                    problems.append(VerifyProblem(n, f"{fname} checksum mismatch (corrupt)"))
+        return problems
+
+
+def _read_holder(fd: int) -> dict[str, str]:
+    try:
+        raw = os.pread(fd, 4096, 0)
+        data = json.loads(raw.decode()) if raw.strip() else {}
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def tool_version() -> str:
+    return __version__

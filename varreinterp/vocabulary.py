@@ -1,0 +1,240 @@
+"""The one vocabulary: every raw classification and review-status string, from every ClinVar era
+and layout, maps through the explicit tables below to a normalized term, a tier and stars.
+
+Traps handled here (see DOMAIN.md):
+- the early-2024 renames (interpretations -> classifications, no_assertion_provided -> ...);
+- secondary terms joined by ``,_`` (old) or ``|`` (new), while ``Pathogenic,_low_penetrance`` and
+  ``criteria_provided,_single_submitter`` contain a literal comma;
+- spaces (variant_summary) vs underscores (VCF), and case;
+- pre-2017 numeric CLNSIG codes, where ``|`` separates per-submission assertions;
+- never substring matching: every token is looked up whole.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+
+from varreinterp.errors import UnknownTermError
+
+
+class Tier(str, Enum):
+    PATHOGENIC = "pathogenic"
+    UNCERTAIN = "uncertain"
+    BENIGN = "benign"
+    CONFLICTING = "conflicting"
+    OTHER = "other"
+
+    @property
+    def rank(self) -> int | None:
+        """Position on the benign < uncertain < pathogenic axis; None off the axis."""
+        return _TIER_RANK.get(self)
+
+
+_TIER_RANK = {Tier.BENIGN: 0, Tier.UNCERTAIN: 1, Tier.PATHOGENIC: 2}
+
+# Display/sort order: what matters clinically first.
+TIER_ORDER = [Tier.PATHOGENIC, Tier.CONFLICTING, Tier.UNCERTAIN, Tier.BENIGN, Tier.OTHER]
+
+# Atomic classification terms, keyed by their lower-case underscore form. The value is the
+# canonical (current ClinVar VCF) spelling and its tier.
+_ATOMS: dict[str, tuple[str, Tier]] = {}
+
+
+def _atom(canonical: str, tier: Tier, *aliases: str) -> None:
+    for key in (canonical, *aliases):
+        _ATOMS[key.lower()] = (canonical, tier)
+
+
+_atom("Pathogenic", Tier.PATHOGENIC, "5")
+_atom("Likely_pathogenic", Tier.PATHOGENIC, "4")
+_atom("Pathogenic,_low_penetrance", Tier.PATHOGENIC)
+_atom("Likely_pathogenic,_low_penetrance", Tier.PATHOGENIC)
+_atom("Uncertain_significance", Tier.UNCERTAIN, "0", "VUS")
+_atom("Likely_benign", Tier.BENIGN, "3")
+_atom("Benign", Tier.BENIGN, "2")
+_atom(
+    "Conflicting_classifications_of_pathogenicity",
+    Tier.CONFLICTING,
+    "Conflicting_interpretations_of_pathogenicity",  # renamed early 2024
+    "Conflicting_data_from_submitters",  # pre-2015 wording
+)
+_atom("not_provided", Tier.OTHER, "1")
+_atom("drug_response", Tier.OTHER, "6")
+_atom("histocompatibility", Tier.OTHER, "7")
+_atom("other", Tier.OTHER, "255")
+_atom("risk_factor", Tier.OTHER)
+_atom("association", Tier.OTHER)
+_atom("association_not_found", Tier.OTHER)
+_atom("protective", Tier.OTHER)
+_atom("Affects", Tier.OTHER)
+_atom("confers_sensitivity", Tier.OTHER)
+_atom("Established_risk_allele", Tier.OTHER)
+_atom("Likely_risk_allele", Tier.OTHER)
+_atom("Uncertain_risk_allele", Tier.OTHER)
+_atom(
+    "no_classification_for_the_single_variant",
+    Tier.OTHER,
+    "no_interpretation_for_the_single_variant",  # renamed early 2024
+)
+_atom("no_classifications_from_unflagged_records", Tier.OTHER)
+
+# Terms whose own text contains ",_": protected before splitting on the ",_" separator.
+_COMMA_TERMS = sorted((k for k in _ATOMS if ",_" in k), key=len, reverse=True)
+_SEPARATORS = re.compile(r"\||;|,_|,")
+_NUMERIC = re.compile(r"^\d+$")
+
+
+@dataclass(frozen=True)
+class Classification:
+    """A normalized germline classification: canonical term and its tier."""
+
+    term: str
+    tier: Tier
+
+
+class UnknownTerm(ValueError):
+    pass
+
+
+def _canon_text(raw: str) -> str:
+    return "_".join(raw.strip().split())
+
+
+def _split_components(text: str) -> list[str]:
+    lowered = text.lower()
+    for term in _COMMA_TERMS:
+        lowered = lowered.replace(term, term.replace(",_", "\x00"))
+    return [c.replace("\x00", ",_") for c in _SEPARATORS.split(lowered) if c]
+
+
+def _aggregate_tier(parts: list[tuple[str, Tier]], raw: str) -> Tier:
+    tiers = {t for _, t in parts}
+    if Tier.CONFLICTING in tiers:
+        if len(parts) > 1:
+            raise UnknownTerm(raw)
+        return Tier.CONFLICTING
+    on_axis = {t for t in tiers if t.rank is not None}
+    if len(on_axis) > 1:
+        raise UnknownTerm(raw)  # e.g. "Benign/Pathogenic": not a ClinVar aggregate
+    return on_axis.pop() if on_axis else Tier.OTHER
+
+
+def _lookup(token: str, raw: str) -> tuple[str, Tier]:
+    try:
+        return _ATOMS[token]
+    except KeyError:
+        raise UnknownTerm(raw) from None
+
+
+def _numeric_assertions(tokens: list[str], raw: str) -> Classification:
+    """Pre-2017 numeric CLNSIG: '|' separates the assertions of several submissions."""
+    atoms = [_lookup(t, raw) for t in tokens]
+    on_axis = [a for a in atoms if a[1].rank is not None]
+    off_axis = [a[0] for a in atoms if a[1].rank is None]
+    secondary = list(dict.fromkeys(off_axis))
+    if not on_axis:
+        return Classification("|".join(secondary), Tier.OTHER)
+    tiers = {t for _, t in on_axis}
+    terms = list(dict.fromkeys(t for t, _ in on_axis))
+    if len(tiers) > 1:
+        primary, tier = "Conflicting_classifications_of_pathogenicity", Tier.CONFLICTING
+    elif len(terms) == 1:
+        primary, tier = terms[0], on_axis[0][1]
+    else:
+        primary = {
+            Tier.PATHOGENIC: "Pathogenic/Likely_pathogenic",
+            Tier.BENIGN: "Benign/Likely_benign",
+        }.get(on_axis[0][1], terms[0])
+        tier = on_axis[0][1]
+    return Classification("|".join([primary, *secondary]), tier)
+
+
+@lru_cache(maxsize=4096)
+def classify(raw: str) -> Classification:
+    """Normalize one raw classification string. Raises UnknownTerm for anything not in the table.
+
+    Shape: PRIMARY[/PRIMARY...][SEP SECONDARY...]; the tier comes from the primary. A secondary
+    that is itself a pathogenicity term is not a ClinVar pattern and is refused as unknown.
+    """
+    text = _canon_text(raw)
+    if not text or text == ".":
+        raise UnknownTerm(raw)
+    components = _split_components(text)
+    if not components:
+        raise UnknownTerm(raw)
+    if all(_NUMERIC.match(c) for c in components):
+        return _numeric_assertions(components, raw)
+    primary_parts = [_lookup(p, raw) for p in components[0].split("/")]
+    tier = _aggregate_tier(primary_parts, raw)
+    secondary = [_lookup(c, raw) for c in components[1:]]
+    if any(t is not Tier.OTHER for _, t in secondary):
+        raise UnknownTerm(raw)
+    term = "/".join(p for p, _ in primary_parts)
+    seen = list(dict.fromkeys(s for s, _ in secondary))
+    return Classification("|".join([term, *seen]), tier)
+
+
+# ---------------------------------------------------------------- review status -> stars
+_REVIEW: dict[str, tuple[str, int]] = {}
+
+
+def _review(canonical: str, stars: int, *aliases: str) -> None:
+    for key in (canonical, *aliases):
+        _REVIEW[_canon_text(key).lower()] = (canonical, stars)
+
+
+_review("practice_guideline", 4, "guideline")
+_review("reviewed_by_expert_panel", 3, "exp")
+_review("criteria_provided,_multiple_submitters,_no_conflicts", 2, "mult")
+_review("criteria_provided,_multiple_submitters", 2)  # somatic clinical impact axis
+_review("criteria_provided,_single_submitter", 1, "single")
+_review(
+    "criteria_provided,_conflicting_classifications",
+    1,
+    "criteria_provided,_conflicting_interpretations",  # renamed early 2024
+    "conf",
+)
+_review("no_assertion_criteria_provided", 0, "no_criteria")
+_review("no_classification_provided", 0, "no_assertion_provided", "no_assertion")
+_review(
+    "no_classification_for_the_single_variant", 0, "no_interpretation_for_the_single_variant"
+)
+_review("no_classifications_from_unflagged_records", 0)
+_review("flagged_submission", 0)
+
+
+@dataclass(frozen=True)
+class ReviewStatus:
+    term: str
+    stars: int
+
+
+@lru_cache(maxsize=1024)
+def review_status(raw: str) -> ReviewStatus:
+    """Normalize a review status. Several '|'-separated statuses (pre-2017 per-submission lists)
+    resolve to the best-reviewed one."""
+    text = _canon_text(raw).lower()
+    if not text or text == ".":
+        raise UnknownTerm(raw)
+    # ClinVar review statuses contain ",_" themselves, so only '|' separates several of them.
+    found = []
+    for token in text.split("|"):
+        if token not in _REVIEW:
+            raise UnknownTerm(raw)
+        found.append(_REVIEW[token])
+    term, stars = max(found, key=lambda ts: ts[1])
+    return ReviewStatus(term, stars)
+
+
+def check_term(raw: str, allow_unknown: bool, *, path: str, line: int | None, field: str) -> None:
+    """Raise the user-facing error for an unknown term unless unknown terms are allowed."""
+    if not allow_unknown:
+        raise UnknownTermError(
+            f"unknown {field} term {raw!r} (use --allow-unknown-terms to import it as tier "
+            "'other', or map it in a --mapping file)",
+            path=path,
+            line=line,
+        )
