@@ -214,6 +214,111 @@ def snapshot_verify(name: Annotated[str | None, typer.Argument()] = None,
     log.info("%d snapshot(s) verified, no problems", checked)
 
 
+# ------------------------------------------------------------------------------ annotate
+VcfArgs = Annotated[list[Path], typer.Argument(help="Patient VCF, VCF.gz or BCF file(s).")]
+SampleOpt = Annotated[list[str] | None, typer.Option(
+    "--sample", help="Only these samples (repeatable; default: every sample).")]
+ReferenceOpt = Annotated[Path | None, typer.Option(
+    "--reference", help="FASTA (bgzip + .fai) to left-align indels and check REF.")]
+OutOpt = Annotated[Path | None, typer.Option("-o", "--output",
+                                             help="Write here (atomically) instead of stdout.")]
+
+
+@app.command("annotate")
+def annotate_cmd(
+    vcfs: VcfArgs,
+    snapshot: Annotated[str, typer.Option(help="Snapshot name.")],
+    sample: SampleOpt = None,
+    reference: ReferenceOpt = None,
+    pass_only: Annotated[bool, typer.Option(help="Only FILTER=PASS (or '.') records.")] = False,
+    tier: Annotated[list[str] | None, typer.Option(
+        help="Only these tiers (repeatable): pathogenic, uncertain, benign, conflicting, "
+        "other.")] = None,
+    min_stars: Annotated[int | None, typer.Option(min=0, max=4,
+                                                  help="Only review stars >= N.")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help="table | tsv | json | vcf | parquet (default: table on a "
+        "terminal, tsv when piped)")] = None,
+    output: OutOpt = None,
+) -> None:
+    """What does a snapshot say about these patients' carried variants?"""
+    from varreinterp import annotate as core
+    from varreinterp import render
+
+    chosen = _format(fmt, ("table", "tsv", "json", "vcf", "parquet"))
+    tiers = core.parse_tiers(tier)
+    store = _store()
+    if chosen == "vcf":
+        if len(vcfs) != 1:
+            raise UsageError("--format vcf annotates one VCF at a time")
+        with render.output_stream(output) as fh:
+            core.write_annotated_vcf(store, vcfs[0], snapshot, fh, reference_path=reference,
+                                     tiers=tiers, min_stars=min_stars)
+        return
+    if chosen == "parquet" and output is None:
+        raise UsageError("--format parquet needs -o FILE")
+    result = core.annotate(store, vcfs, snapshot, samples=sample, reference_path=reference,
+                           pass_only=pass_only, tiers=tiers, min_stars=min_stars)
+    prov = core.provenance(result.snapshot)
+    _write_frame(result.rows, core.ANNOTATION_COLUMNS, chosen, output, prov,
+                 title=f"Classified variants against {result.snapshot.name}",
+                 caption=f"{result.summary()}\n{_provenance_caption(prov)}")
+    log.info("%s", result.summary())
+
+
+def _provenance_caption(prov: dict[str, Any]) -> str:
+    return (f"varreinterp {prov['tool_version']}; snapshot {prov['snapshot']} released "
+            f"{prov['release_date']} ({prov['assembly']}), source sha256 "
+            f"{str(prov['source_sha256'])[:12]}")
+
+
+def _write_frame(frame: Any, columns: list[str], chosen: str, output: Path | None,
+                 prov: dict[str, Any], *, title: str, caption: str,
+                 style_row: Any = None) -> None:
+    """Rows to the chosen format. TSV starts with one '#' provenance line; JSON Lines carry the
+    provenance on every row; Parquet in its key-value metadata."""
+    import json
+
+    from varreinterp import render
+
+    rows = frame[columns]
+    if chosen == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(rows, preserve_index=False)
+        table = table.replace_schema_metadata({"varreinterp": json.dumps(prov)})
+        with render.output_stream(output, binary=True) as fh:
+            pq.write_table(table, fh)
+        return
+    with render.output_stream(output) as fh:
+        if chosen == "tsv":
+            fh.write("#" + " ".join(f"{k}={v}" for k, v in prov.items()) + "\n")
+            rows.to_csv(fh, sep="\t", index=False, na_rep="", lineterminator="\n")
+        elif chosen == "json":
+            extra = {f"provenance_{k}": v for k, v in prov.items() if k != "snapshot"}
+            for record in rows.to_dict(orient="records"):
+                fh.write(render.json_line({**_clean(record), **extra}))
+        else:
+            render.print_table(fh, columns, [_clean(r) for r in rows.to_dict(orient="records")],
+                               title=title, caption=caption, style_row=style_row)
+
+
+def _clean(record: dict[str, Any]) -> dict[str, Any]:
+    """pandas NaN/NA to None, numpy scalars to Python."""
+    import pandas as pd
+
+    out = {}
+    for k, v in record.items():
+        if v is None or (not isinstance(v, list | dict | str) and pd.isna(v)):
+            out[k] = None
+        elif hasattr(v, "item"):
+            out[k] = v.item()
+        else:
+            out[k] = v
+    return out
+
+
 # ------------------------------------------------------------------------------ entry point
 def run(argv: list[str] | None = None) -> int:
     """Console entry point: the one place exceptions become exit codes."""

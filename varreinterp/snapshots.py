@@ -124,7 +124,7 @@ def add_snapshot(
                                  "give --assembly GRCh37|GRCh38")
             release = _release_date(path, source.release_date, release_date)
             prefix = {"clinvar-vcf": "clinvar", "variant-summary": "clinvar-summary"}.get(
-                source.kind, mapping_path.stem if mapping_path else "table")
+                source.kind, (mapping.name or mapping.path.stem) if mapping else "table")
             final_name = name or f"{prefix}-{source.assembly.value}-{release.isoformat()}"
             check_name(final_name)
             if store.exists(final_name):

@@ -3,6 +3,7 @@ a TOML mapping file. See examples/mappings/ and the README for the format.
 
     [source]
     format = "vcf" | "tsv"
+    name = "mylab"                      # optional; default snapshot names start with it
     release_date = "2018-03-01"        # optional; else --release-date, ##fileDate, file name
 
     [columns]                           # our field -> the file's column / INFO key
@@ -65,6 +66,7 @@ class Mapping:
     format: str
     columns: dict[str, list[str]]
     release_date: str | None = None
+    name: str | None = None
     replace: dict[str, str] = field(default_factory=dict)
     terms: dict[str, str] = field(default_factory=dict)
     review_terms: dict[str, str] = field(default_factory=dict)
@@ -99,8 +101,8 @@ def load_mapping(path: Path) -> Mapping:
         table = data.get(section, {})
         if not all(isinstance(v, str) for v in table.values()):
             raise UsageError(f"{path}: [{section}] values must be strings")
-    return Mapping(path, fmt, columns, source.get("release_date"), data.get("replace", {}),
-                   data.get("terms", {}), data.get("review_terms", {}))
+    return Mapping(path, fmt, columns, source.get("release_date"), source.get("name"),
+                   data.get("replace", {}), data.get("terms", {}), data.get("review_terms", {}))
 
 
 def _pick(options: list[str], available: set[str]) -> str | None:

@@ -1,0 +1,54 @@
+"""Shared fixtures. Real public files live in ../shared/data beside the project; tests that need
+them skip with a reason when that folder is absent (e.g. on a user's machine)."""
+
+from __future__ import annotations
+
+import io
+import os
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("VARREINTERP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SAMPLES = ROOT / "sample_vcfs"
+MAPPINGS = ROOT / "examples" / "mappings"
+
+
+def shared(relative: str) -> Path:
+    """A file from ../shared/data, or skip the test with the reason."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"real test data not available: {path} (../shared/data is absent)")
+    return path
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def cli(store_dir: Path):
+    """Run the CLI in-process against a private store: cli("snapshot", "list", ...)."""
+    from varreinterp.cli import run
+
+    def invoke(*args: str | Path, store: Path | None = store_dir) -> CliResult:
+        argv = [str(a) for a in args]
+        if store is not None:
+            argv = ["--store", str(store), *argv]
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = run(argv)
+        return CliResult(int(code), out.getvalue(), err.getvalue())
+
+    return invoke

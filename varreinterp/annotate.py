@@ -1,0 +1,295 @@
+"""`annotate`: what does snapshot X say about these patients' carried variants?"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+import tempfile
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from varreinterp import __version__
+from varreinterp.errors import UsageError
+from varreinterp.importers.common import duckdb_connect
+from varreinterp.patient_vcf import (
+    FastaReference,
+    ReadStats,
+    Skip,
+    VcfHeader,
+    check_assembly,
+    check_matched_refs,
+    check_samples_exist,
+    load,
+    read_header,
+    select_samples,
+)
+from varreinterp.store import Snapshot, Store
+from varreinterp.vocabulary import TIER_ORDER, Tier
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+log = logging.getLogger("varreinterp")
+
+ANNOTATION_COLUMNS = [
+    "sample", "chrom", "pos", "ref", "alt", "zygosity", "filter", "gene", "classification",
+    "tier", "stars", "review_status", "conditions", "variation_id", "snapshot",
+]
+
+TIER_RANK_SQL = "CASE tier " + " ".join(
+    f"WHEN '{t.value}' THEN {i}" for i, t in enumerate(TIER_ORDER)) + " ELSE 9 END"
+
+
+class InfoKey(str, Enum):
+    """Every INFO key `annotate --format vcf` writes: Number=A, one value per ALT."""
+
+    CLASSIFICATION = "VRI_CLASSIFICATION"
+    TIER = "VRI_TIER"
+    STARS = "VRI_STARS"
+    REVIEW_STATUS = "VRI_REVIEW_STATUS"
+    VARIATION_ID = "VRI_VARIATION_ID"
+    GENE = "VRI_GENE"
+    CONDITIONS = "VRI_CONDITIONS"
+
+
+_INFO_SOURCE = {
+    InfoKey.CLASSIFICATION: ("classification", "String", "Normalized germline classification"),
+    InfoKey.TIER: ("tier", "String", "Tier: pathogenic, uncertain, benign, conflicting, other"),
+    InfoKey.STARS: ("stars", "Integer", "Review status stars (0-4)"),
+    InfoKey.REVIEW_STATUS: ("review_status", "String", "Normalized review status"),
+    InfoKey.VARIATION_ID: ("variation_id", "String", "Variation identifier in the snapshot"),
+    InfoKey.GENE: ("gene", "String", "Gene symbol(s)"),
+    InfoKey.CONDITIONS: ("conditions", "String", "Condition names"),
+}
+
+
+@dataclass
+class AnnotationResult:
+    snapshot: Snapshot
+    rows: pd.DataFrame
+    stats: list[ReadStats]
+
+    def summary(self) -> str:
+        tiers = self.rows["tier"].value_counts().to_dict() if len(self.rows) else {}
+        parts = [f"{tiers[t.value]} {t.value}" for t in TIER_ORDER if tiers.get(t.value)]
+        samples = self.rows["sample"].nunique() if len(self.rows) else 0
+        return (f"{len(self.rows)} classified variant call(s) in {samples} sample(s) against "
+                f"{self.snapshot.name} ({self.snapshot.manifest.release_date})"
+                + (f": {', '.join(parts)}" if parts else ""))
+
+
+def provenance(snapshot: Snapshot) -> dict[str, Any]:
+    m = snapshot.manifest
+    return {"tool": "varreinterp", "tool_version": __version__, "snapshot": m.name,
+            "release_date": m.release_date, "assembly": m.assembly,
+            "source_sha256": m.source_sha256, "snapshot_sha256": m.manifest_sha256,
+            "command": " ".join(shlex.quote(a) for a in sys.argv)}
+
+
+def parse_tiers(values: list[str] | None) -> list[Tier] | None:
+    if not values:
+        return None
+    out = []
+    for v in values:
+        try:
+            out.append(Tier(v.lower()))
+        except ValueError:
+            raise UsageError(f"--tier {v!r}: use one of {', '.join(t.value for t in Tier)}"
+                             ) from None
+    return out
+
+
+def snapshot_filter_sql(tiers: list[Tier] | None, min_stars: int | None) -> str:
+    clauses = ["s.classification IS NOT NULL"]
+    if tiers:
+        clauses.append("s.tier IN (" + ", ".join(f"'{t.value}'" for t in tiers) + ")")
+    if min_stars:
+        clauses.append(f"coalesce(s.stars, 0) >= {int(min_stars)}")
+    return " AND ".join(clauses)
+
+
+def parquet_sql(path: Path) -> str:
+    return "read_parquet('" + str(path).replace("'", "''") + "')"
+
+
+@dataclass
+class PreparedInputs:
+    headers: list[VcfHeader]
+    reference: FastaReference | None
+    workdir: tempfile.TemporaryDirectory[str]
+
+
+def prepare_inputs(vcfs: list[Path], assembly: str, what: str, samples: list[str] | None,
+                   reference_path: Path | None) -> PreparedInputs:
+    """Check every input before any work, and report all header problems at once."""
+    if not vcfs:
+        raise UsageError("no VCF given")
+    workdir = tempfile.TemporaryDirectory(prefix="varreinterp-")
+    headers = [read_header(p, Path(workdir.name)) for p in vcfs]
+    for h in headers:
+        check_assembly(h, assembly, what)
+    check_samples_exist(headers, samples)
+    reference = FastaReference(reference_path) if reference_path else None
+    return PreparedInputs(headers, reference, workdir)
+
+
+def annotate(
+    store: Store,
+    vcfs: list[Path],
+    snapshot_name: str,
+    *,
+    samples: list[str] | None = None,
+    reference_path: Path | None = None,
+    pass_only: bool = False,
+    tiers: list[Tier] | None = None,
+    min_stars: int | None = None,
+    keep_connection: bool = False,
+) -> AnnotationResult:
+    snapshot = store.get(snapshot_name)
+    inputs = prepare_inputs(vcfs, snapshot.manifest.assembly, f"snapshot {snapshot.name}",
+                            samples, reference_path)
+    con = duckdb_connect()
+    frames = []
+    stats = []
+    with inputs.workdir:
+        for header in inputs.headers:
+            st = load(con, header, select_samples(header, samples), inputs.reference, pass_only)
+            match_carried(con, snapshot, tiers, min_stars)
+            if inputs.reference is not None:
+                st.skipped[Skip.REF_MISMATCH.value] += check_matched_refs(
+                    con, inputs.reference, "hits")
+            frames.append(con.execute(f"""
+                SELECT {', '.join(ANNOTATION_COLUMNS)} FROM hits
+                ORDER BY sample, {TIER_RANK_SQL}, stars DESC NULLS LAST, key_chrom, pos, ref, alt
+            """).df())
+            st_matched = len(frames[-1])
+            log.info("%s: %d records, %d alleles after splitting, %d carried calls, %d matched "
+                     "in %s; not reported: %s", header.path, st.records, st.alleles, st.carried,
+                     st_matched, snapshot.name, _skips(st))
+            stats.append(st)
+    import pandas as pd
+
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=ANNOTATION_COLUMNS)
+    if not keep_connection:
+        con.close()
+    return AnnotationResult(snapshot, rows, stats)
+
+
+def _skips(st: ReadStats) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(st.skipped.items()) if v) or "nothing"
+
+
+def match_carried(con: duckdb.DuckDBPyConnection, snapshot: Snapshot,
+                  tiers: list[Tier] | None, min_stars: int | None) -> None:
+    """Join the loaded `carried` table with the snapshot into `hits`."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE hits AS
+        SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity, c.filter,
+               c.rid, c.ai, s.gene, s.classification, s.tier, s.stars, s.review_status,
+               s.conditions, s.variation_id, '{snapshot.name}' AS snapshot
+        FROM carried c JOIN {parquet_sql(snapshot.variants)} s
+          ON s.chrom = c.key_chrom AND s.pos = c.pos AND s.ref = c.ref AND s.alt = c.alt
+        WHERE {snapshot_filter_sql(tiers, min_stars)}
+    """)
+
+
+# ------------------------------------------------------------------------------ VCF output
+def _escape(value: object) -> str:
+    """VCF 4.3 percent-encoding of the characters INFO values may not contain."""
+    text = str(value)
+    for ch, code in (("%", "%25"), (";", "%3B"), ("=", "%3D"), (",", "%2C"), (" ", "%20"),
+                     ("\t", "%09"), ("\n", "%0A"), ("\r", "%0D")):
+        text = text.replace(ch, code)
+    return text
+
+
+def write_annotated_vcf(
+    store: Store,
+    vcf: Path,
+    snapshot_name: str,
+    out: Any,
+    *,
+    reference_path: Path | None = None,
+    tiers: list[Tier] | None = None,
+    min_stars: int | None = None,
+) -> ReadStats:
+    """Copy the input VCF with VRI_* INFO fields on every record that has a classified ALT."""
+    from varreinterp.importers.common import open_text
+
+    snapshot = store.get(snapshot_name)
+    inputs = prepare_inputs([vcf], snapshot.manifest.assembly, f"snapshot {snapshot.name}",
+                            None, reference_path)
+    header = inputs.headers[0]
+    con = duckdb_connect()
+    with inputs.workdir:
+        stats = load(con, header, [], inputs.reference)
+        cols = ", ".join(f"s.{src}" for src, _, _ in _INFO_SOURCE.values())
+        matches = con.execute(f"""
+            WITH n AS (SELECT rid, max(ai) AS n_alt FROM allele GROUP BY rid)
+            SELECT a.rid, a.ai, n.n_alt, {cols}
+            FROM allele a JOIN {parquet_sql(snapshot.variants)} s
+              ON s.chrom = a.key_chrom AND s.pos = a.pos AND s.ref = a.ref AND s.alt = a.alt
+            JOIN n ON n.rid = a.rid
+            WHERE a.skip IS NULL AND {snapshot_filter_sql(tiers, min_stars)}
+        """).fetchall()
+        n_alts: dict[int, int] = {}
+        per_record: dict[int, dict[int, tuple[Any, ...]]] = {}
+        for rid, ai, n_alt, *values in matches:
+            per_record.setdefault(rid, {})[ai] = tuple(values)
+            n_alts[rid] = n_alt
+        additions = {rid: _info_addition(by_allele, n_alts[rid])
+                     for rid, by_allele in per_record.items()}
+        m = snapshot.manifest
+        prov = provenance(snapshot)
+        meta = [f'##INFO=<ID={key.value},Number=A,Type={typ},Description="{desc} '
+                f'(varreinterp, snapshot {m.name})">' for key, (_, typ, desc) in _INFO_SOURCE.items()]
+        meta.append(f'##varreinterp=<Version="{__version__}",Snapshot="{m.name}",'
+                    f'ReleaseDate="{m.release_date}",Assembly="{m.assembly}",'
+                    f'SourceSHA256="{m.source_sha256}",SnapshotSHA256="{m.manifest_sha256}",'
+                    f'Command="{_escape_header(prov["command"])}">')
+        rid = -1
+        for line in open_text(header.text_path):
+            if rid < 0:
+                if line.startswith("#CHROM"):
+                    out.write("\n".join(meta) + "\n")
+                    out.write(line)
+                    rid = 0
+                elif not any(line.startswith(f"##INFO=<ID={k.value},") for k in InfoKey):
+                    out.write(line)
+                continue
+            add = additions.get(rid)
+            rid += 1
+            if add is None:
+                out.write(line)
+                continue
+            fields = line.rstrip("\n").split("\t")
+            info = [kv for kv in fields[7].split(";")
+                    if kv not in (".", "") and kv.split("=", 1)[0] not in _KEYS]
+            fields[7] = ";".join(info + [add])
+            out.write("\t".join(fields) + "\n")
+    log.info("%s: %d records written, %d with a classified ALT in %s", vcf, stats.records,
+             len(additions), snapshot.name)
+    return stats
+
+
+_KEYS = {k.value for k in InfoKey}
+
+
+def _info_addition(by_allele: dict[int, tuple[Any, ...]], n_alt: int) -> str:
+    parts = []
+    for j, key in enumerate(InfoKey):
+        values = []
+        for ai in range(1, n_alt + 1):
+            v = by_allele.get(ai, (None,) * len(InfoKey))[j]
+            values.append("." if v is None or v == "" else _escape(v))
+        parts.append(f"{key.value}={','.join(values)}")
+    return ";".join(parts)
+
+
+def _escape_header(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')

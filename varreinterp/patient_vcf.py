@@ -1,0 +1,385 @@
+"""Patient VCFs in, carried normalized alleles out. The one module that reads patient VCFs.
+
+The text is parsed columnar by DuckDB (about 5-10x faster than a per-record loop); only the few
+alleles that need it (multi-allelic leftovers, untrimmed alleles, indels to left-align against a
+FASTA) go through Python. BCF is first rewritten as VCF text by htslib (pysam).
+
+After `load()`, the connection holds:
+  rec     one row per data line: rid (0-based data-line index), chrom, pos, ref, alt, filter, g_i
+  allele  one row per ALT after splitting: rid, ai (1-based ALT index), chrom (patient's spelling),
+          key_chrom, pos/ref/alt (normalized), skip (reason, NULL when usable)
+  carried one row per (sample, usable allele) whose genotype contains that allele
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from varreinterp.assembly import (
+    Assembly,
+    assembly_from_contig_lengths,
+    contig_sql,
+    normalize_contig,
+    parse_assembly,
+)
+from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
+from varreinterp.importers.common import duckdb_input_error, open_text, read_delimited_sql
+from varreinterp.normalize import left_align, needs_trim, trim
+
+if TYPE_CHECKING:
+    import duckdb
+
+log = logging.getLogger("varreinterp")
+
+
+class Zygosity(str, Enum):
+    HET = "het"
+    HOM = "hom"
+    HEMI = "hemi"
+    UNKNOWN = "unknown"
+
+
+class Skip(str, Enum):
+    """Why an allele, or a sample's call of it, is not reported. Every one is counted."""
+
+    REFERENCE_BLOCK = "reference_block"
+    NON_REF_ALLELE = "gvcf_non_ref_allele"
+    SYMBOLIC = "symbolic_allele"
+    STAR = "star_allele"
+    NO_ALT = "no_alt"
+    INVALID = "invalid_allele"
+    REF_MISMATCH = "ref_mismatch"
+    FILTERED = "filtered_not_pass"
+    # per sample
+    NO_CALL = "no_call"
+    HALF_CALL = "half_call"
+    HOM_REF = "hom_ref"
+    OTHER_ALLELE = "other_allele_called"
+    NO_GENOTYPE = "no_genotype"
+
+
+@dataclass
+class VcfHeader:
+    path: Path
+    text_path: Path  # VCF text to read (a temporary conversion for BCF)
+    lines: list[str]
+    samples: list[str]
+    contigs: dict[str, int]
+    reference: str | None
+
+    @property
+    def n_lines(self) -> int:
+        return len(self.lines)
+
+    def assembly(self) -> Assembly | None:
+        by_length = assembly_from_contig_lengths(self.contigs)
+        by_name = parse_assembly(self.reference) if self.reference else None
+        if by_length and by_name and by_length != by_name:
+            raise InputError(f"header contradicts itself: ##reference={self.reference} but "
+                             f"##contig lengths are {by_length.value}", self.path)
+        return by_length or by_name
+
+
+@dataclass
+class ReadStats:
+    """What happened to every record, allele and call of one file."""
+
+    path: str
+    records: int = 0
+    alleles: int = 0
+    calls: int = 0
+    carried: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, object]:
+        return {"file": self.path, "records": self.records, "alleles": self.alleles,
+                "calls": self.calls, "carried": self.carried, "skipped": dict(self.skipped)}
+
+
+_CONTIG = re.compile(r"##contig=<(.*)>")
+
+
+def _contig_lengths(lines: list[str]) -> dict[str, int]:
+    out = {}
+    for line in lines:
+        m = _CONTIG.match(line)
+        if m:
+            fields = dict(kv.split("=", 1) for kv in re.split(r",(?=\w+=)", m.group(1)) if "=" in kv)
+            if "ID" in fields and fields.get("length", "").isdigit():
+                out[fields["ID"]] = int(fields["length"])
+    return out
+
+
+def read_header(path: Path, workdir: Path) -> VcfHeader:
+    if not path.exists():
+        raise InputError("no such file", path)
+    if not path.is_file():
+        raise InputError("not a regular file", path)
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    text_path = path
+    if magic[:3] == b"BCF" or (magic[:2] == b"\x1f\x8b" and _is_bcf(path)):
+        text_path = _bcf_to_vcf(path, workdir)
+    lines: list[str] = []
+    for line in open_text(text_path):
+        if not line.startswith("#"):
+            break
+        lines.append(line.rstrip("\r\n"))
+    if not lines:
+        raise InputError("empty file or missing VCF header (no '#' lines)", path)
+    if not lines[0].startswith("##fileformat=VCF"):
+        raise InputError("not a VCF: first line is not ##fileformat=VCF...", path, 1)
+    if not lines[-1].startswith("#CHROM"):
+        raise InputError("VCF header has no #CHROM line", path, len(lines))
+    columns = lines[-1].lstrip("#").split("\t")
+    if columns[:8] != ["CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
+        raise InputError("malformed #CHROM line", path, len(lines))
+    samples = columns[9:]
+    reference = next((ln.split("=", 1)[1] for ln in lines if ln.startswith("##reference=")), None)
+    return VcfHeader(path, text_path, lines, samples, _contig_lengths(lines), reference)
+
+
+def _is_bcf(path: Path) -> bool:
+    import gzip
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read(3) == b"BCF"
+    except (OSError, EOFError):
+        return False
+
+
+def _bcf_to_vcf(path: Path, workdir: Path) -> Path:
+    """htslib rewrites BCF as VCF text so one columnar reader serves both."""
+    import pysam
+
+    out = Path(tempfile.mkstemp(suffix=".vcf", dir=workdir)[1])
+    try:
+        with pysam.VariantFile(str(path)) as src, \
+                pysam.VariantFile(str(out), "w", header=src.header) as dst:
+            for rec in src:
+                dst.write(rec)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read BCF ({exc})", path) from exc
+    return out
+
+
+def check_assembly(header: VcfHeader, expected: str, what: str) -> None:
+    found = header.assembly()
+    if found is None:
+        log.warning("%s: the header does not tell the genome build (no ##reference, no known "
+                    "##contig lengths); assuming %s like %s", header.path, expected, what)
+    elif found.value != expected:
+        raise AssemblyMismatchError(
+            f"genome build mismatch: the VCF is {found.value} (from its header) but {what} is "
+            f"{expected}", header.path)
+
+
+class FastaReference:
+    """pysam.FastaFile addressed by the patient's contig names, compared chr-insensitively."""
+
+    def __init__(self, path: Path):
+        import pysam
+
+        try:
+            self._fasta = pysam.FastaFile(str(path))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot open reference FASTA ({exc}); it must be plain or "
+                             "bgzip-compressed with a .fai index", path) from exc
+        self.path = path
+        self._names = {normalize_contig(n): n for n in self._fasta.references}
+
+    def has(self, contig: str) -> bool:
+        return normalize_contig(contig) in self._names
+
+    def fetch(self, contig: str, start: int, end: int) -> str:
+        return str(self._fasta.fetch(self._names[normalize_contig(contig)], start, end))
+
+
+def select_samples(header: VcfHeader, wanted: list[str] | None) -> list[int]:
+    if not header.samples:
+        raise InputError("the VCF has no sample columns (sites-only): no patient to annotate",
+                         header.path)
+    if not wanted:
+        return list(range(len(header.samples)))
+    return [i for i, s in enumerate(header.samples) if s in wanted]
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    header: VcfHeader,
+    sample_idx: list[int],
+    reference: FastaReference | None = None,
+    pass_only: bool = False,
+) -> ReadStats:
+    """Create rec/allele/carried for one file (replacing any earlier ones)."""
+    stats = ReadStats(str(header.path))
+    n_cols = 9 + len(header.samples)
+    names = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format"]
+    names += [f"s{i}" for i in range(len(header.samples))]
+    reader = read_delimited_sql(header.text_path, names[:n_cols], skip=header.n_lines)
+    gts = ", ".join(
+        f"CASE WHEN format = 'GT' OR starts_with(format, 'GT:') THEN split_part(s{i}, ':', 1) "
+        f"END AS g{i}" for i in sample_idx)
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE rec AS
+            SELECT chrom, pos AS pos_text, try_cast(pos AS BIGINT) AS pos, ref, alt, filter,
+                   {gts}
+            FROM {reader}
+        """)
+    except Exception as exc:  # duckdb raises several unrelated classes for bad input
+        raise duckdb_input_error(exc, header.path, header.n_lines) from exc
+    bad = con.execute("""
+        SELECT rowid, chrom, pos_text, ref, alt FROM rec
+        WHERE pos IS NULL OR pos < 1 OR chrom IS NULL OR ref IS NULL OR alt IS NULL
+        ORDER BY rowid LIMIT 1""").fetchone()
+    if bad:
+        raise InputError(f"malformed record (CHROM={bad[1]!r} POS={bad[2]!r} REF={bad[3]!r} "
+                         f"ALT={bad[4]!r})", header.path, header.n_lines + int(bad[0]) + 1)
+    stats.records = con.execute("SELECT count(*) FROM rec").fetchone()[0]  # type: ignore[index]
+
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE allele AS
+        WITH split AS (
+            SELECT rowid AS rid, chrom, pos, upper(ref) AS ref, filter,
+                   unnest(string_split(alt, ',')) AS a,
+                   unnest(range(1, len(string_split(alt, ',')) + 1)) AS ai,
+                   len(string_split(alt, ',')) AS n_alt
+            FROM rec)
+        SELECT rid, CAST(ai AS INTEGER) AS ai, chrom, {contig_sql('chrom')} AS key_chrom, pos,
+               ref, upper(a) AS alt, filter,
+               CASE WHEN a IN ('<NON_REF>', '<*>') AND n_alt = 1 THEN '{Skip.REFERENCE_BLOCK.value}'
+                    WHEN a IN ('<NON_REF>', '<*>') THEN '{Skip.NON_REF_ALLELE.value}'
+                    WHEN a = '*' THEN '{Skip.STAR.value}'
+                    WHEN a IN ('.', '') THEN '{Skip.NO_ALT.value}'
+                    WHEN a LIKE '%<%' OR a LIKE '%[%' OR a LIKE '%]%' THEN '{Skip.SYMBOLIC.value}'
+                    WHEN NOT regexp_full_match(upper(a), '[ACGTN]+')
+                      OR NOT regexp_full_match(upper(ref), '[ACGTN]+') THEN '{Skip.INVALID.value}'
+                    {"WHEN filter NOT IN ('PASS', '.') THEN '" + Skip.FILTERED.value + "'"
+                     if pass_only else ""}
+                    END AS skip
+        FROM split
+    """)
+    _normalize_in_python(con, reference)
+    stats.alleles = con.execute("SELECT count(*) FROM allele").fetchone()[0]  # type: ignore[index]
+    for reason, n in con.execute(
+            "SELECT skip, count(*) FROM allele WHERE skip IS NOT NULL GROUP BY 1").fetchall():
+        stats.skipped[reason] += n
+    _genotypes(con, header, sample_idx, stats)
+    return stats
+
+
+def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReference | None) -> None:
+    """Trim shared bases (and left-align indels with a FASTA) for the alleles that need it;
+    with a FASTA, a REF that disagrees with it is marked, not matched."""
+    import pyarrow as pa
+
+    indel = "OR length(ref) <> length(alt)" if reference else ""
+    rows = con.execute(f"""
+        SELECT rid, ai, chrom, pos, ref, alt FROM allele
+        WHERE skip IS NULL AND ((length(ref) > 1 AND length(alt) > 1
+              AND (ref[1] = alt[1] OR ref[-1] = alt[-1])) {indel})
+    """).fetchall()
+    if not rows:
+        return
+    fixed: dict[str, list[object]] = {k: [] for k in ("rid", "ai", "pos", "ref", "alt", "skip")}
+    for rid, ai, chrom, pos, ref, alt in rows:
+        skip = None
+        if reference is not None:
+            if not reference.has(chrom):
+                skip = None  # no sequence for this contig: trim only
+                npos, nref, nalt = trim(pos, ref, alt)
+            elif reference.fetch(chrom, pos - 1, pos - 1 + len(ref)).upper() != ref:
+                skip, (npos, nref, nalt) = Skip.REF_MISMATCH.value, (pos, ref, alt)
+            else:
+                npos, nref, nalt = left_align(reference, chrom, pos, ref, alt)
+        else:
+            npos, nref, nalt = trim(pos, ref, alt) if needs_trim(ref, alt) else (pos, ref, alt)
+        for key, value in zip(fixed, (rid, ai, npos, nref, nalt, skip), strict=True):
+            fixed[key].append(value)
+    table = pa.table({
+        "rid": pa.array(fixed["rid"], pa.int64()), "ai": pa.array(fixed["ai"], pa.int32()),
+        "pos": pa.array(fixed["pos"], pa.int64()), "ref": pa.array(fixed["ref"], pa.string()),
+        "alt": pa.array(fixed["alt"], pa.string()), "skip": pa.array(fixed["skip"], pa.string()),
+    })
+    con.register("fixed_alleles", table)
+    con.execute("""
+        UPDATE allele SET pos = f.pos, ref = f.ref, alt = f.alt, skip = f.skip
+        FROM fixed_alleles f WHERE allele.rid = f.rid AND allele.ai = f.ai
+    """)
+    con.unregister("fixed_alleles")
+
+
+def check_matched_refs(con: duckdb.DuckDBPyConnection, reference: FastaReference,
+                       table: str) -> int:
+    """With a FASTA, also check the REF of every matched allele that did not go through
+    normalization (SNVs mostly); mismatches are removed from `table` and counted."""
+    rows = con.execute(f"SELECT DISTINCT chrom, pos, ref FROM {table}").fetchall()
+    bad = [(c, p, r) for c, p, r in rows
+           if reference.has(c) and reference.fetch(c, p - 1, p - 1 + len(r)).upper() != r]
+    if bad:
+        con.executemany(f"DELETE FROM {table} WHERE chrom = ? AND pos = ? AND ref = ?", bad)
+    return len(bad)
+
+
+def _genotypes(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
+               stats: ReadStats) -> None:
+    if not sample_idx:
+        con.execute("CREATE OR REPLACE TEMP TABLE carried AS SELECT NULL::VARCHAR AS sample, "
+                    "* EXCLUDE (skip), NULL::VARCHAR AS zygosity FROM allele WHERE false")
+        return
+    names = ", ".join(f"'{header.samples[i].replace(chr(39), chr(39) * 2)}'" for i in sample_idx)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE sample_names AS "
+                f"SELECT unnest([{names}]) AS sample, unnest(range({len(sample_idx)})) AS k")
+    cols = ", ".join(f"g{i}" for i in sample_idx)
+    gt_list = f"[{cols}]"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE calls AS
+        WITH per_sample AS (
+            SELECT a.*, s.sample, replace({gt_list}[s.k + 1], '|', '/') AS gt
+            FROM allele a JOIN rec r ON a.rid = r.rowid CROSS JOIN sample_names s
+            WHERE a.skip IS NULL),
+        toks AS (SELECT *, string_split(gt, '/') AS t FROM per_sample)
+        SELECT * EXCLUDE (t),
+               CASE WHEN gt IS NULL OR gt = '' THEN '{Skip.NO_GENOTYPE.value}'
+                    WHEN regexp_full_match(gt, '[./]+') THEN '{Skip.NO_CALL.value}'
+                    WHEN list_contains(t, '.') THEN '{Skip.HALF_CALL.value}'
+                    WHEN list_contains(t, CAST(ai AS VARCHAR)) THEN 'carried'
+                    WHEN regexp_full_match(gt, '[0/]+') THEN '{Skip.HOM_REF.value}'
+                    ELSE '{Skip.OTHER_ALLELE.value}' END AS status,
+               CASE WHEN len(t) = 1 THEN '{Zygosity.HEMI.value}'
+                    WHEN len(t) = 2 AND len(list_filter(t, lambda x: x = CAST(ai AS VARCHAR))) = 2
+                         THEN '{Zygosity.HOM.value}'
+                    WHEN len(t) = 2 THEN '{Zygosity.HET.value}'
+                    ELSE '{Zygosity.UNKNOWN.value}' END AS zygosity
+        FROM toks
+    """)
+    for status, n in con.execute("SELECT status, count(*) FROM calls GROUP BY 1").fetchall():
+        stats.calls += n
+        if status == "carried":
+            stats.carried = n
+        else:
+            stats.skipped[status] += n
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE carried AS
+        SELECT sample, rid, ai, chrom, key_chrom, pos, ref, alt, filter, zygosity
+        FROM calls WHERE status = 'carried'
+    """)
+
+
+def check_samples_exist(headers: list[VcfHeader], wanted: list[str] | None) -> None:
+    if not wanted:
+        return
+    present = {s for h in headers for s in h.samples}
+    missing = [s for s in wanted if s not in present]
+    if missing:
+        raise UsageError(f"--sample {', '.join(missing)}: not in any input VCF (samples: "
+                         f"{', '.join(sorted(present)) or 'none'})")
