@@ -124,16 +124,16 @@ class PreparedInputs:
 
 
 def prepare_inputs(vcfs: list[Path], assembly: str, what: str, samples: list[str] | None,
-                   reference_path: Path | None) -> PreparedInputs:
+                   reference_path: Path | None, check: bool = True) -> PreparedInputs:
     """Check every input before any work, and report all header problems at once."""
     if not vcfs:
         raise UsageError("no VCF given")
     workdir = tempfile.TemporaryDirectory(prefix="varreinterp-")
     headers = [read_header(p, Path(workdir.name)) for p in vcfs]
-    for h in headers:
+    for h in headers if check else []:
         check_assembly(h, assembly, what)
     check_samples_exist(headers, samples)
-    reference = FastaReference(reference_path) if reference_path else None
+    reference = FastaReference(reference_path, Path(workdir.name)) if reference_path else None
     return PreparedInputs(headers, reference, workdir)
 
 

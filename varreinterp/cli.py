@@ -261,9 +261,145 @@ def annotate_cmd(
                            pass_only=pass_only, tiers=tiers, min_stars=min_stars)
     prov = core.provenance(result.snapshot)
     _write_frame(result.rows, core.ANNOTATION_COLUMNS, chosen, output, prov,
+                 table_columns=["sample", "variant", "zygosity", "gene", "classification",
+                                "stars", "conditions"],
                  title=f"Classified variants against {result.snapshot.name}",
                  caption=f"{result.summary()}\n{_provenance_caption(prov)}")
     log.info("%s", result.summary())
+
+
+MinPriorityOpt = Annotated[str, typer.Option(
+    "--min-priority", help="low | medium | high: report changes at or above this.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Everything, down to low priority "
+                                      "(same as --min-priority low).")]
+ExitCodeOpt = Annotated[bool, typer.Option("--exit-code", help="Exit 1 when any change was "
+                                           "reported, 0 when none.")]
+_PRIORITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "dim"}
+
+
+def _min_priority(value: str, show_all: bool) -> Any:
+    from varreinterp.diff import Priority, parse_priority
+
+    return Priority.LOW if show_all else parse_priority(value)
+
+
+def _emit_report(report: Any, columns: list[str], chosen: str, output: Path | None,
+                 exit_code: bool) -> int:
+    """Write a ReclassificationReport: JSON Lines start with one {"provenance": ...} object."""
+    from varreinterp import render
+
+    prov = report.provenance
+    if chosen == "json":
+        with render.output_stream(output) as fh:
+            fh.write(render.json_line({"provenance": prov, "min_priority":
+                                       report.min_priority.value, "changes": len(report.rows)}))
+            for record in report.rows[columns].to_dict(orient="records"):
+                fh.write(render.json_line(_clean(record)))
+    elif chosen == "tsv":
+        with render.output_stream(output) as fh:
+            flat = {"tool_version": prov["tool_version"],
+                    **{f"from_{k}": v for k, v in prov["from_snapshot"].items()},
+                    **{f"to_{k}": v for k, v in prov["to_snapshot"].items()}}
+            fh.write("#" + " ".join(f"{k}={v}" for k, v in flat.items()) + "\n")
+            report.rows[columns].to_csv(fh, sep="\t", index=False, na_rep="",
+                                        lineterminator="\n")
+    else:
+        a, b = prov["from_snapshot"], prov["to_snapshot"]
+        caption = "\n".join([
+            *report.per_sample_summary(), report.summary(),
+            f"varreinterp {prov['tool_version']}; from {a['snapshot']} ({a['release_date']}, "
+            f"sha256 {a['source_sha256'][:12]}) to {b['snapshot']} ({b['release_date']}, "
+            f"sha256 {b['source_sha256'][:12]})"])
+        table_cols = (["sample"] if "sample" in columns else []) + [
+            "priority", "change", "variant", "gene", "before", "after", "stars_before",
+            "stars_after"] + (["zygosity"] if "zygosity" in columns else [])
+        if report.transitions is not None and len(report.transitions):
+            render.print_table(sys.stdout, list(report.transitions.columns),
+                               report.transitions.to_dict(orient="records"),
+                               title="Tier transitions (all priorities)")
+        _write_frame(report.rows, columns, "table", output, prov, title="Reclassifications",
+                     caption=caption, table_columns=table_cols,
+                     style_row=lambda r: _PRIORITY_STYLE.get(str(r.get("priority"))))
+    log.info("%s", report.summary())
+    return 1 if exit_code and len(report.rows) else 0
+
+
+@app.command("diff")
+def diff_cmd(
+    vcfs: VcfArgs,
+    from_: Annotated[str, typer.Option("--from", help="Snapshot the patient was reported "
+                                       "against.")],
+    to: Annotated[str, typer.Option("--to", help="Snapshot to compare with (e.g. newest).")],
+    sample: SampleOpt = None,
+    reference: ReferenceOpt = None,
+    min_priority: MinPriorityOpt = "medium",
+    show_all: AllOpt = False,
+    fmt: FormatOpt = None,
+    output: OutOpt = None,
+    exit_code: ExitCodeOpt = False,
+) -> int:
+    """What changed for these patients' carried variants between two snapshots?"""
+    from varreinterp import diff as core
+
+    chosen = _format(fmt)
+    report = core.diff_patients(_store(), vcfs, from_, to, samples=sample,
+                                reference_path=reference,
+                                min_priority=_min_priority(min_priority, show_all))
+    return _emit_report(report, core.PATIENT_COLUMNS, chosen, output, exit_code)
+
+
+@snapshot_app.command("diff")
+def snapshot_diff_cmd(
+    from_: Annotated[str, typer.Argument(metavar="A", help="Older snapshot.")],
+    to: Annotated[str, typer.Argument(metavar="B", help="Newer snapshot.")],
+    min_priority: MinPriorityOpt = "medium",
+    show_all: AllOpt = False,
+    fmt: FormatOpt = None,
+    output: OutOpt = None,
+    exit_code: ExitCodeOpt = False,
+) -> int:
+    """Every classified variant whose classification changed between two snapshots."""
+    from varreinterp import diff as core
+
+    chosen = _format(fmt)
+    report = core.diff_snapshots(_store(), from_, to, _min_priority(min_priority, show_all))
+    return _emit_report(report, core.VARIANT_COLUMNS, chosen, output, exit_code)
+
+
+@app.command("history")
+def history_cmd(
+    vcfs: VcfArgs,
+    sample: SampleOpt = None,
+    reference: ReferenceOpt = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also variants whose classification "
+                                           "never changed.")] = False,
+    fmt: FormatOpt = None,
+    output: OutOpt = None,
+) -> None:
+    """Each carried variant's classification in every stored snapshot, oldest first."""
+    from varreinterp import history as core
+    from varreinterp import render
+
+    chosen = _format(fmt)
+    result = core.history(_store(), vcfs, samples=sample, reference_path=reference,
+                          show_all=show_all)
+    names = [s.name for s in result.snapshots]
+    if chosen != "table":
+        prov = {"tool": "varreinterp", "tool_version": __version__,
+                "snapshots": ",".join(names)}
+        _write_frame(result.rows, core.HISTORY_COLUMNS, chosen, output, prov, title="",
+                     caption="")
+        return
+    wide: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in result.rows.to_dict(orient="records"):
+        key = (r["sample"], r["chrom"], r["pos"], r["ref"], r["alt"])
+        row = wide.setdefault(key, {"sample": r["sample"], "variant": render.variant_label(r),
+                                    "gene": r["gene"]})
+        row[r["snapshot"]] = f"{r['classification']} {render.stars(r['stars'])}"
+    with render.output_stream(output) as fh:
+        render.print_table(fh, ["sample", "variant", "gene", *names], list(wide.values()),
+                           title="Classification history (oldest snapshot first)",
+                           caption=f"{len(wide)} variant call(s); varreinterp {__version__}")
 
 
 def _provenance_caption(prov: dict[str, Any]) -> str:
@@ -274,7 +410,7 @@ def _provenance_caption(prov: dict[str, Any]) -> str:
 
 def _write_frame(frame: Any, columns: list[str], chosen: str, output: Path | None,
                  prov: dict[str, Any], *, title: str, caption: str,
-                 style_row: Any = None) -> None:
+                 table_columns: list[str] | None = None, style_row: Any = None) -> None:
     """Rows to the chosen format. TSV starts with one '#' provenance line; JSON Lines carry the
     provenance on every row; Parquet in its key-value metadata."""
     import json
@@ -300,8 +436,14 @@ def _write_frame(frame: Any, columns: list[str], chosen: str, output: Path | Non
             for record in rows.to_dict(orient="records"):
                 fh.write(render.json_line({**_clean(record), **extra}))
         else:
-            render.print_table(fh, columns, [_clean(r) for r in rows.to_dict(orient="records")],
-                               title=title, caption=caption, style_row=style_row)
+            records = [_clean(r) for r in rows.to_dict(orient="records")]
+            for r in records:
+                r["variant"] = render.variant_label(r)
+                for key in ("stars", "stars_before", "stars_after"):
+                    if key in r:
+                        r[key] = render.stars(r[key])
+            render.print_table(fh, table_columns or columns, records, title=title,
+                               caption=caption, style_row=style_row)
 
 
 def _clean(record: dict[str, Any]) -> dict[str, Any]:

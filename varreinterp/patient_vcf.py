@@ -53,7 +53,7 @@ class Skip(str, Enum):
     NON_REF_ALLELE = "gvcf_non_ref_allele"
     SYMBOLIC = "symbolic_allele"
     STAR = "star_allele"
-    NO_ALT = "no_alt"
+    NO_ALT = "no_alt_reference_site"
     INVALID = "invalid_allele"
     REF_MISMATCH = "ref_mismatch"
     FILTERED = "filtered_not_pass"
@@ -185,14 +185,16 @@ def check_assembly(header: VcfHeader, expected: str, what: str) -> None:
 class FastaReference:
     """pysam.FastaFile addressed by the patient's contig names, compared chr-insensitively."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, workdir: Path):
         import pysam
 
+        if not path.is_file():
+            raise InputError("reference FASTA: no such file", path)
         try:
-            self._fasta = pysam.FastaFile(str(path))
+            self._fasta = pysam.FastaFile(str(_indexable(path, workdir)))
         except (OSError, ValueError) as exc:
-            raise InputError(f"cannot open reference FASTA ({exc}); it must be plain or "
-                             "bgzip-compressed with a .fai index", path) from exc
+            raise InputError(f"cannot open reference FASTA ({' '.join(str(exc).split())})",
+                             path) from exc
         self.path = path
         self._names = {normalize_contig(n): n for n in self._fasta.references}
 
@@ -201,6 +203,35 @@ class FastaReference:
 
     def fetch(self, contig: str, start: int, end: int) -> str:
         return str(self._fasta.fetch(self._names[normalize_contig(contig)], start, end))
+
+
+def _indexable(path: Path, workdir: Path) -> Path:
+    """pysam needs plain or BGZF text and writes a missing .fai beside the file: a plain-gzip
+    FASTA is decompressed, and one in a read-only folder without an index is linked, into the
+    run's private temporary folder."""
+    import gzip
+    import os
+    import shutil
+
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    is_gzip = head[:2] == b"\x1f\x8b"
+    is_bgzf = is_gzip and head[12:14] == b"BC"
+    if is_gzip and not is_bgzf:
+        plain = workdir / (path.name.removesuffix(".gz") or "reference.fa")
+        try:
+            with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except (OSError, EOFError) as exc:
+            raise InputError("reference FASTA: truncated or corrupt gzip", path) from exc
+        return plain
+    has_index = Path(str(path) + ".fai").exists() and (
+        not is_bgzf or Path(str(path) + ".gzi").exists())
+    if has_index or os.access(path.parent, os.W_OK):
+        return path
+    link = workdir / path.name
+    link.symlink_to(path.resolve())
+    return link
 
 
 def select_samples(header: VcfHeader, wanted: list[str] | None) -> list[int]:
@@ -232,7 +263,7 @@ def load(
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE rec AS
             SELECT chrom, pos AS pos_text, try_cast(pos AS BIGINT) AS pos, ref, alt, filter,
-                   {gts}
+                   regexp_matches(info, '(^|;)END=') AS has_end, {gts}
             FROM {reader}
         """)
     except Exception as exc:  # duckdb raises several unrelated classes for bad input
@@ -249,14 +280,15 @@ def load(
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE allele AS
         WITH split AS (
-            SELECT rowid AS rid, chrom, pos, upper(ref) AS ref, filter,
+            SELECT rowid AS rid, chrom, pos, upper(ref) AS ref, filter, has_end,
                    unnest(string_split(alt, ',')) AS a,
                    unnest(range(1, len(string_split(alt, ',')) + 1)) AS ai,
                    len(string_split(alt, ',')) AS n_alt
             FROM rec)
         SELECT rid, CAST(ai AS INTEGER) AS ai, chrom, {contig_sql('chrom')} AS key_chrom, pos,
                ref, upper(a) AS alt, filter,
-               CASE WHEN a IN ('<NON_REF>', '<*>') AND n_alt = 1 THEN '{Skip.REFERENCE_BLOCK.value}'
+               CASE WHEN (a IN ('<NON_REF>', '<*>') AND n_alt = 1) OR (a = '.' AND has_end)
+                    THEN '{Skip.REFERENCE_BLOCK.value}'
                     WHEN a IN ('<NON_REF>', '<*>') THEN '{Skip.NON_REF_ALLELE.value}'
                     WHEN a = '*' THEN '{Skip.STAR.value}'
                     WHEN a IN ('.', '') THEN '{Skip.NO_ALT.value}'

@@ -87,6 +87,17 @@ def write_jsonl(fh: IO[str], rows: Sequence[dict[str, Any]]) -> None:
         fh.write(json_line(row))
 
 
+def stars(n: object) -> str:
+    if n is None or (isinstance(n, float) and n != n):
+        return "-"
+    k = int(n)  # type: ignore[call-overload]
+    return "★" * k + "☆" * (4 - k)
+
+
+def variant_label(row: dict[str, Any]) -> str:
+    return f"{row.get('chrom')}:{row.get('pos')} {row.get('ref')}>{row.get('alt')}"
+
+
 def print_table(
     fh: IO[str],
     columns: Sequence[str],
@@ -99,7 +110,9 @@ def print_table(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=fh, soft_wrap=False)
+    # Off a terminal rich would assume 80 columns; a file or pipe gets room for the data.
+    width = None if getattr(fh, "isatty", lambda: False)() else 200
+    console = Console(file=fh, soft_wrap=False, width=width)
     table = Table(title=title, caption=caption, caption_justify="left")
     for c in columns:
         table.add_column(c, overflow="fold")

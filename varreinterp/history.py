@@ -1,0 +1,70 @@
+"""`history`: a carried variant's classification in every stored snapshot of its assembly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from varreinterp.annotate import parquet_sql, prepare_inputs
+from varreinterp.errors import StoreError
+from varreinterp.importers.common import duckdb_connect
+from varreinterp.patient_vcf import load, select_samples
+from varreinterp.store import Snapshot, Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+HISTORY_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "gene", "snapshot",
+                   "release_date", "classification", "tier", "stars", "review_status"]
+
+
+@dataclass
+class HistoryResult:
+    snapshots: list[Snapshot]
+    rows: pd.DataFrame  # one row per (sample, variant, snapshot), release-date order
+
+
+def history(store: Store, vcfs: list[Path], *, samples: list[str] | None = None,
+            reference_path: Path | None = None, show_all: bool = False) -> HistoryResult:
+    import pandas as pd
+
+    inputs = prepare_inputs(vcfs, "", "", samples, reference_path, check=False)
+    assembly = {h.assembly() for h in inputs.headers} - {None}
+    stored = store.snapshots()
+    if len(assembly) > 1:
+        raise StoreError("the VCFs are of different assemblies; run history on each")
+    build = assembly.pop().value if assembly else (stored[0].manifest.assembly if stored else "")
+    snaps = [s for s in stored if s.manifest.assembly == build]
+    if not snaps:
+        raise StoreError(f"no stored snapshot of assembly {build or '(unknown)'}")
+    con = duckdb_connect()
+    union = " UNION ALL ".join(
+        f"SELECT '{s.name}' AS snapshot, '{s.manifest.release_date}' AS release_date, {i} AS k, "
+        f"chrom, pos, ref, alt, gene, classification, tier, stars, review_status "
+        f"FROM {parquet_sql(s.variants)} WHERE classification IS NOT NULL"
+        for i, s in enumerate(snaps))
+    frames = []
+    with inputs.workdir:
+        for header in inputs.headers:
+            load(con, header, select_samples(header, samples), inputs.reference)
+            frames.append(con.execute(f"""
+                WITH h AS (
+                    SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
+                           s.snapshot, s.release_date, s.k, s.gene, s.classification, s.tier,
+                           s.stars, s.review_status
+                    FROM carried c JOIN ({union}) s
+                      ON s.chrom = c.key_chrom AND s.pos = c.pos AND s.ref = c.ref
+                     AND s.alt = c.alt),
+                changed AS (
+                    SELECT sample, key_chrom, pos, ref, alt FROM h
+                    GROUP BY ALL
+                    HAVING count(DISTINCT classification) > 1 OR count(*) < {len(snaps)})
+                SELECT h.* EXCLUDE (key_chrom, k) FROM h
+                {"" if show_all else "SEMI JOIN changed USING (sample, key_chrom, pos, ref, alt)"}
+                ORDER BY sample, key_chrom, pos, ref, alt, k
+            """).df())
+    con.close()
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=HISTORY_COLUMNS)
+    return HistoryResult(snaps, rows[HISTORY_COLUMNS])
