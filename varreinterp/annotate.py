@@ -7,7 +7,7 @@ import shlex
 import sys
 import tempfile
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ TIER_RANK_SQL = "CASE tier " + " ".join(
     f"WHEN '{t.value}' THEN {i}" for i, t in enumerate(TIER_ORDER)) + " ELSE 9 END"
 
 
-class InfoKey(str, Enum):
+class InfoKey(StrEnum):
     """Every INFO key `annotate --format vcf` writes: Number=A, one value per ALT."""
 
     CLASSIFICATION = "VRI_CLASSIFICATION"
@@ -247,7 +247,8 @@ def write_annotated_vcf(
         m = snapshot.manifest
         prov = provenance(snapshot)
         meta = [f'##INFO=<ID={key.value},Number=A,Type={typ},Description="{desc} '
-                f'(varreinterp, snapshot {m.name})">' for key, (_, typ, desc) in _INFO_SOURCE.items()]
+                f'(varreinterp, snapshot {m.name})">'
+                for key, (_, typ, desc) in _INFO_SOURCE.items()]
         meta.append(f'##varreinterp=<Version="{__version__}",Snapshot="{m.name}",'
                     f'ReleaseDate="{m.release_date}",Assembly="{m.assembly}",'
                     f'SourceSHA256="{m.source_sha256}",SnapshotSHA256="{m.manifest_sha256}",'

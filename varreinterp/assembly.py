@@ -7,10 +7,10 @@ Matching compares contigs with the 'chr' prefix removed and the mitochondrion sp
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 
-class Assembly(str, Enum):
+class Assembly(StrEnum):
     GRCh37 = "GRCh37"
     GRCh38 = "GRCh38"
 

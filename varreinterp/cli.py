@@ -402,6 +402,145 @@ def history_cmd(
                            caption=f"{len(wide)} variant call(s); varreinterp {__version__}")
 
 
+# ------------------------------------------------------------------------------ cohort
+cohort_app = typer.Typer(help="Register patients once; their carried alleles go into the "
+                         "store's cohort index.", no_args_is_help=True)
+app.add_typer(cohort_app, name="cohort")
+
+
+@cohort_app.command("add")
+def cohort_add_cmd(
+    vcfs: VcfArgs,
+    sample: SampleOpt = None,
+    patient_id: Annotated[str | None, typer.Option(
+        "--patient-id", help="Patient identifier (one sample only; default: sample name).")
+    ] = None,
+    baseline: Annotated[str | None, typer.Option(
+        help="Snapshot the patient was last reported against (default: newest of its "
+        "assembly).")] = None,
+    reference: ReferenceOpt = None,
+) -> None:
+    """Register each sample of the VCF(s) as a patient and index its carried alleles."""
+    from varreinterp import cohort
+
+    outcomes = cohort.cohort_add(_store(), vcfs, samples=sample, patient_id=patient_id,
+                                 baseline=baseline, reference_path=reference)
+    for o in outcomes:
+        what = {"added": "registered", "unchanged": "already registered with this file, "
+                "nothing to do", "re-ingested": "VCF changed: re-ingested"}[o.status]
+        log.info("patient %s (sample %s): %s (%d alleles)", o.patient_id, o.sample, what,
+                 o.alleles)
+
+
+_COHORT_COLUMNS = ["patient", "sample", "assembly", "reviewed_snapshot", "newest_snapshot",
+                   "waiting_changes", "alleles", "source"]
+
+
+@cohort_app.command("list")
+def cohort_list_cmd(fmt: FormatOpt = None) -> None:
+    """List registered patients."""
+    from varreinterp import cohort
+
+    chosen = _format(fmt)
+    rows = [{"patient": p.patient_id, "sample": p.sample, "assembly": p.assembly,
+             "reviewed_snapshot": p.reviewed_snapshot, "baseline_snapshot": p.baseline_snapshot,
+             "alleles": p.alleles, "source": p.source}
+            for p in sorted(cohort.Registry.load(_store()).patients.values(),
+                            key=lambda p: p.patient_id)]
+    cols = ["patient", "sample", "assembly", "reviewed_snapshot", "baseline_snapshot",
+            "alleles", "source"]
+    _rows_out(rows, cols, chosen, "Cohort")
+
+
+def _rows_out(rows: list[dict[str, Any]], cols: list[str], chosen: str, title: str) -> None:
+    from varreinterp import render
+
+    if chosen == "json":
+        render.write_jsonl(sys.stdout, rows)
+    elif chosen == "tsv":
+        render.write_tsv(sys.stdout, cols, rows)
+    else:
+        render.print_table(sys.stdout, cols, rows, title=title,
+                           caption=f"{len(rows)} row(s); varreinterp {__version__}")
+
+
+@cohort_app.command("show")
+def cohort_show_cmd(patient: str, fmt: FormatOpt = None) -> None:
+    """Show one patient's registration."""
+    from dataclasses import asdict
+
+    from varreinterp import cohort, render
+
+    chosen = _format(fmt)
+    p = asdict(cohort.Registry.load(_store()).get(patient))
+    if chosen == "json":
+        sys.stdout.write(render.json_line(p))
+    else:
+        _rows_out([{"field": k, "value": v} for k, v in p.items()], ["field", "value"],
+                  chosen, f"Patient {patient}")
+
+
+@cohort_app.command("remove")
+def cohort_remove_cmd(patient: str) -> None:
+    """Remove a patient and its rows of the cohort index."""
+    from varreinterp import cohort
+
+    cohort.cohort_remove(_store(), patient)
+    log.info("removed patient %s", patient)
+
+
+@cohort_app.command("status")
+def cohort_status_cmd(
+    min_priority: MinPriorityOpt = "medium",
+    fmt: FormatOpt = None,
+) -> None:
+    """Patients per assembly, each one's last reviewed snapshot, and the changes waiting
+    against the newest snapshot."""
+    from varreinterp import cohort
+
+    chosen = _format(fmt)
+    rows, _ = cohort.cohort_status(_store(), _min_priority(min_priority, False))
+    _rows_out(rows, _COHORT_COLUMNS, chosen, "Cohort status")
+    by_assembly: dict[str, int] = {}
+    for r in rows:
+        by_assembly[r["assembly"]] = by_assembly.get(r["assembly"], 0) + 1
+    log.info("%s", ", ".join(f"{n} patient(s) on {a}" for a, n in sorted(by_assembly.items()))
+             or "no patients registered")
+
+
+@app.command("reanalyze")
+def reanalyze_cmd(
+    to: Annotated[str | None, typer.Option(help="Snapshot to reanalyze against (default: "
+                                           "newest of each patient's assembly).")] = None,
+    min_priority: MinPriorityOpt = "medium",
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: a dated folder "
+                                             "under the store's reports/).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Compute and print; write and record "
+                                          "nothing.")] = False,
+    exit_code: ExitCodeOpt = False,
+    fmt: FormatOpt = None,
+) -> int:
+    """Nightly job: every patient's new changes since the snapshot it was last reviewed
+    against; each change is reported once."""
+    from varreinterp import cohort
+
+    result = cohort.reanalyze(_store(), to=to, min_priority=_min_priority(min_priority, False),
+                              out=out, dry_run=dry_run)
+    if dry_run or fmt:
+        chosen = _format(fmt)
+        prov = {"tool": "varreinterp", "tool_version": __version__,
+                "to_snapshot": result.to_snapshot.name}
+        _write_frame(result.rows, cohort.REANALYZE_COLUMNS, chosen, None, prov,
+                     title="Reanalysis (dry run)" if dry_run else "Reanalysis",
+                     caption=result.summary(),
+                     table_columns=["patient", "priority", "change", "variant", "gene",
+                                    "before", "after", "stars_before", "stars_after"])
+    for problem in result.problems:
+        log.debug("skipped %s: %s", problem.patient_id, problem.problem)
+    log.info("%s", result.summary())
+    return 1 if exit_code and len(result.rows) else 0
+
+
 def _provenance_caption(prov: dict[str, Any]) -> str:
     return (f"varreinterp {prov['tool_version']}; snapshot {prov['snapshot']} released "
             f"{prov['release_date']} ({prov['assembly']}), source sha256 "
@@ -450,7 +589,7 @@ def _clean(record: dict[str, Any]) -> dict[str, Any]:
     """pandas NaN/NA to None, numpy scalars to Python."""
     import pandas as pd
 
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in record.items():
         if v is None or (not isinstance(v, list | dict | str) and pd.isna(v)):
             out[k] = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("varreinterp")
 
 
-class ChangeKind(str, Enum):
+class ChangeKind(StrEnum):
     UPGRADE = "upgrade"
     DOWNGRADE = "downgrade"
     CONFLICT = "conflict"
@@ -40,7 +40,7 @@ class ChangeKind(str, Enum):
     REVIEW = "review"
 
 
-class Priority(str, Enum):
+class Priority(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
@@ -63,7 +63,8 @@ PATIENT_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", *VARIANT_
 
 
 def _rank_sql(tier: str) -> str:
-    return f"(CASE {tier} WHEN 'benign' THEN 0 WHEN 'uncertain' THEN 1 WHEN 'pathogenic' THEN 2 END)"
+    return (f"(CASE {tier} WHEN 'benign' THEN 0 WHEN 'uncertain' THEN 1 "
+            "WHEN 'pathogenic' THEN 2 END)")
 
 
 def change_sql(a: str = "a", b: str = "b") -> str:
@@ -213,7 +214,7 @@ def _side(alias: str, snap: Snapshot) -> str:
                 FROM {parquet_sql(snap.variants)} WHERE classification IS NOT NULL)"""
 
 
-def _select_change_columns(a: Snapshot, b: Snapshot) -> str:
+def select_change_columns(a: Snapshot, b: Snapshot) -> str:
     return f"""coalesce(b_gene, a_gene) AS gene, change, priority,
                a_cls AS before, b_cls AS after, a_tier AS tier_before, b_tier AS tier_after,
                a_stars AS stars_before, b_stars AS stars_after,
@@ -230,8 +231,28 @@ def diff_snapshots(store: Store, from_name: str, to_name: str,
     a, b = store.get(from_name), store.get(to_name)
     check_comparable(a, b)
     con = duckdb_connect()
+    snapshot_changes(con, a, b, "changes")
+    transitions = con.execute("""
+        SELECT coalesce(tier_before, '(absent)') AS tier_before,
+               coalesce(tier_after, '(absent)') AS tier_after, count(*) AS variants
+        FROM (SELECT a_tier AS tier_before, b_tier AS tier_after FROM changes
+              WHERE a_tier IS DISTINCT FROM b_tier)
+        GROUP BY ALL ORDER BY ALL
+    """).df()
+    rows = con.execute(f"""
+        SELECT chrom, pos, ref, alt, {select_change_columns(a, b)}
+        FROM changes WHERE {priority_filter_sql(min_priority)}
+        ORDER BY {_ORDER}, chrom, pos, ref, alt
+    """).df()
+    con.close()
+    return ReclassificationReport(a, b, rows, min_priority, transitions=transitions)
+
+
+def snapshot_changes(con: duckdb.DuckDBPyConnection, a: Snapshot, b: Snapshot,
+                     table: str) -> None:
+    """Every changed variant between two snapshots, all priorities, into `table`."""
     con.execute(f"""
-        CREATE TEMP TABLE changes AS
+        CREATE OR REPLACE TEMP TABLE {table} AS
         WITH j AS (
             SELECT coalesce(a.chrom, b.chrom) AS chrom, coalesce(a.pos, b.pos) AS pos,
                    coalesce(a.ref, b.ref) AS ref, coalesce(a.alt, b.alt) AS alt,
@@ -241,20 +262,6 @@ def diff_snapshots(store: Store, from_name: str, to_name: str,
         c AS (SELECT *, {change_sql()} AS change, {priority_sql()} AS priority FROM j)
         SELECT * FROM c WHERE change IS NOT NULL
     """)
-    transitions = con.execute("""
-        SELECT coalesce(tier_before, '(absent)') AS tier_before,
-               coalesce(tier_after, '(absent)') AS tier_after, count(*) AS variants
-        FROM (SELECT a_tier AS tier_before, b_tier AS tier_after FROM changes
-              WHERE a_tier IS DISTINCT FROM b_tier)
-        GROUP BY ALL ORDER BY ALL
-    """).df()
-    rows = con.execute(f"""
-        SELECT chrom, pos, ref, alt, {_select_change_columns(a, b)}
-        FROM changes WHERE {priority_filter_sql(min_priority)}
-        ORDER BY {_ORDER}, chrom, pos, ref, alt
-    """).df()
-    con.close()
-    return ReclassificationReport(a, b, rows, min_priority, transitions=transitions)
 
 
 def diff_patients(store: Store, vcfs: list[Path], from_name: str, to_name: str, *,
@@ -298,7 +305,7 @@ def patient_changes(con: duckdb.DuckDBPyConnection, carried: str, a: Snapshot, b
               ON b.chrom = c.key_chrom AND b.pos = c.pos AND b.ref = c.ref AND b.alt = c.alt
             WHERE a.a_cls IS NOT NULL OR b.b_cls IS NOT NULL),
         c AS (SELECT *, {change_sql()} AS change, {priority_sql()} AS priority FROM j)
-        SELECT sample, chrom, pos, ref, alt, zygosity, {_select_change_columns(a, b)}
+        SELECT sample, chrom, pos, ref, alt, zygosity, {select_change_columns(a, b)}
         FROM c WHERE change IS NOT NULL AND {priority_filter_sql(min_priority)}
         ORDER BY sample, {_ORDER}, key_chrom, pos, ref, alt
     """).df()

@@ -30,7 +30,7 @@ def history(store: Store, vcfs: list[Path], *, samples: list[str] | None = None,
     import pandas as pd
 
     inputs = prepare_inputs(vcfs, "", "", samples, reference_path, check=False)
-    assembly = {h.assembly() for h in inputs.headers} - {None}
+    assembly = {a for h in inputs.headers if (a := h.assembly()) is not None}
     stored = store.snapshots()
     if len(assembly) > 1:
         raise StoreError("the VCFs are of different assemblies; run history on each")

@@ -18,7 +18,7 @@ import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,14 +39,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("varreinterp")
 
 
-class Zygosity(str, Enum):
+class Zygosity(StrEnum):
     HET = "het"
     HOM = "hom"
     HEMI = "hemi"
     UNKNOWN = "unknown"
 
 
-class Skip(str, Enum):
+class Skip(StrEnum):
     """Why an allele, or a sample's call of it, is not reported. Every one is counted."""
 
     REFERENCE_BLOCK = "reference_block"
@@ -111,7 +111,8 @@ def _contig_lengths(lines: list[str]) -> dict[str, int]:
     for line in lines:
         m = _CONTIG.match(line)
         if m:
-            fields = dict(kv.split("=", 1) for kv in re.split(r",(?=\w+=)", m.group(1)) if "=" in kv)
+            fields = dict(kv.split("=", 1)
+                          for kv in re.split(r",(?=\w+=)", m.group(1)) if "=" in kv)
             if "ID" in fields and fields.get("length", "").isdigit():
                 out[fields["ID"]] = int(fields["length"])
     return out

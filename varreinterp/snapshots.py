@@ -6,7 +6,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from varreinterp import __version__
@@ -21,7 +21,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FILENAME_DATE = re.compile(r"(?<!\d)(19|20)(\d{2})-?(\d{2})(?:-?(\d{2}))?(?!\d)")
 
 
-class SourceFormat(str, Enum):
+class SourceFormat(StrEnum):
     AUTO = "auto"
     CLINVAR_VCF = "clinvar-vcf"
     VARIANT_SUMMARY = "variant-summary"

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 
 from varreinterp.errors import UnknownTermError
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     PATHOGENIC = "pathogenic"
     UNCERTAIN = "uncertain"
     BENIGN = "benign"

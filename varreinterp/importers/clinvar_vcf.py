@@ -172,6 +172,11 @@ def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: 
 
 
 # ------------------------------------------------------------------ pre-2017 numeric files
+def _info_pair(entry: str) -> tuple[str, str]:
+    key, _, value = entry.partition("=")
+    return key, value
+
+
 def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
     import pyarrow as pa
 
@@ -186,7 +191,7 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
             raise InputError("malformed record (expected 8 tab-separated columns and an integer "
                              "POS)", source.path, lineno)
         chrom, pos, vid, ref, alt_field, _, _, info_text = fields[:8]
-        info = dict(kv.split("=", 1) if "=" in kv else (kv, "") for kv in info_text.split(";"))
+        info = dict(_info_pair(kv) for kv in info_text.split(";"))
         alts = alt_field.split(",")
         if "CLNSIG" not in info or "CLNALLE" not in info:
             skipped["no_classification"] += len(alts)
@@ -207,7 +212,8 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
                 continue
             chosen.add(idx)
 
-            def pick(key: str, i: int = i) -> str | None:
+            def pick(key: str, i: int = i,
+                     per_allele: dict[str, list[str]] = per_allele) -> str | None:
                 values = per_allele[key]
                 return values[i] if i < len(values) and values[i] not in ("", ".") else None
 

@@ -154,7 +154,7 @@ def _map_terms(
                        line=source.locate("classification", raw), field="classification")
             unknown[raw] += n
             cls_rows.append((raw, raw, Tier.OTHER.value))
-    rev_rows = []
+    rev_rows: list[tuple[str, str, int | None]] = []
     for raw, n in con.execute(
         "SELECT raw_review_status, count(*) FROM staged "
         "WHERE raw_review_status IS NOT NULL GROUP BY 1"
