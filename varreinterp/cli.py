@@ -601,23 +601,30 @@ def _clean(record: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ entry point
+def _framework_exit(exc: BaseException) -> int | None:
+    """typer vendors its own click, so its exceptions are matched by class name."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "Exit" in names:
+        return int(getattr(exc, "exit_code", 0))
+    if "Abort" in names:
+        sys.stderr.write("varreinterp: interrupted\n")
+        return ExitCode.INTERRUPTED
+    if "ClickException" in names and hasattr(exc, "show"):
+        exc.show(file=sys.stderr)
+        return ExitCode.USAGE
+    return None
+
+
 def run(argv: list[str] | None = None) -> int:
     """Console entry point: the one place exceptions become exit codes."""
-    import click
-
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
         result = app(args=args, prog_name="varreinterp", standalone_mode=False)
-        return int(result) if isinstance(result, int) else ExitCode.OK
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        sys.stderr.write("varreinterp: interrupted\n")
-        return ExitCode.INTERRUPTED
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        return ExitCode.USAGE
+        code = int(result) if isinstance(result, int) else ExitCode.OK
+        if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a return value
+            sys.stderr.write("varreinterp: interrupted\n")
+        return code
     except VarreinterpError as exc:
         if debug:
             import traceback
@@ -633,6 +640,9 @@ def run(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return ExitCode.OK
     except Exception as exc:  # the last line of defence: one line, traceback only on --debug
+        code = _framework_exit(exc)
+        if code is not None:
+            return code
         if debug:
             import traceback
 

@@ -84,7 +84,7 @@ def add_snapshot(
     allow_unknown_terms: bool = False,
 ) -> AddResult:
     _check_source(path)
-    if name:
+    if name is not None:
         check_name(name)
     if fmt is SourceFormat.AUTO:
         fmt = SourceFormat.TABLE if mapping_path else detect_format(path)
@@ -98,7 +98,9 @@ def add_snapshot(
     source_sha = sha256_file(path)
 
     with store.lock("snapshot add"):
-        existing = store.find_by_source(source_sha)
+        existing = store.find_by_source(
+            source_sha, assembly.value if assembly else None,
+            sha256_file(mapping_path) if mapping_path else None)
         if existing:
             return AddResult(existing, already_stored=True)
         if name and store.exists(name):

@@ -256,9 +256,14 @@ class Store:
     def exists(self, name: str) -> bool:
         return (self.snapshots_dir / name / MANIFEST_FILE).is_file()
 
-    def find_by_source(self, sha256: str) -> Snapshot | None:
+    def find_by_source(self, sha256: str, assembly: str | None = None,
+                       mapping_sha256: str | None = None) -> Snapshot | None:
+        """The snapshot already made from this content (and assembly and mapping, since one
+        variant_summary file holds two builds and one table can be read two ways)."""
         for snap in self.snapshots():
-            if snap.manifest.source_sha256 == sha256:
+            m = snap.manifest
+            if (m.source_sha256 == sha256 and assembly in (None, m.assembly)
+                    and mapping_sha256 == (m.mapping or {}).get("sha256")):
                 return snap
         return None
 

@@ -83,7 +83,7 @@ _atom("no_classifications_from_unflagged_records", Tier.OTHER)
 
 # Terms whose own text contains ",_": protected before splitting on the ",_" separator.
 _COMMA_TERMS = sorted((k for k in _ATOMS if ",_" in k), key=len, reverse=True)
-_SEPARATORS = re.compile(r"\||;|,_|,")
+_SEPARATORS = re.compile(r"\|_?|;_?|,_|,")
 _NUMERIC = re.compile(r"^\d+$")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -102,6 +103,9 @@ def duckdb_connect() -> duckdb.DuckDBPyConnection:
 
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")
+    # Bulk work stays under the 2 GB budget: DuckDB spills to disk past this.
+    con.execute("SET memory_limit = '1200MB'")
+    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/varreinterp-duckdb-spill'")
     return con
 
 
@@ -124,7 +128,7 @@ def duckdb_input_error(exc: Exception, path: Path, header_lines: int = 0) -> Inp
     line = None
     m = re.search(r"[Ll]ine:? (\d+)", text)
     if m:
-        line = int(m.group(1)) + header_lines
+        line = int(m.group(1))  # DuckDB counts the skipped header lines too
     if "GZIP" in text.upper() or "gzip" in text:
         return InputError("truncated or corrupt gzip data", path)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
@@ -197,7 +201,15 @@ def finalize(
     unknown = _map_terms(con, source, allow_unknown)
     _trim_untrimmed(con)
     # One row per allele key. Duplicates (rare) keep the best-reviewed, most severe row and are
-    # counted, never silently dropped.
+    # counted, never silently dropped. The window only runs when a (cheap) count finds some.
+    dupes = con.execute("SELECT count(*) - count(DISTINCT hash(chrom, pos, ref, alt)) "
+                        "FROM staged").fetchone()[0]  # type: ignore[index]
+    dedupe = """QUALIFY row_number() OVER (
+            PARTITION BY s.chrom, s.pos, s.ref, s.alt
+            ORDER BY r.stars DESC NULLS LAST,
+                     CASE c.tier WHEN 'pathogenic' THEN 0 WHEN 'conflicting' THEN 1
+                                 WHEN 'uncertain' THEN 2 WHEN 'benign' THEN 3 ELSE 4 END,
+                     s.variation_id) = 1""" if dupes else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE final AS
         SELECT s.chrom, s.pos, s.ref, s.alt,
@@ -206,12 +218,7 @@ def finalize(
         FROM staged s
         LEFT JOIN cls_map c ON s.raw_classification = c.raw
         LEFT JOIN rev_map r ON s.raw_review_status = r.raw
-        QUALIFY row_number() OVER (
-            PARTITION BY s.chrom, s.pos, s.ref, s.alt
-            ORDER BY r.stars DESC NULLS LAST,
-                     CASE c.tier WHEN 'pathogenic' THEN 0 WHEN 'conflicting' THEN 1
-                                 WHEN 'uncertain' THEN 2 WHEN 'benign' THEN 3 ELSE 4 END,
-                     s.variation_id) = 1
+        {dedupe}
     """)
     staged_n = con.execute("SELECT count(*) FROM staged").fetchone()[0]  # type: ignore[index]
     records = con.execute("SELECT count(*) FROM final").fetchone()[0]  # type: ignore[index]
@@ -226,8 +233,8 @@ def finalize(
                          source.path)
     escaped = str(out).replace("'", "''")
     con.execute(
-        f"COPY (SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM final "
-        f"ORDER BY chrom, pos, ref, alt) TO '{escaped}' (FORMAT parquet, COMPRESSION zstd)"
+        f"COPY (SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM final) "
+        f"TO '{escaped}' (FORMAT parquet, COMPRESSION zstd)"
     )
     tiers = {t.value: 0 for t in Tier}
     for tier, n in con.execute("SELECT tier, count(*) FROM final GROUP BY 1").fetchall():

@@ -1,0 +1,467 @@
+"""`snapshot add` on the real public files in ../shared/data (skipped when that folder is absent).
+
+Expected counts are computed independently in the test from the raw file wherever practical, with
+a small tier table of our own, so a wrong mapping in the product cannot agree with itself."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+from conftest import MAPPINGS, shared
+
+CLINVAR37 = "clinvar/GRCh37"
+CLINVAR38 = "clinvar/GRCh38"
+SUMMARY = "clinvar/variant_summary"
+CUSTOM = "clinvar/custom_format"
+
+# Independent of varreinterp.vocabulary: only the terms these files actually use.
+_TIER = {
+    "pathogenic": "pathogenic", "likely_pathogenic": "pathogenic",
+    "uncertain_significance": "uncertain",
+    "likely_benign": "benign", "benign": "benign",
+    "conflicting_interpretations_of_pathogenicity": "conflicting",
+    "not_provided": "other", "risk_factor": "other",
+}
+_STARS = {
+    "criteria_provided,_conflicting_interpretations": 1,
+    "criteria_provided,_single_submitter": 1,
+    "criteria_provided,_multiple_submitters,_no_conflicts": 2,
+    "no_assertion_criteria_provided": 0,
+    "no_assertion_provided": 0,
+    "reviewed_by_expert_panel": 3,
+    "practice_guideline": 4,
+}
+
+
+def independent_tier(raw: str) -> str:
+    """Tier of a raw CLNSIG-like value: '/' aggregates and '|' lists of one tier stay in it,
+    several tiers on the benign..pathogenic axis are a conflict."""
+    text = raw.replace(", ", ",_").replace("..", ",_").replace(" ", "_").lower()
+    tiers = {_TIER[t] for t in re.split(r"[|/]|,_", text)}
+    axis = tiers - {"other"}
+    if not axis:
+        return "other"
+    return axis.pop() if len(axis) == 1 else "conflicting"
+
+
+def read_vcf(path: Path) -> list[tuple[list[str], dict[str, str]]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
+    with opener(path, "rt") as fh:
+        for line in fh:
+            if line.startswith("#"):
+                continue
+            fields = line.rstrip("\n").split("\t")
+            info = dict(kv.split("=", 1) for kv in fields[7].split(";") if "=" in kv)
+            rows.append((fields, info))
+    return rows
+
+
+def manifest(store: Path, name: str) -> dict:
+    return json.loads((store / "snapshots" / name / "manifest.json").read_text())
+
+
+def rows(store: Path, name: str, where: str = "TRUE") -> list[dict]:
+    path = store / "snapshots" / name / "variants.parquet"
+    rel = duckdb.sql(f"SELECT * FROM '{path}' WHERE {where} ORDER BY chrom, pos, ref, alt")
+    cols = rel.columns
+    return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+
+
+def one(store: Path, name: str, chrom: str, pos: int, ref: str, alt: str) -> dict:
+    found = rows(store, name, f"chrom = '{chrom}' AND pos = {pos} AND ref = '{ref}' "
+                              f"AND alt = '{alt}'")
+    assert len(found) == 1, f"{chrom}:{pos} {ref}>{alt}: {len(found)} rows"
+    return found[0]
+
+
+def names(cli) -> list[str]:
+    res = cli("snapshot", "list", "--format", "json")
+    assert res.code == 0, res.err
+    return [json.loads(line)["name"] for line in res.out.splitlines()]
+
+
+def add_ok(cli, *args) -> str:
+    res = cli("snapshot", "add", *args)
+    assert res.code == 0, res.err
+    assert res.out == ""
+    return res.err
+
+
+# ------------------------------------------------------------------------------ ClinVar VCF
+def test_clinvar_20191202(cli, store_dir):
+    path = shared(f"{CLINVAR37}/clinvar_20191202.chr1_949k-977k.vcf.gz")
+    err = add_ok(cli, path)
+    name = "clinvar-GRCh37-2019-12-02"
+    assert f"added snapshot {name}" in err
+    assert names(cli) == [name]
+    m = manifest(store_dir, name)
+    assert m["records"] == 71
+    assert m["release_date"] == "2019-12-02"
+    assert m["assembly"] == "GRCh37"
+    assert m["source_kind"] == "clinvar-vcf"
+    assert m["source_file"] == path.name
+    assert m["skipped"] == {}
+    assert m["unknown_terms"] == {}
+    raw = read_vcf(path)
+    expected_tiers = Counter(independent_tier(info["CLNSIG"]) for _, info in raw)
+    assert {k: v for k, v in m["tiers"].items() if v} == dict(expected_tiers)
+    assert m["tiers"] == {"pathogenic": 5, "uncertain": 38, "benign": 25, "conflicting": 3,
+                          "other": 0}
+    expected_stars = Counter(str(_STARS[info["CLNREVSTAT"]]) for _, info in raw)
+    assert m["stars"] == dict(expected_stars)
+
+    row = one(store_dir, name, "1", 949739, "G", "T")
+    assert row["classification"] == "Pathogenic"
+    assert row["tier"] == "pathogenic"
+    assert row["raw_classification"] == "Pathogenic"
+    assert row["gene"] == "ISG15"
+    assert row["variation_id"] == "161454"
+    # The pre-2024 vocabulary is normalized, the raw string kept beside it.
+    conflicting = rows(store_dir, name, "tier = 'conflicting'")
+    assert len(conflicting) == 3
+    for r in conflicting:
+        assert r["classification"] == "Conflicting_classifications_of_pathogenicity"
+        assert r["raw_classification"] == "Conflicting_interpretations_of_pathogenicity"
+        assert r["review_status"] == "criteria_provided,_conflicting_classifications"
+        assert r["raw_review_status"] == "criteria_provided,_conflicting_interpretations"
+        assert r["stars"] == 1
+
+
+def test_clinvar_20191202_row_values_match_the_file(cli, store_dir):
+    path = shared(f"{CLINVAR37}/clinvar_20191202.chr1_949k-977k.vcf.gz")
+    add_ok(cli, path)
+    stored = {(r["chrom"], r["pos"], r["ref"], r["alt"]): r
+              for r in rows(store_dir, "clinvar-GRCh37-2019-12-02")}
+    raw = read_vcf(path)
+    assert len(stored) == len(raw) == 71
+    for fields, info in raw:
+        r = stored[(fields[0], int(fields[1]), fields[3], fields[4])]
+        assert r["raw_classification"] == info["CLNSIG"]
+        assert r["raw_review_status"] == info["CLNREVSTAT"]  # literal comma kept whole
+        assert r["variation_id"] == fields[2]
+        assert r["tier"] == independent_tier(info["CLNSIG"])
+        assert r["stars"] == _STARS[info["CLNREVSTAT"]]
+
+
+def test_clinvar_20230710_counts_match_an_independent_read(cli, store_dir):
+    path = shared(f"{CLINVAR37}/clinvar_20230710.chr1_69k-981k.vcf.gz")
+    raw = read_vcf(path)
+    alt_missing = [f for f, _ in raw if f[4] == "."]
+    kept = [(f, info) for f, info in raw if f[4] != "."]
+    expected_tiers = Counter(independent_tier(info["CLNSIG"]) for _, info in kept)
+    expected_stars = Counter(str(_STARS[info["CLNREVSTAT"]]) for _, info in kept)
+    assert len(raw) == 2000 and len(alt_missing) == 1  # what the README says
+
+    add_ok(cli, path)
+    m = manifest(store_dir, "clinvar-GRCh37-2023-07-10")
+    assert m["records"] == len(kept) == 1999
+    assert m["skipped"] == {"alt_missing": len(alt_missing)}
+    assert {k: v for k, v in m["tiers"].items() if v} == dict(expected_tiers)
+    assert m["stars"] == dict(expected_stars)
+    # The ALT=. record (1:877831 T>.) is not stored; the real allele at that position is.
+    at_pos = rows(store_dir, "clinvar-GRCh37-2023-07-10", "pos = 877831")
+    assert sorted(r["alt"] for r in at_pos) == sorted(
+        f[4] for f, _ in kept if f[1] == "877831") == ["C"]
+    # Old review status wording normalized: no_assertion_provided -> no_classification_provided.
+    renamed = rows(store_dir, "clinvar-GRCh37-2023-07-10",
+                   "raw_review_status = 'no_assertion_provided'")
+    assert len(renamed) == 2
+    assert {r["review_status"] for r in renamed} == {"no_classification_provided"}
+    assert {r["stars"] for r in renamed} == {0}
+
+
+def test_clinvar_20230710_changed_rows_from_the_readme(cli, store_dir):
+    add_ok(cli, shared(f"{CLINVAR37}/clinvar_20191202.chr1_949k-977k.vcf.gz"))
+    add_ok(cli, shared(f"{CLINVAR37}/clinvar_20230710.chr1_69k-981k.vcf.gz"))
+    assert names(cli) == ["clinvar-GRCh37-2019-12-02", "clinvar-GRCh37-2023-07-10"]
+    old = one(store_dir, "clinvar-GRCh37-2019-12-02", "1", 949739, "G", "T")
+    new = one(store_dir, "clinvar-GRCh37-2023-07-10", "1", 949739, "G", "T")
+    assert (old["classification"], new["classification"]) == ("Pathogenic", "Likely_pathogenic")
+    assert old["tier"] == new["tier"] == "pathogenic"
+
+
+def test_old_numeric_format_20170404(cli, store_dir):
+    path = shared(f"{CLINVAR37}/clinvar_20170404.old_numeric_format.vcf")
+    add_ok(cli, path)
+    name = "clinvar-GRCh37-2017-04-04"
+    assert names(cli) == [name]
+    m = manifest(store_dir, name)
+    # 14 data lines: 10 single-allele chr1 rows; 1:955619 G>A,C (CLNALLE=2: only C);
+    # 11:108151707 T>TA,TT,TTA (CLNALLE=2,1: TT and TA) and twice more T>TA (same allele).
+    assert m["records"] == 12
+    assert m["release_date"] == "2017-04-04"
+    assert m["skipped"] == {"alt_not_classified": 2, "duplicate_allele_key": 2}
+    assert m["tiers"] == {"pathogenic": 4, "uncertain": 1, "benign": 5, "conflicting": 0,
+                          "other": 2}
+
+    c = one(store_dir, name, "1", 955619, "G", "C")
+    assert (c["classification"], c["tier"], c["raw_classification"]) == ("other", "other", "255")
+    assert (c["review_status"], c["stars"]) == ("criteria_provided,_conflicting_classifications",
+                                                1)
+    assert rows(store_dir, name, "pos = 955619 AND alt = 'A'") == []
+
+    p = one(store_dir, name, "1", 949739, "G", "T")
+    assert (p["classification"], p["tier"], p["raw_classification"]) == (
+        "Pathogenic", "pathogenic", "5")
+    assert (p["review_status"], p["stars"]) == ("no_assertion_criteria_provided", 0)
+
+    ta = one(store_dir, name, "11", 108151707, "T", "TA")
+    assert (ta["classification"], ta["tier"], ta["raw_classification"]) == (
+        "Benign|other", "benign", "2|255|2")
+    assert ta["stars"] == 2  # mult|conf|single: the best-reviewed submission
+    tt = one(store_dir, name, "11", 108151707, "T", "TT")
+    assert (tt["classification"], tt["raw_classification"], tt["stars"]) == ("Benign", "2", 1)
+    assert rows(store_dir, name, "pos = 108151707 AND alt = 'TTA'") == []
+
+
+def test_somatic_fields_kept_on_their_own_columns(cli, store_dir):
+    add_ok(cli, shared(f"{CLINVAR37}/clinvar_20231002.somatic_fields_sample.vcf"))
+    name = "clinvar-GRCh37-2023-10-02"
+    m = manifest(store_dir, name)
+    assert m["records"] == 2
+    assert m["tiers"]["pathogenic"] == 1
+    assert sum(m["tiers"][t] for t in ("uncertain", "benign", "conflicting", "other")) == 0
+
+    kras = one(store_dir, name, "12", 25398285, "C", "A")
+    assert (kras["classification"], kras["tier"], kras["stars"]) == (
+        "Pathogenic", "pathogenic", 1)
+    assert (kras["onc_classification"], kras["onc_review_status"]) == (
+        "Oncogenic", "reviewed_by_expert_panel")
+    assert (kras["sci_classification"], kras["sci_review_status"]) == (
+        "Tier_I_-_Strong", "criteria_provided,_multiple_submitters")
+
+    egfr = one(store_dir, name, "7", 55249071, "C", "T")  # somatic only: no CLNSIG
+    assert egfr["classification"] is None
+    assert egfr["raw_classification"] is None
+    assert egfr["tier"] is None
+    assert egfr["stars"] is None
+    assert egfr["onc_classification"] is None
+    assert (egfr["sci_classification"], egfr["sci_review_status"]) == (
+        "Tier_I_-_Strong", "criteria_provided,_multiple_submitters")
+    # Never mix the axes: the somatic vocabulary is nowhere in the germline columns. The
+    # CLNSIGINCL/ONCINCL fields (haplotype classifications) are not this variant's either.
+    for r in rows(store_dir, name):
+        for col in ("classification", "raw_classification", "tier"):
+            assert not re.search(r"oncogenic|tier_i", str(r[col]), re.I), (col, r[col])
+
+
+def test_grch38_20211025_all_chromosomes(cli, store_dir):
+    path = shared(f"{CLINVAR38}/clinvar_20211025.2_per_chrom.vcf.gz")
+    add_ok(cli, path)
+    name = "clinvar-GRCh38-2021-10-25"
+    m = manifest(store_dir, name)
+    raw = read_vcf(path)
+    assert m["records"] == len(raw) == 50
+    assert m["assembly"] == "GRCh38"
+    assert {k: v for k, v in m["tiers"].items() if v} == dict(
+        Counter(independent_tier(i["CLNSIG"]) for _, i in raw))
+    assert m["tiers"] == {"pathogenic": 7, "uncertain": 3, "benign": 35, "conflicting": 0,
+                          "other": 5}
+    stored = rows(store_dir, name)
+    assert {r["chrom"] for r in stored} == {str(c) for c in range(1, 23)} | {"X", "Y", "MT"}
+    mt = one(store_dir, name, "MT", 578, "T", "C")
+    assert (mt["classification"], mt["tier"], mt["gene"]) == (
+        "Likely_pathogenic", "pathogenic", "MT-TF")
+    renamed = [r for r in stored if r["raw_review_status"] == "no_assertion_provided"]
+    assert len(renamed) == 5
+    assert {(r["review_status"], r["stars"]) for r in renamed} == {
+        ("no_classification_provided", 0)}
+
+
+def test_grch38_20241111(cli, store_dir):
+    path = shared(f"{CLINVAR38}/clinvar_20241111.chr1_11_records.ids_replaced.vcf.gz")
+    add_ok(cli, path)
+    name = "clinvar-GRCh38-2024-11-11"
+    m = manifest(store_dir, name)
+    assert m["records"] == 11
+    assert m["tiers"] == {"pathogenic": 0, "uncertain": 9, "benign": 2, "conflicting": 0,
+                          "other": 0}
+    first = one(store_dir, name, "1", 69134, "A", "G")
+    assert (first["classification"], first["variation_id"], first["gene"]) == (
+        "Likely_benign", "1", "OR4F5")
+
+
+def test_sites_only_file_is_refused(cli, store_dir):
+    path = shared(f"{CLINVAR37}/clinvar_20230318.sites_only_no_info.vcf.gz")
+    res = cli("snapshot", "add", path)
+    assert res.code == 3
+    assert res.out == ""
+    lines = res.err.splitlines()
+    assert len(lines) == 1, res.err
+    assert str(path) in lines[0]
+    assert "no classification field" in lines[0]
+    assert names(cli) == []
+
+
+# ------------------------------------------------------------------------------ variant_summary
+def test_variant_summary_2024_layout_needs_assembly(cli):
+    path = shared(f"{SUMMARY}/variant_summary.2024_layout.sample.txt")
+    res = cli("snapshot", "add", path, "--release-date", "2024-02-01")
+    assert res.code == 2
+    assert res.out == ""
+    assert len(res.err.splitlines()) == 1
+    assert "--assembly" in res.err and str(path) in res.err
+    assert names(cli) == []
+
+
+def test_variant_summary_2024_layout(cli, store_dir):
+    path = shared(f"{SUMMARY}/variant_summary.2024_layout.sample.txt")
+    add_ok(cli, path, "--assembly", "GRCh38", "--release-date", "2024-02-01")
+    name = "clinvar-summary-GRCh38-2024-02-01"
+    assert names(cli) == [name]
+    m = manifest(store_dir, name)
+    assert m["source_kind"] == "variant-summary"
+    assert m["records"] == 2
+    assert m["skipped"] == {"other_assembly": 2}
+    kras = one(store_dir, name, "12", 25245351, "C", "A")
+    assert (kras["classification"], kras["tier"]) == ("Pathogenic", "pathogenic")
+    assert (kras["review_status"], kras["stars"]) == ("criteria_provided,_single_submitter", 1)
+    assert kras["raw_review_status"] == "criteria provided, single submitter"
+    assert (kras["onc_classification"], kras["sci_classification"]) == (
+        "Oncogenic", "Tier I - Strong")
+    assert kras["gene"] == "KRAS"
+    egfr = one(store_dir, name, "7", 55181378, "C", "T")
+    assert egfr["classification"] is None and egfr["tier"] is None
+    assert egfr["sci_classification"] == "Tier I - Strong"
+
+
+def test_variant_summary_2021_layout_na_rows_skipped_and_counted(cli, store_dir):
+    path = shared(f"{SUMMARY}/variant_summary.2021_layout.12_rows.txt.gz")
+    add_ok(cli, path, "--assembly", "GRCh37", "--release-date", "2021-06-01", "--name", "vs37")
+    m = manifest(store_dir, "vs37")
+    assert m["records"] == 5
+    assert m["skipped"] == {"no_vcf_coordinates": 1, "other_assembly": 6}
+    assert m["tiers"] == {"pathogenic": 4, "uncertain": 1, "benign": 0, "conflicting": 0,
+                          "other": 0}
+    # Start is 4827361 there, PositionVCF 4827360: coordinates come from the VCF columns.
+    r = one(store_dir, "vs37", "7", 4827360, "GCTGCTGGACCTGCC", "G")
+    assert (r["classification"], r["variation_id"]) == ("Pathogenic", "3")
+    assert rows(store_dir, "vs37", "chrom = '20'") == []
+
+
+def test_variant_summary_older_layout_grch38(cli, store_dir):
+    path = shared(f"{SUMMARY}/variant_summary.10_rows.txt.gz")
+    add_ok(cli, path, "--assembly", "GRCh38", "--release-date", "2020-01-01", "--name", "vs38")
+    m = manifest(store_dir, "vs38")
+    assert m["records"] == 5
+    assert m["skipped"] == {"other_assembly": 5}
+    assert m["stars"] == {"1": 2, "2": 1, "3": 1, "4": 1}
+    r = one(store_dir, "vs38", "11", 5225486, "TTA", "T")  # Start says 5225487
+    assert (r["classification"], r["tier"], r["raw_classification"]) == (
+        "Likely_pathogenic", "pathogenic", "Likely pathogenic")
+    assert r["last_evaluated"] == "Dec 20, 2018"
+
+
+def test_variant_summary_both_assemblies_from_one_file(cli, store_dir):
+    """One variant_summary file holds two snapshots' worth of rows: GRCh37 and GRCh38 imports of
+    the same file are different content, not a re-add of identical content."""
+    path = shared(f"{SUMMARY}/variant_summary.10_rows.txt.gz")
+    add_ok(cli, path, "--assembly", "GRCh37", "--release-date", "2020-01-01")
+    err = add_ok(cli, path, "--assembly", "GRCh38", "--release-date", "2020-01-01")
+    assert "already stored" not in err
+    assert names(cli) == ["clinvar-summary-GRCh37-2020-01-01", "clinvar-summary-GRCh38-2020-01-01"]
+    assert manifest(store_dir, "clinvar-summary-GRCh38-2020-01-01")["assembly"] == "GRCh38"
+
+
+def test_variant_summary_semicolon_secondary_terms(cli, store_dir, tmp_path):
+    """variant_summary joins secondary terms with '; ' ("Pathogenic; risk factor")."""
+    header = ["AlleleID", "Type", "Name", "GeneID", "GeneSymbol", "HGNC_ID",
+              "ClinicalSignificance", "ClinSigSimple", "LastEvaluated", "RS# (dbSNP)",
+              "nsv/esv (dbVar)", "RCVaccession", "PhenotypeIDS", "PhenotypeList", "Origin",
+              "OriginSimple", "Assembly", "ChromosomeAccession", "Chromosome", "Start", "Stop",
+              "ReferenceAllele", "AlternateAllele", "Cytogenetic", "ReviewStatus",
+              "NumberSubmitters", "Guidelines", "TestedInGTR", "OtherIDs",
+              "SubmitterCategories", "VariationID", "PositionVCF", "ReferenceAlleleVCF",
+              "AlternateAlleleVCF"]
+    values = dict.fromkeys(header, "-")
+    values.update({"ClinicalSignificance": "Pathogenic; risk factor", "Assembly": "GRCh38",
+                   "Chromosome": "14", "ReviewStatus": "criteria provided, single submitter",
+                   "VariationID": "17967", "PositionVCF": "94378610",
+                   "ReferenceAlleleVCF": "C", "AlternateAlleleVCF": "T"})
+    path = tmp_path / "variant_summary.txt"
+    path.write_text("#" + "\t".join(header) + "\n" + "\t".join(values[h] for h in header) + "\n")
+    add_ok(cli, path, "--release-date", "2024-03-01")
+    r = one(store_dir, "clinvar-summary-GRCh38-2024-03-01", "14", 94378610, "C", "T")
+    assert (r["classification"], r["tier"]) == ("Pathogenic|risk_factor", "pathogenic")
+
+
+# ------------------------------------------------------------------------------ lab tables
+def _macarthur_vcf_tiers(path: Path) -> Counter[str]:
+    return Counter(independent_tier(info["CLINICAL_SIGNIFICANCE"]) for _, info in read_vcf(path))
+
+
+def test_macarthur_vcf_2018(cli, store_dir):
+    path = shared(f"{CUSTOM}/macarthur_clinvar_alleles.b38.release201803.vcf")
+    add_ok(cli, path, "--format", "table", "--mapping", MAPPINGS / "macarthur-vcf.toml",
+           "--assembly", "GRCh38")
+    name = "macarthur-GRCh38-2018-03-01"
+    assert names(cli) == [name]
+    m = manifest(store_dir, name)
+    assert m["source_kind"] == "table"
+    assert m["records"] == 515
+    assert m["mapping"]["file"] == "macarthur-vcf.toml"
+    assert {k: v for k, v in m["tiers"].items() if v} == dict(_macarthur_vcf_tiers(path))
+    assert m["unknown_terms"] == {}
+    r = one(store_dir, name, "1", 1014143, "C", "T")
+    assert (r["classification"], r["tier"], r["gene"], r["variation_id"]) == (
+        "Pathogenic", "pathogenic", "ISG15", "183381")
+    assert (r["review_status"], r["stars"]) == ("no_assertion_criteria_provided", 0)
+    b = one(store_dir, name, "1", 1014042, "G", "A")
+    assert b["raw_review_status"] == "criteria_provided..single_submitter"
+    assert (b["review_status"], b["stars"]) == ("criteria_provided,_single_submitter", 1)
+    assert b["last_evaluated"] == "May_26..2017"
+
+
+def test_macarthur_vcf_2017_lists_of_terms(cli, store_dir):
+    path = shared(f"{CUSTOM}/macarthur_clinvar_alleles.b38.release20170202.vcf")
+    add_ok(cli, path, "--format", "table", "--mapping", MAPPINGS / "macarthur-vcf.toml",
+           "--assembly", "GRCh38")
+    m = manifest(store_dir, "macarthur-GRCh38-2017-02-02")
+    assert m["records"] == 698
+    expected = _macarthur_vcf_tiers(path)
+    assert {k: v for k, v in m["tiers"].items() if v} == dict(expected)
+    assert m["tiers"]["conflicting"] == 32
+    # identifier = ["VARIATION_ID", "MEASURESET_ID"]: the 2017 file only has the second.
+    ids = [r["variation_id"] for r in rows(store_dir, "macarthur-GRCh38-2017-02-02")]
+    assert all(i and i.isdigit() for i in ids)
+
+
+def test_macarthur_tsv(cli, store_dir):
+    path = shared(f"{CUSTOM}/macarthur_clinvar_alleles.b38.release201803.tsv")
+    add_ok(cli, path, "--format", "table", "--mapping", MAPPINGS / "macarthur-tsv.toml",
+           "--assembly", "GRCh38")
+    name = "macarthur-tsv-GRCh38-2018-03-01"
+    m = manifest(store_dir, name)
+    lines = path.read_text().splitlines()
+    cols = lines[0].split("\t")
+    body = [dict(zip(cols, line.split("\t"), strict=True)) for line in lines[1:]]
+    assert m["records"] == len(body) == 749
+    expected = Counter(independent_tier(r["clinical_significance"]) for r in body)
+    assert {k: v for k, v in m["tiers"].items() if v} == dict(expected)
+    r = one(store_dir, name, "1", 1014143, "C", "T")
+    assert (r["classification"], r["raw_review_status"], r["stars"]) == (
+        "Pathogenic", "no assertion criteria provided", 0)
+    risk = rows(store_dir, name, "raw_classification = 'Benign, risk factor'")
+    assert [(x["classification"], x["tier"]) for x in risk] == [("Benign|risk_factor", "benign")]
+
+
+def test_table_needs_assembly(cli):
+    path = shared(f"{CUSTOM}/macarthur_clinvar_alleles.b38.release201803.vcf")
+    res = cli("snapshot", "add", path, "--format", "table", "--mapping",
+              MAPPINGS / "macarthur-vcf.toml")
+    assert res.code == 2
+    assert "--assembly" in res.err
+    assert names(cli) == []
+
+
+def test_table_needs_mapping(cli):
+    path = shared(f"{CUSTOM}/macarthur_clinvar_alleles.b38.release201803.tsv")
+    res = cli("snapshot", "add", path, "--format", "table", "--assembly", "GRCh38")
+    assert res.code == 2
+    assert "--mapping" in res.err
