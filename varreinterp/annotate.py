@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shlex
-import sys
 import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,6 +17,7 @@ from varreinterp.patient_vcf import (
     ReadStats,
     Skip,
     VcfHeader,
+    carried_at,
     check_assembly,
     check_matched_refs,
     check_samples_exist,
@@ -26,6 +25,7 @@ from varreinterp.patient_vcf import (
     read_header,
     select_samples,
 )
+from varreinterp.runinfo import command_line
 from varreinterp.store import Snapshot, Store
 from varreinterp.vocabulary import TIER_ORDER, Tier
 
@@ -87,7 +87,7 @@ def provenance(snapshot: Snapshot) -> dict[str, Any]:
     return {"tool": "varreinterp", "tool_version": __version__, "snapshot": m.name,
             "release_date": m.release_date, "assembly": m.assembly,
             "source_sha256": m.source_sha256, "snapshot_sha256": m.manifest_sha256,
-            "command": " ".join(shlex.quote(a) for a in sys.argv)}
+            "command": command_line()}
 
 
 def parse_tiers(values: list[str] | None) -> list[Tier] | None:
@@ -129,11 +129,16 @@ def prepare_inputs(vcfs: list[Path], assembly: str, what: str, samples: list[str
     if not vcfs:
         raise UsageError("no VCF given")
     workdir = tempfile.TemporaryDirectory(prefix="varreinterp-")
-    headers = [read_header(p, Path(workdir.name)) for p in vcfs]
-    for h in headers if check else []:
-        check_assembly(h, assembly, what)
-    check_samples_exist(headers, samples)
-    reference = FastaReference(reference_path, Path(workdir.name)) if reference_path else None
+    try:
+        headers = [read_header(p, Path(workdir.name)) for p in vcfs]
+        for h in headers if check else []:
+            check_assembly(h, assembly, what)
+        check_samples_exist(headers, samples)
+        reference = (FastaReference(reference_path, Path(workdir.name)) if reference_path
+                     else None)
+    except BaseException:
+        workdir.cleanup()
+        raise
     return PreparedInputs(headers, reference, workdir)
 
 
@@ -157,8 +162,10 @@ def annotate(
     stats = []
     with inputs.workdir:
         for header in inputs.headers:
-            st = load(con, header, select_samples(header, samples), inputs.reference, pass_only)
-            match_carried(con, snapshot, tiers, min_stars)
+            idx = select_samples(header, samples)
+            st = load(con, header, idx, inputs.reference, pass_only)
+            carried_at(con, header, idx, snapshot_keys_sql(snapshot), "carried_hits", pass_only)
+            match_carried(con, snapshot, tiers, min_stars, "carried_hits")
             if inputs.reference is not None:
                 st.skipped[Skip.REF_MISMATCH.value] += check_matched_refs(
                     con, inputs.reference, "hits")
@@ -184,15 +191,23 @@ def _skips(st: ReadStats) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(st.skipped.items()) if v) or "nothing"
 
 
+def snapshot_keys_sql(*snapshots: Snapshot) -> str:
+    """The allele keys of classified variants in these snapshots."""
+    return "(" + " UNION ALL ".join(
+        f"SELECT chrom, pos, ref, alt FROM {parquet_sql(s.variants)} "
+        "WHERE classification IS NOT NULL" for s in snapshots) + ")"
+
+
 def match_carried(con: duckdb.DuckDBPyConnection, snapshot: Snapshot,
-                  tiers: list[Tier] | None, min_stars: int | None) -> None:
-    """Join the loaded `carried` table with the snapshot into `hits`."""
+                  tiers: list[Tier] | None, min_stars: int | None,
+                  carried: str = "carried") -> None:
+    """Join carried alleles with the snapshot into `hits`."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE hits AS
         SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity, c.filter,
                c.rid, c.ai, s.gene, s.classification, s.tier, s.stars, s.review_status,
                s.conditions, s.variation_id, '{snapshot.name}' AS snapshot
-        FROM carried c JOIN {parquet_sql(snapshot.variants)} s
+        FROM {carried} c JOIN {parquet_sql(snapshot.variants)} s
           ON s.chrom = c.key_chrom AND s.pos = c.pos AND s.ref = c.ref AND s.alt = c.alt
         WHERE {snapshot_filter_sql(tiers, min_stars)}
     """)
@@ -217,6 +232,7 @@ def write_annotated_vcf(
     reference_path: Path | None = None,
     tiers: list[Tier] | None = None,
     min_stars: int | None = None,
+    pass_only: bool = False,
 ) -> ReadStats:
     """Copy the input VCF with VRI_* INFO fields on every record that has a classified ALT."""
     from varreinterp.importers.common import open_text
@@ -227,7 +243,7 @@ def write_annotated_vcf(
     header = inputs.headers[0]
     con = duckdb_connect()
     with inputs.workdir:
-        stats = load(con, header, [], inputs.reference)
+        stats = load(con, header, [], inputs.reference, pass_only)
         cols = ", ".join(f"s.{src}" for src, _, _ in _INFO_SOURCE.values())
         matches = con.execute(f"""
             WITH n AS (SELECT rid, max(ai) AS n_alt FROM allele GROUP BY rid)
@@ -263,6 +279,8 @@ def write_annotated_vcf(
                 elif not any(line.startswith(f"##INFO=<ID={k.value},") for k in InfoKey):
                     out.write(line)
                 continue
+            if not line.strip():
+                continue  # the columnar reader skips blank lines too: keep the counts aligned
             add = additions.get(rid)
             rid += 1
             if add is None:

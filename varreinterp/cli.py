@@ -251,9 +251,12 @@ def annotate_cmd(
     if chosen == "vcf":
         if len(vcfs) != 1:
             raise UsageError("--format vcf annotates one VCF at a time")
+        if sample:
+            raise UsageError("--format vcf annotates records, not samples: --sample does not "
+                             "apply (every sample column is kept)")
         with render.output_stream(output) as fh:
             core.write_annotated_vcf(store, vcfs[0], snapshot, fh, reference_path=reference,
-                                     tiers=tiers, min_stars=min_stars)
+                                     tiers=tiers, min_stars=min_stars, pass_only=pass_only)
         return
     if chosen == "parquet" and output is None:
         raise UsageError("--format parquet needs -o FILE")
@@ -617,7 +620,10 @@ def _framework_exit(exc: BaseException) -> int | None:
 
 def run(argv: list[str] | None = None) -> int:
     """Console entry point: the one place exceptions become exit codes."""
+    from varreinterp.runinfo import set_command_line
+
     args = sys.argv[1:] if argv is None else argv
+    set_command_line(args)
     debug = "--debug" in args
     try:
         result = app(args=args, prog_name="varreinterp", standalone_mode=False)
@@ -640,9 +646,9 @@ def run(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return ExitCode.OK
     except Exception as exc:  # the last line of defence: one line, traceback only on --debug
-        code = _framework_exit(exc)
-        if code is not None:
-            return code
+        framework_code = _framework_exit(exc)
+        if framework_code is not None:
+            return framework_code
         if debug:
             import traceback
 

@@ -199,7 +199,7 @@ def _add_one(store: Store, registry: Registry, vcf: Path, samples: list[str] | N
                       GROUP BY key_chrom, pos, ref, alt ORDER BY key_chrom, pos, ref, alt)
                 TO '{str(out).replace("'", "''")}' (FORMAT parquet, COMPRESSION zstd)
             """, [sample])
-            n = con.execute(f"SELECT count(*) FROM {parquet_sql(out)}").fetchone()[0]  # type: ignore[index]
+            n = con.execute(f"SELECT count(*) FROM {parquet_sql(out)}").fetchall()[0][0]
             staged.append((sample, pid, old, name, n))
         con.close()
         for sample, pid, old, name, n in staged:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from varreinterp import __version__
-from varreinterp.annotate import parquet_sql, prepare_inputs, provenance
+from varreinterp.annotate import parquet_sql, prepare_inputs, provenance, snapshot_keys_sql
 from varreinterp.errors import AssemblyMismatchError, UsageError
 from varreinterp.importers.common import duckdb_connect
-from varreinterp.patient_vcf import ReadStats, load, select_samples
+from varreinterp.patient_vcf import ReadStats, carried_at, load, select_samples
 from varreinterp.store import Snapshot, Store
 from varreinterp.vocabulary import Tier
 
@@ -275,8 +275,10 @@ def diff_patients(store: Store, vcfs: list[Path], from_name: str, to_name: str, 
     frames, stats = [], []
     with inputs.workdir:
         for header in inputs.headers:
-            st = load(con, header, select_samples(header, samples), inputs.reference)
-            frames.append(patient_changes(con, "carried", a, b, min_priority))
+            idx = select_samples(header, samples)
+            st = load(con, header, idx, inputs.reference)
+            carried_at(con, header, idx, snapshot_keys_sql(a, b), "carried_hits")
+            frames.append(patient_changes(con, "carried_hits", a, b, min_priority))
             log.info("%s: %d records, %d carried calls, %d change(s) at or above %s",
                      header.path, st.records, st.carried, len(frames[-1]), min_priority.value)
             stats.append(st)

@@ -24,31 +24,35 @@ def needs_trim(ref: str, alt: str) -> bool:
     return len(ref) > 1 and len(alt) > 1 and (ref[-1] == alt[-1] or ref[0] == alt[0])
 
 
-_WINDOW = 100
+_WINDOW = 128
 
 
 def left_align(fasta: Reference, contig: str, pos: int, ref: str, alt: str) -> tuple[int, str, str]:
-    """Shift an indel left while its last bases are equal, pulling in reference bases in front.
-
-    Only simple indels (one allele a prefix of the other after trimming) move; SNVs and
-    complex substitutions are returned trimmed but unshifted. `pos` is 1-based."""
+    """Left-align an indel against the reference (the algorithm of Tan et al. 2015, as in
+    vt and bcftools norm): drop a shared last base; when an allele becomes empty, prepend the
+    reference base before it; repeat; then trim shared leading bases. Handles left- and
+    right-anchored input alike. `pos` is 1-based; REF must already agree with the FASTA."""
+    if len(ref) == len(alt):
+        return trim(pos, ref, alt)
     pos, ref, alt = trim(pos, ref, alt)
-    if len(ref) == len(alt) or (ref[0] != alt[0]):
-        return pos, ref, alt
-    while True:
-        if ref[-1] != alt[-1] or pos <= 1:
-            break
-        start = max(0, pos - 1 - _WINDOW)
-        upstream = fasta.fetch(contig, start, pos - 1).upper()
-        if not upstream:
-            break
-        moved = False
-        for base in reversed(upstream):
-            if ref[-1] != alt[-1] or pos <= 1:
+    start, window = pos, ""  # window holds reference bases [start - len(window), start)
+
+    def base_before(p: int) -> str:
+        nonlocal start, window
+        if p - 1 < start - len(window) or not window:
+            lo = max(0, p - 1 - _WINDOW)
+            window, start = fasta.fetch(contig, lo, p - 1).upper(), p
+        return window[len(window) - (start - p) - 1] if window else ""
+
+    while ref[-1] == alt[-1]:
+        if len(ref) == 1 or len(alt) == 1:
+            # Dropping the shared base would empty an allele: pull in the base before first.
+            # At the contig's first base there is none, and the allele stays anchored there.
+            base = base_before(pos) if pos > 1 else ""
+            if not base:
                 break
-            ref, alt = base + ref[:-1], base + alt[:-1]
-            pos -= 1
-            moved = True
-        if not moved:
-            break
-    return trim(pos, ref, alt)
+            ref, alt, pos = base + ref, base + alt, pos - 1
+        ref, alt = ref[:-1], alt[:-1]
+    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
+        ref, alt, pos = ref[1:], alt[1:], pos + 1
+    return pos, ref, alt

@@ -25,12 +25,16 @@ from typing import TYPE_CHECKING
 from varreinterp.assembly import (
     Assembly,
     assembly_from_contig_lengths,
-    contig_sql,
     normalize_contig,
     parse_assembly,
 )
 from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
-from varreinterp.importers.common import duckdb_input_error, open_text, read_delimited_sql
+from varreinterp.importers.common import (
+    duckdb_input_error,
+    first_row,
+    open_text,
+    read_delimited_sql,
+)
 from varreinterp.normalize import left_align, needs_trim, trim
 
 if TYPE_CHECKING:
@@ -49,11 +53,10 @@ class Zygosity(StrEnum):
 class Skip(StrEnum):
     """Why an allele, or a sample's call of it, is not reported. Every one is counted."""
 
-    REFERENCE_BLOCK = "reference_block"
+    REFERENCE_BLOCK = "reference_block"  # gVCF blocks and other ALT=. reference calls
     NON_REF_ALLELE = "gvcf_non_ref_allele"
     SYMBOLIC = "symbolic_allele"
     STAR = "star_allele"
-    NO_ALT = "no_alt_reference_site"
     INVALID = "invalid_allele"
     REF_MISMATCH = "ref_mismatch"
     FILTERED = "filtered_not_pass"
@@ -244,6 +247,31 @@ def select_samples(header: VcfHeader, wanted: list[str] | None) -> list[int]:
     return [i for i, s in enumerate(header.samples) if s in wanted]
 
 
+def _skip_sql(a: str, n_alt: str, pass_only: bool) -> str:
+    """Why an ALT `a` is not a usable allele (NULL when it is): one rule for every path."""
+    return f"""CASE
+        WHEN length({a}) = 1 AND length(ref) = 1 AND {a} IN ('A', 'C', 'G', 'T')
+             AND ref IN ('A', 'C', 'G', 'T') {"AND filter IN ('PASS', '.')" if pass_only else ""}
+            THEN NULL
+        WHEN ({a} IN ('<NON_REF>', '<*>') AND {n_alt} = 1) OR {a} IN ('.', '')
+            THEN '{Skip.REFERENCE_BLOCK.value}'
+        WHEN {a} IN ('<NON_REF>', '<*>') THEN '{Skip.NON_REF_ALLELE.value}'
+        WHEN {a} = '*' THEN '{Skip.STAR.value}'
+        WHEN {a} LIKE '%<%' OR {a} LIKE '%[%' OR {a} LIKE '%]%' THEN '{Skip.SYMBOLIC.value}'
+        WHEN NOT regexp_full_match({a}, '[ACGTNacgtn]+')
+          OR NOT regexp_full_match(ref, '[ACGTNacgtn]+') THEN '{Skip.INVALID.value}'
+        {"WHEN filter NOT IN ('PASS', '.') THEN '" + Skip.FILTERED.value + "'"
+         if pass_only else ""}
+        END"""
+
+
+def _key_chrom_sql(column: str) -> str:
+    """contig_sql without a regex: this runs on every record of a WGS."""
+    bare = (f"(CASE WHEN lower(left({column}, 3)) = 'chr' THEN substr({column}, 4) "
+            f"ELSE {column} END)")
+    return f"(CASE WHEN upper({bare}) IN ('M', 'MT') THEN 'MT' ELSE {bare} END)"
+
+
 def load(
     con: duckdb.DuckDBPyConnection,
     header: VcfHeader,
@@ -251,63 +279,80 @@ def load(
     reference: FastaReference | None = None,
     pass_only: bool = False,
 ) -> ReadStats:
-    """Create rec/allele/carried for one file (replacing any earlier ones)."""
+    """Create rec, allele and carried for one file (replacing any earlier ones).
+
+    Most records (one ALT, nothing to trim, no indel to left-align) are used as they are;
+    only the others are split and normalized. Genotypes are classified once per distinct GT
+    string (a few dozen in a WGS), not once per record."""
     stats = ReadStats(str(header.path))
     n_cols = 9 + len(header.samples)
     names = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format"]
     names += [f"s{i}" for i in range(len(header.samples))]
     reader = read_delimited_sql(header.text_path, names[:n_cols], skip=header.n_lines)
-    gts = ", ".join(
-        f"CASE WHEN format = 'GT' OR starts_with(format, 'GT:') THEN split_part(s{i}, ':', 1) "
+    gts = "".join(
+        f", CASE WHEN format = 'GT' OR starts_with(format, 'GT:') THEN split_part(s{i}, ':', 1) "
         f"END AS g{i}" for i in sample_idx)
+    indel = "OR length(ref) <> length(alt)" if reference else ""
     try:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE rec AS
-            SELECT chrom, pos AS pos_text, try_cast(pos AS BIGINT) AS pos, ref, alt, filter,
-                   regexp_matches(info, '(^|;)END=') AS has_end, {gts}
+            SELECT chrom, try_cast(pos AS BIGINT) AS pos, upper(ref) AS ref, upper(alt) AS alt,
+                   filter,
+                   (CASE WHEN length(alt) = 1 AND length(ref) = 1 THEN false
+                         ELSE contains(alt, ',') OR (length(ref) > 1 AND length(alt) > 1 AND
+                              (ref[1] = alt[1] OR ref[-1] = alt[-1])) {indel} END) AS complex
+                   {gts}
             FROM {reader}
         """)
     except Exception as exc:  # duckdb raises several unrelated classes for bad input
         raise duckdb_input_error(exc, header.path, header.n_lines) from exc
-    bad = con.execute("""
-        SELECT rowid, chrom, pos_text, ref, alt FROM rec
+    bad = first_row(con.execute("""
+        SELECT rowid, chrom, pos, ref, alt FROM rec
         WHERE pos IS NULL OR pos < 1 OR chrom IS NULL OR ref IS NULL OR alt IS NULL
-        ORDER BY rowid LIMIT 1""").fetchone()
+        ORDER BY rowid LIMIT 1""").fetchall())
     if bad:
-        raise InputError(f"malformed record (CHROM={bad[1]!r} POS={bad[2]!r} REF={bad[3]!r} "
-                         f"ALT={bad[4]!r})", header.path, header.n_lines + int(bad[0]) + 1)
-    stats.records = con.execute("SELECT count(*) FROM rec").fetchone()[0]  # type: ignore[index]
-
+        line = header.n_lines + int(bad[0]) + 1
+        raise InputError(f"malformed record (CHROM={bad[1]!r} POS={_raw_field(header, line, 1)!r}"
+                         f" REF={bad[3]!r} ALT={bad[4]!r})", header.path, line)
+    stats.records = con.execute("SELECT count(*) FROM rec").fetchall()[0][0]
+    # Contig spellings are few: their matching keys are computed once, not per record.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE contigs AS
+                    SELECT chrom, {_key_chrom_sql('chrom')} AS key_chrom
+                    FROM (SELECT DISTINCT chrom FROM rec)""")
+    g_cols = "".join(f", g{i}" for i in sample_idx)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE allele AS
+        CREATE OR REPLACE TEMP TABLE complex_allele AS
         WITH split AS (
-            SELECT rowid AS rid, chrom, pos, upper(ref) AS ref, filter, has_end,
+            SELECT r.rowid AS rid, r.chrom, c.key_chrom, pos, ref, filter {g_cols},
                    unnest(string_split(alt, ',')) AS a,
                    unnest(range(1, len(string_split(alt, ',')) + 1)) AS ai,
                    len(string_split(alt, ',')) AS n_alt
-            FROM rec)
-        SELECT rid, CAST(ai AS INTEGER) AS ai, chrom, {contig_sql('chrom')} AS key_chrom, pos,
-               ref, upper(a) AS alt, filter,
-               CASE WHEN (a IN ('<NON_REF>', '<*>') AND n_alt = 1) OR (a = '.' AND has_end)
-                    THEN '{Skip.REFERENCE_BLOCK.value}'
-                    WHEN a IN ('<NON_REF>', '<*>') THEN '{Skip.NON_REF_ALLELE.value}'
-                    WHEN a = '*' THEN '{Skip.STAR.value}'
-                    WHEN a IN ('.', '') THEN '{Skip.NO_ALT.value}'
-                    WHEN a LIKE '%<%' OR a LIKE '%[%' OR a LIKE '%]%' THEN '{Skip.SYMBOLIC.value}'
-                    WHEN NOT regexp_full_match(upper(a), '[ACGTN]+')
-                      OR NOT regexp_full_match(upper(ref), '[ACGTN]+') THEN '{Skip.INVALID.value}'
-                    {"WHEN filter NOT IN ('PASS', '.') THEN '" + Skip.FILTERED.value + "'"
-                     if pass_only else ""}
-                    END AS skip
+            FROM rec r JOIN contigs c ON c.chrom = r.chrom WHERE complex)
+        SELECT rid, CAST(ai AS INTEGER) AS ai, chrom, key_chrom, pos, ref, a AS alt,
+               filter, {_skip_sql('a', 'n_alt', pass_only)} AS skip {g_cols}
         FROM split
     """)
     _normalize_in_python(con, reference)
-    stats.alleles = con.execute("SELECT count(*) FROM allele").fetchone()[0]  # type: ignore[index]
-    for reason, n in con.execute(
-            "SELECT skip, count(*) FROM allele WHERE skip IS NOT NULL GROUP BY 1").fetchall():
-        stats.skipped[reason] += n
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW allele AS
+        SELECT r.rowid AS rid, 1 AS ai, r.chrom, c.key_chrom, pos, ref, alt, filter,
+               {_skip_sql('alt', '1', pass_only)} AS skip {g_cols}
+        FROM rec r JOIN contigs c ON c.chrom = r.chrom WHERE NOT complex
+        UNION ALL
+        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip {g_cols}
+        FROM complex_allele
+    """)
     _genotypes(con, header, sample_idx, stats)
     return stats
+
+
+def _raw_field(header: VcfHeader, line: int, index: int) -> str | None:
+    """A field of a given file line, for error messages only."""
+    for n, text in enumerate(open_text(header.text_path), start=1):
+        if n == line:
+            parts = text.rstrip("\r\n").split("\t")
+            return parts[index] if index < len(parts) else None
+    return None
 
 
 def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReference | None) -> None:
@@ -317,7 +362,7 @@ def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReferen
 
     indel = "OR length(ref) <> length(alt)" if reference else ""
     rows = con.execute(f"""
-        SELECT rid, ai, chrom, pos, ref, alt FROM allele
+        SELECT rid, ai, chrom, pos, ref, alt FROM complex_allele
         WHERE skip IS NULL AND ((length(ref) > 1 AND length(alt) > 1
               AND (ref[1] = alt[1] OR ref[-1] = alt[-1])) {indel})
     """).fetchall()
@@ -345,8 +390,8 @@ def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReferen
     })
     con.register("fixed_alleles", table)
     con.execute("""
-        UPDATE allele SET pos = f.pos, ref = f.ref, alt = f.alt, skip = f.skip
-        FROM fixed_alleles f WHERE allele.rid = f.rid AND allele.ai = f.ai
+        UPDATE complex_allele SET pos = f.pos, ref = f.ref, alt = f.alt, skip = f.skip
+        FROM fixed_alleles f WHERE complex_allele.rid = f.rid AND complex_allele.ai = f.ai
     """)
     con.unregister("fixed_alleles")
 
@@ -363,49 +408,116 @@ def check_matched_refs(con: duckdb.DuckDBPyConnection, reference: FastaReference
     return len(bad)
 
 
+def genotype_status(gt: str | None, ai: int) -> tuple[str, str | None]:
+    """(status, zygosity) of allele `ai` in one GT string: 'carried' or a Skip reason."""
+    if not gt:
+        return Skip.NO_GENOTYPE.value, None
+    tokens = gt.replace("|", "/").split("/")
+    if all(t == "." for t in tokens):
+        return Skip.NO_CALL.value, None
+    if "." in tokens:
+        return Skip.HALF_CALL.value, None
+    if str(ai) not in tokens:
+        if all(t == "0" for t in tokens):
+            return Skip.HOM_REF.value, None
+        return Skip.OTHER_ALLELE.value, None
+    if len(tokens) == 1:
+        return "carried", Zygosity.HEMI.value
+    if len(tokens) == 2:
+        both = tokens.count(str(ai)) == 2
+        return "carried", (Zygosity.HOM if both else Zygosity.HET).value
+    return "carried", Zygosity.UNKNOWN.value
+
+
 def _genotypes(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
                stats: ReadStats) -> None:
+    """Count alleles and calls in one pass per sample, then build `gtmap` (one row per
+    distinct GT string and ALT index) and the `carried` view."""
+    import pyarrow as pa
+
+    first = f"coalesce(g{sample_idx[0]}, '')" if sample_idx else "''"
+    seen: set[str] = set()
+    for skip, ai, gt, n in con.execute(
+            f"SELECT skip, ai, {first}, count(*) FROM allele GROUP BY ALL").fetchall():
+        stats.alleles += n
+        if skip is not None:
+            stats.skipped[skip] += n
+        elif sample_idx:
+            _count_call(stats, gt, ai, n)
+            seen.add(gt)
+    for i in sample_idx[1:]:
+        for ai, gt, n in con.execute(f"SELECT ai, coalesce(g{i}, ''), count(*) FROM allele "
+                                     "WHERE skip IS NULL GROUP BY ALL").fetchall():
+            _count_call(stats, gt, ai, n)
+            seen.add(gt)
     if not sample_idx:
-        con.execute("CREATE OR REPLACE TEMP TABLE carried AS SELECT NULL::VARCHAR AS sample, "
-                    "* EXCLUDE (skip), NULL::VARCHAR AS zygosity FROM allele WHERE false")
+        con.execute("CREATE OR REPLACE TEMP VIEW carried AS SELECT NULL::VARCHAR AS sample, "
+                    "rid, ai, chrom, key_chrom, pos, ref, alt, filter, NULL::VARCHAR AS zygosity "
+                    "FROM allele WHERE false")
         return
-    names = ", ".join(f"'{header.samples[i].replace(chr(39), chr(39) * 2)}'" for i in sample_idx)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE sample_names AS "
-                f"SELECT unnest([{names}]) AS sample, unnest(range({len(sample_idx)})) AS k")
-    cols = ", ".join(f"g{i}" for i in sample_idx)
-    gt_list = f"[{cols}]"
+    max_ai = con.execute("SELECT coalesce(max(ai), 1) FROM complex_allele").fetchall()[0][0]
+    rows = [(gt, ai, *genotype_status(gt, ai)) for gt in sorted(seen)
+            for ai in range(1, max_ai + 1)]
+    con.register("gtmap_rows", pa.table({
+        "gt": pa.array([r[0] for r in rows], pa.string()),
+        "ai": pa.array([r[1] for r in rows], pa.int32()),
+        "status": pa.array([r[2] for r in rows], pa.string()),
+        "zygosity": pa.array([r[3] for r in rows], pa.string())}))
+    con.execute("CREATE OR REPLACE TEMP TABLE gtmap AS SELECT * FROM gtmap_rows "
+                "WHERE status = 'carried'")
+    con.unregister("gtmap_rows")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW carried AS {carried_sql(header, sample_idx)}")
+
+
+def _count_call(stats: ReadStats, gt: str, ai: int, n: int) -> None:
+    status, _ = genotype_status(gt, ai)
+    stats.calls += n
+    if status == "carried":
+        stats.carried += n
+    else:
+        stats.skipped[status] += n
+
+
+def carried_sql(header: VcfHeader, sample_idx: list[int], alleles: str = "allele") -> str:
+    """(sample, allele) rows whose genotype carries the allele, from an allele relation."""
+    return " UNION ALL ".join(
+        f"SELECT {_quote(header.samples[i])} AS sample, a.rid, a.ai, a.chrom, a.key_chrom, "
+        f"a.pos, a.ref, a.alt, a.filter, g.zygosity "
+        f"FROM {alleles} a JOIN gtmap g ON g.gt = coalesce(a.g{i}, '') AND g.ai = a.ai "
+        f"WHERE a.skip IS NULL" for i in sample_idx)
+
+
+def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
+               keys: str, table: str, pass_only: bool = False) -> None:
+    """Materialize into `table` the carried alleles whose key is in relation `keys`
+    (chrom, pos, ref, alt): the key join runs on the raw records first, so only the few
+    matching alleles pay for genotype and skip evaluation."""
+    g_cols = "".join(f", g{i}" for i in sample_idx)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE calls AS
-        WITH per_sample AS (
-            SELECT a.*, s.sample, replace({gt_list}[s.k + 1], '|', '/') AS gt
-            FROM allele a JOIN rec r ON a.rid = r.rowid CROSS JOIN sample_names s
-            WHERE a.skip IS NULL),
-        toks AS (SELECT *, string_split(gt, '/') AS t FROM per_sample)
-        SELECT * EXCLUDE (t),
-               CASE WHEN gt IS NULL OR gt = '' THEN '{Skip.NO_GENOTYPE.value}'
-                    WHEN regexp_full_match(gt, '[./]+') THEN '{Skip.NO_CALL.value}'
-                    WHEN list_contains(t, '.') THEN '{Skip.HALF_CALL.value}'
-                    WHEN list_contains(t, CAST(ai AS VARCHAR)) THEN 'carried'
-                    WHEN regexp_full_match(gt, '[0/]+') THEN '{Skip.HOM_REF.value}'
-                    ELSE '{Skip.OTHER_ALLELE.value}' END AS status,
-               CASE WHEN len(t) = 1 THEN '{Zygosity.HEMI.value}'
-                    WHEN len(t) = 2 AND len(list_filter(t, lambda x: x = CAST(ai AS VARCHAR))) = 2
-                         THEN '{Zygosity.HOM.value}'
-                    WHEN len(t) = 2 THEN '{Zygosity.HET.value}'
-                    ELSE '{Zygosity.UNKNOWN.value}' END AS zygosity
-        FROM toks
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        WITH k AS (SELECT c.chrom AS patient_chrom, c.key_chrom, s.pos, s.ref, s.alt
+                   FROM {keys} s JOIN contigs c ON c.key_chrom = s.chrom),
+        m AS (
+            SELECT r.rowid AS rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt,
+                   r.filter {g_cols}
+            FROM (SELECT rowid, * FROM rec WHERE NOT complex) r
+            SEMI JOIN k ON k.patient_chrom = r.chrom AND k.pos = r.pos AND k.ref = r.ref
+                         AND k.alt = r.alt
+            JOIN contigs ct ON ct.chrom = r.chrom),
+        a AS (
+            SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter,
+                   {_skip_sql('alt', '1', pass_only)} AS skip {g_cols} FROM m
+            UNION ALL
+            SELECT c.rid, c.ai, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.filter, c.skip
+                   {g_cols}
+            FROM complex_allele c SEMI JOIN k ON k.key_chrom = c.key_chrom AND k.pos = c.pos
+                                              AND k.ref = c.ref AND k.alt = c.alt)
+        {carried_sql(header, sample_idx, "a")}
     """)
-    for status, n in con.execute("SELECT status, count(*) FROM calls GROUP BY 1").fetchall():
-        stats.calls += n
-        if status == "carried":
-            stats.carried = n
-        else:
-            stats.skipped[status] += n
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE carried AS
-        SELECT sample, rid, ai, chrom, key_chrom, pos, ref, alt, filter, zygosity
-        FROM calls WHERE status = 'carried'
-    """)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def check_samples_exist(headers: list[VcfHeader], wanted: list[str] | None) -> None:

@@ -19,6 +19,7 @@ from varreinterp.importers.common import (
     STAGED_COLUMNS,
     StagedSource,
     duckdb_input_error,
+    first_row,
     open_text,
     read_delimited_sql,
     read_header,
@@ -161,11 +162,11 @@ def _stage_current(
 
 def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
     """Every data row needs an integer POS and non-empty REF: find the first that has not."""
-    bad = con.execute("""
+    bad = first_row(con.execute("""
         SELECT rowid, chrom, pos_text, ref FROM staged
         WHERE pos IS NULL OR pos < 1 OR ref IS NULL OR ref = '' OR chrom IS NULL OR chrom = ''
         ORDER BY rowid LIMIT 1
-    """).fetchone()
+    """).fetchall())
     if bad:
         rowid, chrom, pos, ref = bad
         raise InputError(f"malformed record (CHROM={chrom!r} POS={pos!r} REF={ref!r})",

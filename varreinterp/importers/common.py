@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from varreinterp.assembly import Assembly
 from varreinterp.errors import InputError
@@ -96,6 +96,10 @@ def read_header(path: Path) -> tuple[list[str], int]:
             break
         header.append(line.rstrip("\r\n"))
     return header, len(header)
+
+
+def first_row(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    return rows[0] if rows else None
 
 
 def duckdb_connect() -> duckdb.DuckDBPyConnection:
@@ -203,7 +207,7 @@ def finalize(
     # One row per allele key. Duplicates (rare) keep the best-reviewed, most severe row and are
     # counted, never silently dropped. The window only runs when a (cheap) count finds some.
     dupes = con.execute("SELECT count(*) - count(DISTINCT hash(chrom, pos, ref, alt)) "
-                        "FROM staged").fetchone()[0]  # type: ignore[index]
+                        "FROM staged").fetchall()[0][0]
     dedupe = """QUALIFY row_number() OVER (
             PARTITION BY s.chrom, s.pos, s.ref, s.alt
             ORDER BY r.stars DESC NULLS LAST,
@@ -220,14 +224,14 @@ def finalize(
         LEFT JOIN rev_map r ON s.raw_review_status = r.raw
         {dedupe}
     """)
-    staged_n = con.execute("SELECT count(*) FROM staged").fetchone()[0]  # type: ignore[index]
-    records = con.execute("SELECT count(*) FROM final").fetchone()[0]  # type: ignore[index]
+    staged_n = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
+    records = con.execute("SELECT count(*) FROM final").fetchall()[0][0]
     if staged_n > records:
         source.skipped["duplicate_allele_key"] += staged_n - records
         log.warning("%s: %d rows repeat an allele already imported (kept the best-reviewed)",
                     source.path, staged_n - records)
     no_germline = con.execute(
-        "SELECT count(*) FROM final WHERE classification IS NULL").fetchone()[0]  # type: ignore[index]
+        "SELECT count(*) FROM final WHERE classification IS NULL").fetchall()[0][0]
     if records and no_germline == records:
         raise InputError("no germline classification in any record: nothing to import",
                          source.path)

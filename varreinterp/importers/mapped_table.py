@@ -47,6 +47,7 @@ from varreinterp.importers.clinvar_vcf import (
 from varreinterp.importers.common import (
     StagedSource,
     duckdb_input_error,
+    first_row,
     open_text,
     read_delimited_sql,
     read_header,
@@ -163,10 +164,10 @@ def stage_mapped_table(
         """)
     except Exception as exc:  # duckdb raises several unrelated classes for bad input
         raise duckdb_input_error(exc, path, skip) from exc
-    bad = con.execute("""
+    bad = first_row(con.execute("""
         SELECT rowid, chrom, pos FROM raw
         WHERE chrom IS NULL OR try_cast(pos AS BIGINT) IS NULL OR ref IS NULL
-        ORDER BY rowid LIMIT 1""").fetchone()
+        ORDER BY rowid LIMIT 1""").fetchall())
     if bad:
         raise InputError(f"malformed record (contig={bad[1]!r}, position={bad[2]!r})", path,
                          skip + int(bad[0]) + 1)

@@ -11,6 +11,7 @@ from varreinterp.errors import InputError, UsageError
 from varreinterp.importers.common import (
     StagedSource,
     duckdb_input_error,
+    first_row,
     open_text,
     read_delimited_sql,
 )
@@ -88,12 +89,12 @@ def stage_variant_summary(
         FROM raw GROUP BY 1 HAVING reason IS NOT NULL
     """).fetchall()
     source.skipped.update({r: n for r, n in counts})
-    bad = con.execute(f"""
+    bad = first_row(con.execute(f"""
         SELECT rowid, {col['PositionVCF']} FROM raw
         WHERE {col['Assembly']} = '{assembly.value}' AND {col['PositionVCF']} NOT IN ('na', '-1')
           AND try_cast({col['PositionVCF']} AS BIGINT) IS NULL
         ORDER BY rowid LIMIT 1
-    """).fetchone()
+    """).fetchall())
     if bad:
         raise InputError(f"PositionVCF is not a number: {bad[1]!r}", path, int(bad[0]) + 2)
     con.execute(f"""
