@@ -69,17 +69,46 @@ _INFO_SOURCE = {
 
 @dataclass
 class AnnotationResult:
+    """The matched rows stay in DuckDB (table `annotation`, in report order) until a caller
+    asks: `rows` for a DataFrame, `export()` for a file written by DuckDB itself."""
+
     snapshot: Snapshot
-    rows: pd.DataFrame
     stats: list[ReadStats]
+    con: duckdb.DuckDBPyConnection
+    _rows: pd.DataFrame | None = None
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        if self._rows is None:
+            self._rows = self.con.execute(
+                f"SELECT {', '.join(ANNOTATION_COLUMNS)} FROM annotation ORDER BY k").df()
+        return self._rows
+
+    def count(self) -> int:
+        return int(self.con.execute("SELECT count(*) FROM annotation").fetchall()[0][0])
+
+    def export(self, path: Path, fmt: str, extra: dict[str, Any] | None = None) -> None:
+        """COPY the rows to `path` as csv (tab-separated, header), json (lines) or parquet."""
+        cols = ", ".join(ANNOTATION_COLUMNS)
+        consts = "".join(f", {_sql_literal(v)} AS {k}" for k, v in (extra or {}).items())
+        options = {"tsv": "FORMAT csv, DELIMITER '\t', HEADER, QUOTE '', ESCAPE ''",
+                   "json": "FORMAT json", "parquet": "FORMAT parquet, COMPRESSION zstd"}[fmt]
+        target = str(path).replace("'", "''")
+        self.con.execute(f"COPY (SELECT {cols}{consts} FROM annotation ORDER BY k) "
+                         f"TO '{target}' ({options})")
 
     def summary(self) -> str:
-        tiers = self.rows["tier"].value_counts().to_dict() if len(self.rows) else {}
-        parts = [f"{tiers[t.value]} {t.value}" for t in TIER_ORDER if tiers.get(t.value)]
-        samples = self.rows["sample"].nunique() if len(self.rows) else 0
-        return (f"{len(self.rows)} classified variant call(s) in {samples} sample(s) against "
-                f"{self.snapshot.name} ({self.snapshot.manifest.release_date})"
+        by_tier = dict(self.con.execute(
+            "SELECT tier, count(*) FROM annotation GROUP BY 1").fetchall())
+        samples = self.con.execute("SELECT count(DISTINCT sample) FROM annotation").fetchall()
+        parts = [f"{by_tier[t.value]} {t.value}" for t in TIER_ORDER if by_tier.get(t.value)]
+        return (f"{sum(by_tier.values())} classified variant call(s) in {samples[0][0]} "
+                f"sample(s) against {self.snapshot.name} ({self.snapshot.manifest.release_date})"
                 + (f": {', '.join(parts)}" if parts else ""))
+
+
+def _sql_literal(value: object) -> str:
+    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
 
 
 def provenance(snapshot: Snapshot) -> dict[str, Any]:
@@ -152,14 +181,13 @@ def annotate(
     pass_only: bool = False,
     tiers: list[Tier] | None = None,
     min_stars: int | None = None,
-    keep_connection: bool = False,
 ) -> AnnotationResult:
     snapshot = store.get(snapshot_name)
     inputs = prepare_inputs(vcfs, snapshot.manifest.assembly, f"snapshot {snapshot.name}",
                             samples, reference_path)
     con = duckdb_connect()
-    frames = []
     stats = []
+    con.execute(f"CREATE TEMP TABLE annotation AS SELECT *, 0 AS k FROM ({_EMPTY_HITS})")
     with inputs.workdir:
         for header in inputs.headers:
             idx = select_samples(header, samples)
@@ -169,22 +197,28 @@ def annotate(
             if inputs.reference is not None:
                 st.skipped[Skip.REF_MISMATCH.value] += check_matched_refs(
                     con, inputs.reference, "hits")
-            frames.append(con.execute(f"""
-                SELECT {', '.join(ANNOTATION_COLUMNS)} FROM hits
-                ORDER BY sample, {TIER_RANK_SQL}, stars DESC NULLS LAST, key_chrom, pos, ref, alt
-            """).df())
-            st_matched = len(frames[-1])
+            before = con.execute("SELECT count(*) FROM annotation").fetchall()[0][0]
+            con.execute(f"""
+                INSERT INTO annotation
+                SELECT {', '.join(ANNOTATION_COLUMNS)},
+                       {before} + row_number() OVER (ORDER BY sample, {TIER_RANK_SQL},
+                           stars DESC NULLS LAST, key_chrom, pos, ref, alt) AS k
+                FROM hits
+            """)
+            st_matched = con.execute("SELECT count(*) FROM hits").fetchall()[0][0]
             log.info("%s: %d records, %d alleles after splitting, %d carried calls, %d matched "
                      "in %s; not reported: %s", header.path, st.records, st.alleles, st.carried,
                      st_matched, snapshot.name, _skips(st))
             stats.append(st)
-    import pandas as pd
+    return AnnotationResult(snapshot, stats, con)
 
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=ANNOTATION_COLUMNS)
-    if not keep_connection:
-        con.close()
-    return AnnotationResult(snapshot, rows, stats)
+
+_EMPTY_HITS = ("SELECT NULL::VARCHAR AS sample, NULL::VARCHAR AS chrom, NULL::BIGINT AS pos, "
+               "NULL::VARCHAR AS ref, NULL::VARCHAR AS alt, NULL::VARCHAR AS zygosity, "
+               "NULL::VARCHAR AS filter, NULL::VARCHAR AS gene, NULL::VARCHAR AS classification, "
+               "NULL::VARCHAR AS tier, NULL::TINYINT AS stars, NULL::VARCHAR AS review_status, "
+               "NULL::VARCHAR AS conditions, NULL::VARCHAR AS variation_id, "
+               "NULL::VARCHAR AS snapshot WHERE false")
 
 
 def _skips(st: ReadStats) -> str:

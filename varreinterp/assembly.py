@@ -35,9 +35,11 @@ def normalize_contig(name: str) -> str:
     return "MT" if bare.upper() in ("M", "MT") else bare
 
 
-# The same rule for DuckDB queries over a column named by the caller.
+# The same rule for DuckDB queries over a column named by the caller (no regex: it runs on
+# every record of a ClinVar release).
 def contig_sql(column: str) -> str:
-    bare = f"regexp_replace({column}, '^[Cc][Hh][Rr]', '')"
+    bare = (f"(CASE WHEN lower(left({column}, 3)) = 'chr' THEN substr({column}, 4) "
+            f"ELSE {column} END)")
     return f"(CASE WHEN upper({bare}) IN ('M', 'MT') THEN 'MT' ELSE {bare} END)"
 
 

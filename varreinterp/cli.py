@@ -263,6 +263,10 @@ def annotate_cmd(
     result = core.annotate(store, vcfs, snapshot, samples=sample, reference_path=reference,
                            pass_only=pass_only, tiers=tiers, min_stars=min_stars)
     prov = core.provenance(result.snapshot)
+    if chosen in ("tsv", "json", "parquet"):
+        _export(result, chosen, output, prov)
+        log.info("%s", result.summary())
+        return
     _write_frame(result.rows, core.ANNOTATION_COLUMNS, chosen, output, prov,
                  table_columns=["sample", "variant", "zygosity", "gene", "classification",
                                 "stars", "conditions"],
@@ -542,6 +546,35 @@ def reanalyze_cmd(
         log.debug("skipped %s: %s", problem.patient_id, problem.problem)
     log.info("%s", result.summary())
     return 1 if exit_code and len(result.rows) else 0
+
+
+def _export(result: Any, chosen: str, output: Path | None, prov: dict[str, Any]) -> None:
+    """Large annotation outputs are written by DuckDB (COPY) into a private temporary file,
+    then renamed into place or streamed to stdout: never half-written."""
+    import json
+    import shutil
+    import tempfile
+
+    from varreinterp import render
+
+    with tempfile.TemporaryDirectory(prefix="varreinterp-out-") as tmp:
+        body = Path(tmp) / f"rows.{chosen}"
+        extra = ({f"provenance_{k}": v for k, v in prov.items() if k != "snapshot"}
+                 if chosen == "json" else None)
+        result.export(body, chosen, extra)
+        if chosen == "parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(body)
+            table = table.replace_schema_metadata({"varreinterp": json.dumps(prov)})
+            with render.output_stream(output, binary=True) as fh:
+                pq.write_table(table, fh)
+            return
+        with render.output_stream(output) as fh, open(body) as src:
+            if chosen == "tsv":
+                fh.write("#" + " ".join(f"{k}={v}" for k, v in prov.items()) + "\n")
+            fh.flush()
+            shutil.copyfileobj(src, fh, 1 << 20)
 
 
 def _provenance_caption(prov: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from varreinterp.assembly import (
     Assembly,
     assembly_from_contig_lengths,
+    contig_sql,
     normalize_contig,
     parse_assembly,
 )
@@ -265,13 +266,6 @@ def _skip_sql(a: str, n_alt: str, pass_only: bool) -> str:
         END"""
 
 
-def _key_chrom_sql(column: str) -> str:
-    """contig_sql without a regex: this runs on every record of a WGS."""
-    bare = (f"(CASE WHEN lower(left({column}, 3)) = 'chr' THEN substr({column}, 4) "
-            f"ELSE {column} END)")
-    return f"(CASE WHEN upper({bare}) IN ('M', 'MT') THEN 'MT' ELSE {bare} END)"
-
-
 def load(
     con: duckdb.DuckDBPyConnection,
     header: VcfHeader,
@@ -317,7 +311,7 @@ def load(
     stats.records = con.execute("SELECT count(*) FROM rec").fetchall()[0][0]
     # Contig spellings are few: their matching keys are computed once, not per record.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE contigs AS
-                    SELECT chrom, {_key_chrom_sql('chrom')} AS key_chrom
+                    SELECT chrom, {contig_sql('chrom')} AS key_chrom
                     FROM (SELECT DISTINCT chrom FROM rec)""")
     g_cols = "".join(f", g{i}" for i in sample_idx)
     con.execute(f"""
@@ -500,7 +494,8 @@ def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
         m AS (
             SELECT r.rowid AS rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt,
                    r.filter {g_cols}
-            FROM (SELECT rowid, * FROM rec WHERE NOT complex) r
+            FROM (SELECT rowid, * FROM rec  -- integer prefilter first: cheap, drops ~95%
+                  WHERE NOT complex AND pos IN (SELECT pos FROM {keys})) r
             SEMI JOIN k ON k.patient_chrom = r.chrom AND k.pos = r.pos AND k.ref = r.ref
                          AND k.alt = r.alt
             JOIN contigs ct ON ct.chrom = r.chrom),

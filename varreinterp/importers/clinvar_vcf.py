@@ -47,13 +47,16 @@ INFO_FIELDS = {
 _FIELD_KEY = {"classification": "CLNSIG", "review_status": "CLNREVSTAT"}
 
 
-def info_sql(key: str, column: str = "info") -> str:
-    """One INFO value, found by position of ';KEY=' in ';' || INFO: whole entries only, so a
-    value with a literal comma is never split. (strpos is 2x faster here than a regex.)"""
-    needle = f";{key}="
-    text = f"(';' || {column})"
-    return (f"(CASE WHEN strpos({text}, '{needle}') > 0 THEN nullif(split_part(substr({text}, "
-            f"strpos({text}, '{needle}') + {len(needle)}), ';', 1), '') END)")
+def info_sql(key: str, column: str = "info_") -> str:
+    """One INFO value from `column`, which holds ';' || INFO: the whole `;KEY=...` entry, so a
+    value with a literal comma is never split and no key matches inside another. The literal
+    prefix keeps RE2 on its fast memchr path (an anchor alternation made it 2x slower)."""
+    return f"nullif(regexp_extract({column}, ';{re.escape(key)}=([^;]*)', 1), '')"
+
+
+def with_info_(reader: str) -> str:
+    """A reader with the `info_` column that `info_sql` expects."""
+    return f"(SELECT *, ';' || info AS info_ FROM {reader})"
 
 
 def parse_file_date(text: str) -> date | None:
@@ -132,12 +135,23 @@ def _stage_current(
 ) -> None:
     names = VCF_COLUMNS + [f"extra{i}" for i in range(len(columns) - len(VCF_COLUMNS))]
     reader = read_delimited_sql(source.path, names, skip=n_header)
-    extracted = ", ".join(f"{info_sql(key)} AS {col}" for col, key in INFO_FIELDS.items()
+    def field(col: str, key: str) -> str:
+        # The somatic axes are rare: one cheap test spares the full search on most rows.
+        guard = {"ONC": "ONC", "SCI": "SCI"}.get(key[:3])
+        value = info_sql(key)
+        return f"(CASE WHEN contains(info_, '{guard}') THEN {value} END)" if guard else value
+
+    extracted = ", ".join(f"{field(col, key)} AS {col}" for col, key in INFO_FIELDS.items()
                           if col != "geneinfo")
-    # One pass over the file, straight into the staged table; unusable rows are marked,
-    # counted and deleted afterwards.
+    # The file is read once into memory (decompression is single-threaded), then the INFO
+    # fields are extracted by a parallel scan; unusable rows are marked, counted and deleted.
     try:
         con.execute(f"""
+            CREATE TEMP TABLE raw AS
+            SELECT chrom, pos, id, ref, alt, ';' || info AS info_ FROM {reader}""")
+    except Exception as exc:  # duckdb raises several unrelated classes for bad input
+        raise duckdb_input_error(exc, source.path, n_header) from exc
+    con.execute(f"""
             CREATE TEMP TABLE staged AS
             SELECT {contig_sql('chrom')} AS chrom, try_cast(pos AS BIGINT) AS pos,
                    pos AS pos_text, upper(ref) AS ref, upper(alt) AS alt,
@@ -148,10 +162,9 @@ def _stage_current(
                    CASE WHEN alt = '.' OR alt = '' THEN 'alt_missing'
                         WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
                         WHEN alt LIKE '%,%' THEN 'multi_allelic_row' END AS skip
-            FROM {reader}
+            FROM raw
         """)
-    except Exception as exc:  # duckdb raises several unrelated classes for bad input
-        raise duckdb_input_error(exc, source.path, n_header) from exc
+    con.execute("DROP TABLE raw")
     _check_rows(con, source, n_header)
     skipped = con.execute(
         "SELECT skip, count(*) FROM staged WHERE skip IS NOT NULL GROUP BY 1").fetchall()

@@ -206,24 +206,35 @@ def finalize(
     _trim_untrimmed(con)
     # One row per allele key. Duplicates (rare) keep the best-reviewed, most severe row and are
     # counted, never silently dropped. The window only runs when a (cheap) count finds some.
-    dupes = con.execute("SELECT count(*) - count(DISTINCT hash(chrom, pos, ref, alt)) "
-                        "FROM staged").fetchall()[0][0]
-    dedupe = """QUALIFY row_number() OVER (
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE dup_keys AS
+        SELECT chrom, pos, ref, alt FROM staged GROUP BY ALL HAVING count(*) > 1""")
+    rank = """row_number() OVER (
             PARTITION BY s.chrom, s.pos, s.ref, s.alt
             ORDER BY r.stars DESC NULLS LAST,
                      CASE c.tier WHEN 'pathogenic' THEN 0 WHEN 'conflicting' THEN 1
                                  WHEN 'uncertain' THEN 2 WHEN 'benign' THEN 3 ELSE 4 END,
-                     s.variation_id) = 1""" if dupes else ""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE final AS
+                     s.variation_id)"""
+    mapped = f"""
         SELECT s.chrom, s.pos, s.ref, s.alt,
                c.classification, c.tier, r.stars, r.term AS review_status,
                {', '.join('s.' + col for col in STAGED_COLUMNS[4:])}
         FROM staged s
         LEFT JOIN cls_map c ON s.raw_classification = c.raw
-        LEFT JOIN rev_map r ON s.raw_review_status = r.raw
-        {dedupe}
-    """)
+        LEFT JOIN rev_map r ON s.raw_review_status = r.raw"""
+    final = f"""
+        {mapped} ANTI JOIN dup_keys d USING (chrom, pos, ref, alt)
+        UNION ALL
+        SELECT * EXCLUDE (k) FROM ({mapped.replace("SELECT", f"SELECT {rank} AS k,", 1)}
+                                   SEMI JOIN dup_keys d USING (chrom, pos, ref, alt))
+        WHERE k = 1"""
+    # Written straight to Parquet; the counts are then read back from the file's columns.
+    escaped = str(out).replace("'", "''")
+    con.execute(
+        f"COPY (SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM ({final})) "
+        f"TO '{escaped}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW final AS SELECT * FROM read_parquet('{escaped}')")
     staged_n = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
     records = con.execute("SELECT count(*) FROM final").fetchall()[0][0]
     if staged_n > records:
@@ -235,11 +246,6 @@ def finalize(
     if records and no_germline == records:
         raise InputError("no germline classification in any record: nothing to import",
                          source.path)
-    escaped = str(out).replace("'", "''")
-    con.execute(
-        f"COPY (SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM final) "
-        f"TO '{escaped}' (FORMAT parquet, COMPRESSION zstd)"
-    )
     tiers = {t.value: 0 for t in Tier}
     for tier, n in con.execute("SELECT tier, count(*) FROM final GROUP BY 1").fetchall():
         tiers[tier if tier else "none"] = n

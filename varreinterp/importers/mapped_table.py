@@ -43,6 +43,7 @@ from varreinterp.importers.clinvar_vcf import (
     header_value,
     info_sql,
     parse_file_date,
+    with_info_,
 )
 from varreinterp.importers.common import (
     StagedSource,
@@ -160,7 +161,7 @@ def stage_mapped_table(
                    {sel('review_status')} AS raw_review_status, {sel('gene')} AS gene,
                    {sel('condition')} AS conditions, {sel('identifier')} AS variation_id,
                    {sel('last_evaluated')} AS last_evaluated
-            FROM {reader}
+            FROM {with_info_(reader) if mapping.format == "vcf" else reader}
         """)
     except Exception as exc:  # duckdb raises several unrelated classes for bad input
         raise duckdb_input_error(exc, path, skip) from exc
