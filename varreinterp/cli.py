@@ -254,7 +254,7 @@ def annotate_cmd(
         if sample:
             raise UsageError("--format vcf annotates records, not samples: --sample does not "
                              "apply (every sample column is kept)")
-        with render.output_stream(output) as fh:
+        with render.output_stream(output, binary=True) as fh:
             core.write_annotated_vcf(store, vcfs[0], snapshot, fh, reference_path=reference,
                                      tiers=tiers, min_stars=min_stars, pass_only=pass_only)
         return
