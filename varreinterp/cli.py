@@ -298,8 +298,11 @@ def _emit_report(report: Any, columns: list[str], chosen: str, output: Path | No
     prov = report.provenance
     if chosen == "json":
         with render.output_stream(output) as fh:
-            fh.write(render.json_line({"provenance": prov, "min_priority":
-                                       report.min_priority.value, "changes": len(report.rows)}))
+            head: dict[str, Any] = {"provenance": prov, "min_priority": report.min_priority.value,
+                                    "changes": len(report.rows)}
+            if report.transitions is not None:
+                head["transitions"] = report.transitions.to_dict(orient="records")
+            fh.write(render.json_line(head))
             for record in report.rows[columns].to_dict(orient="records"):
                 fh.write(render.json_line(_clean(record)))
     elif chosen == "tsv":
@@ -321,9 +324,13 @@ def _emit_report(report: Any, columns: list[str], chosen: str, output: Path | No
             "priority", "change", "variant", "gene", "before", "after", "stars_before",
             "stars_after"] + (["zygosity"] if "zygosity" in columns else [])
         if report.transitions is not None and len(report.transitions):
-            render.print_table(sys.stdout, list(report.transitions.columns),
-                               report.transitions.to_dict(orient="records"),
-                               title="Tier transitions (all priorities)")
+            order = ["pathogenic", "conflicting", "uncertain", "benign", "other", "(absent)"]
+            cells = {(r["tier_before"], r["tier_after"]): r["variants"]
+                     for r in report.transitions.to_dict(orient="records")}
+            matrix = [{"from \\ to": a, **{b: cells.get((a, b), "") for b in order}}
+                      for a in order if any((a, b) in cells for b in order)]
+            render.print_table(sys.stdout, ["from \\ to", *order], matrix,
+                               title="Tier transitions, variants (all priorities)")
         _write_frame(report.rows, columns, "table", output, prov, title="Reclassifications",
                      caption=caption, table_columns=table_cols,
                      style_row=lambda r: _PRIORITY_STYLE.get(str(r.get("priority"))))
@@ -432,11 +439,17 @@ def cohort_add_cmd(
 
     outcomes = cohort.cohort_add(_store(), vcfs, samples=sample, patient_id=patient_id,
                                  baseline=baseline, reference_path=reference)
+    # One line per patient on a terminal; under cron only the summary line.
+    per_patient = logging.INFO if sys.stderr.isatty() or len(outcomes) <= 20 else logging.DEBUG
     for o in outcomes:
         what = {"added": "registered", "unchanged": "already registered with this file, "
                 "nothing to do", "re-ingested": "VCF changed: re-ingested"}[o.status]
-        log.info("patient %s (sample %s): %s (%d alleles)", o.patient_id, o.sample, what,
-                 o.alleles)
+        log.log(per_patient, "patient %s (sample %s): %s (%d alleles)", o.patient_id, o.sample,
+                what, o.alleles)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("added", "re-ingested",
+                                                               "unchanged")}
+    log.info("cohort add: %d sample(s): %d registered, %d re-ingested, %d already registered",
+             len(outcomes), counts["added"], counts["re-ingested"], counts["unchanged"])
 
 
 _COHORT_COLUMNS = ["patient", "sample", "assembly", "reviewed_snapshot", "newest_snapshot",

@@ -256,7 +256,10 @@ class ReanalysisResult:
         parts = [f"{counts[p.value]} {p.value}" for p in reversed(Priority) if counts.get(p.value)]
         return (f"reanalyze to {self.to_snapshot.name}: {len(self.processed)} patient(s) "
                 f"reanalyzed, {len(self.up_to_date)} already up to date, "
-                f"{len(self.problems)} skipped with problems; {len(self.rows)} change(s) at or "
+                f"{len(self.problems)} skipped with problems"
+                + (" (" + "; ".join(f"{p.patient_id}: {p.problem}" for p in self.problems[:3])
+                   + ("; ..." if len(self.problems) > 3 else "") + ")" if self.problems else "")
+                + f"; {len(self.rows)} change(s) at or "
                 f"above {self.min_priority.value} in {len(self.per_patient())} patient(s)"
                 + (f" ({', '.join(parts)})" if parts else "")
                 + (f"; report in {self.out_dir}" if self.out_dir else ""))
@@ -316,7 +319,7 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
             problem = f"last reviewed snapshot {p.reviewed_snapshot} is no longer stored"
         if problem:
             problems.append(PatientProblem(p.patient_id, problem))
-            log.warning("patient %s skipped: %s", p.patient_id, problem)
+            log.debug("patient %s skipped: %s", p.patient_id, problem)
             continue
         groups.setdefault((p.reviewed_snapshot, target.name), []).append(p)
     timings["check_patients_s"] = time.perf_counter() - t0
