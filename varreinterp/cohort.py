@@ -188,6 +188,7 @@ def _add_one(store: Store, registry: Registry, vcf: Path, samples: list[str] | N
     with inputs.workdir, store.staging() as staging:
         stats = load(con, header, [i for i, *_ in todo], inputs.reference)
         log.info("%s: %d records, %d carried calls", vcf, stats.records, stats.carried)
+        con.execute("CREATE OR REPLACE TEMP TABLE carried_all AS SELECT * FROM carried")
         staged = []
         for _, sample, pid, old in todo:
             name = _index_name(pid)
@@ -195,7 +196,7 @@ def _add_one(store: Store, registry: Registry, vcf: Path, samples: list[str] | N
             con.execute(f"""
                 COPY (SELECT min(chrom) AS chrom, key_chrom, pos, ref, alt,
                              string_agg(DISTINCT zygosity, ',' ORDER BY zygosity) AS zygosity
-                      FROM carried WHERE sample = ?
+                      FROM carried_all WHERE sample = ?
                       GROUP BY key_chrom, pos, ref, alt ORDER BY key_chrom, pos, ref, alt)
                 TO '{str(out).replace("'", "''")}' (FORMAT parquet, COMPRESSION zstd)
             """, [sample])

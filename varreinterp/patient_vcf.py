@@ -439,9 +439,10 @@ def _genotypes(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
         elif sample_idx:
             _count_call(stats, gt, ai, n)
             seen.add(gt)
-    for i in sample_idx[1:]:
-        for ai, gt, n in con.execute(f"SELECT ai, coalesce(g{i}, ''), count(*) FROM allele "
-                                     "WHERE skip IS NULL GROUP BY ALL").fetchall():
+    if len(sample_idx) > 1:
+        for ai, gt, n in con.execute(
+                f"SELECT ai, gt, count(*) FROM {_calls_sql('allele', sample_idx[1:], 'ai')} "
+                "GROUP BY ALL").fetchall():
             _count_call(stats, gt, ai, n)
             seen.add(gt)
     if not sample_idx:
@@ -472,13 +473,25 @@ def _count_call(stats: ReadStats, gt: str, ai: int, n: int) -> None:
         stats.skipped[status] += n
 
 
+def _calls_sql(alleles: str, sample_idx: list[int], columns: str) -> str:
+    """One row per (usable allele, sample) with its GT string (column `gt`, '' when absent)
+    and the sample's column index `k`: UNPIVOT keeps a joint-called cohort of thousands of
+    samples one scan instead of thousands."""
+    gcols = ", ".join(f"coalesce(g{i}, '') AS g{i}" for i in sample_idx)
+    names = ", ".join(f"g{i}" for i in sample_idx)
+    return (f"(SELECT * EXCLUDE (gcol), CAST(substr(gcol, 2) AS INTEGER) AS k FROM "
+            f"(UNPIVOT (SELECT {columns}, {gcols} FROM {alleles} WHERE skip IS NULL) "
+            f"ON {names} INTO NAME gcol VALUE gt))")
+
+
 def carried_sql(header: VcfHeader, sample_idx: list[int], alleles: str = "allele") -> str:
     """(sample, allele) rows whose genotype carries the allele, from an allele relation."""
-    return " UNION ALL ".join(
-        f"SELECT {_quote(header.samples[i])} AS sample, a.rid, a.ai, a.chrom, a.key_chrom, "
-        f"a.pos, a.ref, a.alt, a.filter, g.zygosity "
-        f"FROM {alleles} a JOIN gtmap g ON g.gt = coalesce(a.g{i}, '') AND g.ai = a.ai "
-        f"WHERE a.skip IS NULL" for i in sample_idx)
+    cols = "rid, ai, chrom, key_chrom, pos, ref, alt, filter"
+    names = ", ".join(f"({i}, {_quote(header.samples[i])})" for i in sample_idx)
+    return (f"SELECT n.sample, c.rid, c.ai, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, "
+            f"c.filter, g.zygosity FROM {_calls_sql(alleles, sample_idx, cols)} c "
+            f"JOIN gtmap g ON g.gt = c.gt AND g.ai = c.ai "
+            f"JOIN (VALUES {names}) n(k, sample) ON n.k = c.k")
 
 
 def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
