@@ -32,6 +32,19 @@ class CliResult:
     err: str
 
 
+def invoke(store: Path | None, *args: str | Path) -> CliResult:
+    """The CLI in-process against `store` (usable from module-scoped fixtures too)."""
+    from varreinterp.cli import run
+
+    argv = [str(a) for a in args]
+    if store is not None:
+        argv = ["--store", str(store), *argv]
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = run(argv)
+    return CliResult(int(code), out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
@@ -40,15 +53,7 @@ def store_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli(store_dir: Path):
     """Run the CLI in-process against a private store: cli("snapshot", "list", ...)."""
-    from varreinterp.cli import run
+    def call(*args: str | Path, store: Path | None = store_dir) -> CliResult:
+        return invoke(store, *args)
 
-    def invoke(*args: str | Path, store: Path | None = store_dir) -> CliResult:
-        argv = [str(a) for a in args]
-        if store is not None:
-            argv = ["--store", str(store), *argv]
-        out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            code = run(argv)
-        return CliResult(int(code), out.getvalue(), err.getvalue())
-
-    return invoke
+    return call

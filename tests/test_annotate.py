@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import re
 import shutil
 import subprocess
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MAPPINGS, SAMPLES, shared
+from conftest import MAPPINGS, SAMPLES, invoke, shared
+from conftest import CliResult as Result
 
 from varreinterp.snapshots import add_snapshot
 from varreinterp.store import Store
@@ -46,21 +44,6 @@ STATS_LINE = re.compile(r"(\d+) records, (\d+) alleles after splitting, (\d+) ca
 
 
 # ------------------------------------------------------------------------------ helpers
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def invoke(store: Path, *args: str | Path) -> Result:
-    """The CLI in-process (usable from module-scoped fixtures too)."""
-    from varreinterp.cli import run
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = run(["--store", str(store), *[str(a) for a in args]])
-    return Result(int(code), out.getvalue(), err.getvalue())
 
 
 def json_rows(text: str) -> list[dict]:

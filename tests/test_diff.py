@@ -10,17 +10,15 @@ implementation of the SQL rules."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import re
 import subprocess
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MAPPINGS, ROOT, SAMPLES, shared
+from conftest import MAPPINGS, ROOT, SAMPLES, invoke, shared
+from conftest import CliResult as Result
 
 from varreinterp.assembly import Assembly
 from varreinterp.diff import naive_change
@@ -45,20 +43,6 @@ VARIANT_COLUMNS = [c for c in PATIENT_COLUMNS if c not in ("sample", "zygosity")
 
 
 # ------------------------------------------------------------------------------ helpers
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def invoke(store: Path, *args: str | Path) -> Result:
-    from varreinterp.cli import run
-
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = run(["--store", str(store), *[str(a) for a in args]])
-    return Result(int(code), out.getvalue(), err.getvalue())
 
 
 def diff_json(r: Result) -> tuple[dict, list[dict]]:

@@ -443,13 +443,17 @@ def cohort_add_cmd(
     per_patient = logging.INFO if sys.stderr.isatty() or len(outcomes) <= 20 else logging.DEBUG
     for o in outcomes:
         what = {"added": "registered", "unchanged": "already registered with this file, "
-                "nothing to do", "re-ingested": "VCF changed: re-ingested"}[o.status]
+                "nothing to do", "re-ingested": "VCF changed: re-ingested",
+                "relocated": "already registered (same content): source path updated"
+                }[o.status]
         log.log(per_patient, "patient %s (sample %s): %s (%d alleles)", o.patient_id, o.sample,
                 what, o.alleles)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("added", "re-ingested",
-                                                               "unchanged")}
-    log.info("cohort add: %d sample(s): %d registered, %d re-ingested, %d already registered",
-             len(outcomes), counts["added"], counts["re-ingested"], counts["unchanged"])
+    counts = {s: sum(o.status == s for o in outcomes)
+              for s in ("added", "re-ingested", "unchanged", "relocated")}
+    log.info("cohort add: %d sample(s): %d registered, %d re-ingested, %d already registered"
+             "%s", len(outcomes), counts["added"], counts["re-ingested"],
+             counts["unchanged"] + counts["relocated"],
+             f" ({counts['relocated']} with a new source path)" if counts["relocated"] else "")
 
 
 _COHORT_COLUMNS = ["patient", "sample", "assembly", "reviewed_snapshot", "newest_snapshot",

@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +72,8 @@ class Patient:
 @dataclass
 class Registry:
     patients: dict[str, Patient] = field(default_factory=dict)
+    # Ids of the reanalyze runs whose reports were delivered (patients recorded as reviewed).
+    delivered_runs: list[str] = field(default_factory=list)
 
     @staticmethod
     def path(store: Store) -> Path:
@@ -86,14 +89,16 @@ class Registry:
             if data.get("schema_version") != REGISTRY_SCHEMA_VERSION:
                 raise StoreError(f"{path}: unsupported cohort schema version "
                                  f"{data.get('schema_version')!r}")
-            return cls({pid: Patient(**p) for pid, p in data["patients"].items()})
+            return cls({pid: Patient(**p) for pid, p in data["patients"].items()},
+                       list(data.get("delivered_runs", [])))
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise StoreError(f"{path}: unreadable cohort registry ({exc})") from exc
 
     def save(self, store: Store) -> None:
         write_json_atomic(self.path(store), {
             "schema_version": REGISTRY_SCHEMA_VERSION,
-            "patients": {pid: asdict(p) for pid, p in sorted(self.patients.items())}})
+            "patients": {pid: asdict(p) for pid, p in sorted(self.patients.items())},
+            "delivered_runs": self.delivered_runs[-1000:]})
 
     def get(self, patient_id: str) -> Patient:
         try:
@@ -153,6 +158,17 @@ def _add_one(store: Store, registry: Registry, vcf: Path, samples: list[str] | N
     sha = sha256_file(vcf)
     source = str(vcf.resolve())
     inputs = prepare_inputs([vcf], "", "", samples, reference_path, check=False)
+    try:
+        return _add_prepared(store, registry, vcf, inputs, samples, patient_id, base_snap,
+                             sha, source, st)
+    finally:
+        inputs.workdir.cleanup()
+
+
+def _add_prepared(store: Store, registry: Registry, vcf: Path, inputs: Any,
+                  samples: list[str] | None, patient_id: str | None,
+                  base_snap: Snapshot | None, sha: str, source: str,
+                  st: os.stat_result) -> list[AddOutcome]:
     header = inputs.headers[0]
     found = header.assembly()
     if base_snap is not None:
@@ -176,16 +192,23 @@ def _add_one(store: Store, registry: Registry, vcf: Path, samples: list[str] | N
         pid = patient_id or sample
         old = registry.patients.get(pid)
         if old and old.source_sha256 == sha and old.sample == sample:
-            outcomes.append(AddOutcome(pid, sample, "unchanged", old.alleles))
+            if (old.source, old.source_size, old.source_mtime) != (source, st.st_size,
+                                                                   st.st_mtime):
+                # Same content, moved or touched: point the registry at it, no re-indexing.
+                old.source, old.source_size, old.source_mtime = source, st.st_size, st.st_mtime
+                outcomes.append(AddOutcome(pid, sample, "relocated", old.alleles))
+            else:
+                outcomes.append(AddOutcome(pid, sample, "unchanged", old.alleles))
             continue
         todo.append((i, sample, pid, old))
     if not todo:
-        inputs.workdir.cleanup()
+        if any(o.status == "relocated" for o in outcomes):
+            registry.save(store)
         return outcomes
     con = duckdb_connect()
     index_dir = _index_dir(store)
     index_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with inputs.workdir, store.staging() as staging:
+    with store.staging() as staging:
         stats = load(con, header, [i for i, *_ in todo], inputs.reference)
         log.info("%s: %d records, %d carried calls", vcf, stats.records, stats.carried)
         con.execute("CREATE OR REPLACE TEMP TABLE carried_all AS SELECT * FROM carried")
@@ -349,8 +372,10 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
         raise InputError(f"every patient failed ({len(problems)}): {problems[0].problem}")
     if dry_run:
         return result
-    result.out_dir = _write_reports(store, result, groups, out)
+    run_id = uuid.uuid4().hex[:12]
+    result.out_dir = _write_reports(store, registry, result, groups, out, run_id)
     # Only now, with the report on disk, are these patients recorded as reviewed.
+    registry.delivered_runs.append(run_id)
     stamp = _now()
     for pid in processed:
         registry.patients[pid].reviewed_snapshot = target_by_assembly[
@@ -391,14 +416,37 @@ def _changes_for(con: duckdb.DuckDBPyConnection, a: Snapshot, b: Snapshot,
     """).df()
 
 
-def _write_reports(store: Store, result: ReanalysisResult,
-                   groups: dict[tuple[str, str], list[Patient]], out: Path | None) -> Path:
+def _check_out(registry: Registry, out: Path) -> None:
+    """Never overwrite a report that was delivered: its patients were recorded as reviewed and
+    would not be reported again. A report of a run killed before it was recorded is redone."""
+    report = out / "run.json"
+    if not report.exists():
+        return
+    try:
+        run_id = json.loads(report.read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        run_id = None
+    if run_id is None or run_id in registry.delivered_runs:
+        raise UsageError(f"--out {out} already holds a delivered report; choose a new folder")
+
+
+def _write_reports(store: Store, registry: Registry, result: ReanalysisResult,
+                   groups: dict[tuple[str, str], list[Patient]], out: Path | None,
+                   run_id: str) -> Path:
     """Stage the whole report folder, then rename it into place (run.json written last)."""
     if out is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = store.root / "reports" / f"{stamp}-{result.to_snapshot.name}"
+        out = store.root / "reports" / f"{stamp}-{result.to_snapshot.name}-{run_id[:6]}"
+    _check_out(registry, out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # Staged in the store's tmp/ (cleaned under the lock) when the report lives in the store;
+    # beside a custom --out otherwise, so the final rename stays on one file system.
+    inside = out.resolve().is_relative_to(store.root.resolve())
+    if not inside:
+        for leftover in out.parent.glob(f".{out.name}.stage-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.stage-",
+                                  dir=store.tmp_dir if inside else out.parent))
     try:
         (stage / "patients").mkdir()
         rows = result.rows
@@ -412,7 +460,7 @@ def _write_reports(store: Store, result: ReanalysisResult,
                                lineterminator="\n")
         provs = {f"{a}->{b}": diff_provenance(store.get(a), store.get(b)) for a, b in groups}
         report: dict[str, Any] = {
-            "schema_version": RUN_SCHEMA_VERSION, "tool": "varreinterp",
+            "schema_version": RUN_SCHEMA_VERSION, "run_id": run_id, "tool": "varreinterp",
             "tool_version": __version__, "finished_at": _now(),
             "to_snapshot": result.to_snapshot.name, "min_priority": result.min_priority.value,
             "comparisons": provs,
@@ -426,9 +474,15 @@ def _write_reports(store: Store, result: ReanalysisResult,
         }
         with open(stage / "run.json", "w") as fh:
             json.dump(report, fh, indent=2, sort_keys=True, default=str)
-        if not out.exists():
+        if (out / "run.json").exists():
+            # An undelivered report of a killed run (checked above): replace it whole.
+            trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=stage.parent))
+            os.rename(out, trash / "old")
             os.rename(stage, out)
-        else:
+            shutil.rmtree(trash, ignore_errors=True)
+        elif not out.exists():
+            os.rename(stage, out)
+        else:  # an existing folder of the user's: add our files, touch nothing else
             (out / "patients").mkdir(exist_ok=True)
             for f in sorted((stage / "patients").iterdir()):
                 os.replace(f, out / "patients" / f.name)
