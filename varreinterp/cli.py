@@ -5,8 +5,10 @@ pandas, cyvcf2, pysam) are imported inside commands so `--help` stays instant.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -416,6 +418,25 @@ def history_cmd(
                            caption=f"{len(wide)} variant call(s); varreinterp {__version__}")
 
 
+@contextlib.contextmanager
+def _progress(label: str, total: int) -> Iterator[Any]:
+    """A rich progress bar on a terminal (stderr) for long runs; nothing under cron."""
+    if not sys.stderr.isatty() or total < 2:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=_stderr_console()) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 # ------------------------------------------------------------------------------ cohort
 cohort_app = typer.Typer(help="Register patients once; their carried alleles go into the "
                          "store's cohort index.", no_args_is_help=True)
@@ -437,8 +458,10 @@ def cohort_add_cmd(
     """Register each sample of the VCF(s) as a patient and index its carried alleles."""
     from varreinterp import cohort
 
-    outcomes = cohort.cohort_add(_store(), vcfs, samples=sample, patient_id=patient_id,
-                                 baseline=baseline, reference_path=reference)
+    with _progress("Registering", len(vcfs)) as advance:
+        outcomes = cohort.cohort_add(_store(), vcfs, samples=sample, patient_id=patient_id,
+                                     baseline=baseline, reference_path=reference,
+                                     progress=advance)
     # One line per patient on a terminal; under cron only the summary line.
     per_patient = logging.INFO if sys.stderr.isatty() or len(outcomes) <= 20 else logging.DEBUG
     for o in outcomes:

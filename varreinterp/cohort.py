@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,14 +139,18 @@ class AddOutcome:
 
 def cohort_add(store: Store, vcfs: list[Path], *, samples: list[str] | None = None,
                patient_id: str | None = None, baseline: str | None = None,
-               reference_path: Path | None = None) -> list[AddOutcome]:
+               reference_path: Path | None = None,
+               progress: Callable[[int, int], None] | None = None) -> list[AddOutcome]:
+    """Register every sample of `vcfs`; `progress(done, total)` is called after each file."""
     outcomes: list[AddOutcome] = []
     with store.lock("cohort add"):
         registry = Registry.load(store)
         base_snap = store.get(baseline) if baseline else None
-        for vcf in vcfs:
+        for n, vcf in enumerate(vcfs, start=1):
             outcomes += _add_one(store, registry, vcf, samples, patient_id, base_snap,
                                  reference_path)
+            if progress:
+                progress(n, len(vcfs))
     return outcomes
 
 

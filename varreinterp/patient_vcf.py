@@ -34,6 +34,7 @@ from varreinterp.importers.common import (
     duckdb_input_error,
     first_row,
     open_text,
+    raw_field,
     read_delimited_sql,
 )
 from varreinterp.normalize import left_align, needs_trim, trim
@@ -306,8 +307,9 @@ def load(
         ORDER BY rowid LIMIT 1""").fetchall())
     if bad:
         line = header.n_lines + int(bad[0]) + 1
-        raise InputError(f"malformed record (CHROM={bad[1]!r} POS={_raw_field(header, line, 1)!r}"
-                         f" REF={bad[3]!r} ALT={bad[4]!r})", header.path, line)
+        pos = raw_field(header.text_path, line, 1)
+        raise InputError(f"malformed record (CHROM={bad[1]!r} POS={pos!r} REF={bad[3]!r} "
+                         f"ALT={bad[4]!r})", header.path, line)
     stats.records = con.execute("SELECT count(*) FROM rec").fetchall()[0][0]
     # Contig spellings are few: their matching keys are computed once, not per record.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE contigs AS
@@ -338,15 +340,6 @@ def load(
     """)
     _genotypes(con, header, sample_idx, stats)
     return stats
-
-
-def _raw_field(header: VcfHeader, line: int, index: int) -> str | None:
-    """A field of a given file line, for error messages only."""
-    for n, text in enumerate(open_text(header.text_path), start=1):
-        if n == line:
-            parts = text.rstrip("\r\n").split("\t")
-            return parts[index] if index < len(parts) else None
-    return None
 
 
 def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReference | None) -> None:

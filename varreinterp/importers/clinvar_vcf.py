@@ -21,6 +21,7 @@ from varreinterp.importers.common import (
     duckdb_input_error,
     first_row,
     open_text,
+    raw_field,
     read_delimited_sql,
     read_header,
 )
@@ -141,8 +142,7 @@ def _stage_current(
         value = info_sql(key)
         return f"(CASE WHEN contains(info_, '{guard}') THEN {value} END)" if guard else value
 
-    extracted = ", ".join(f"{field(col, key)} AS {col}" for col, key in INFO_FIELDS.items()
-                          if col != "geneinfo")
+    extracted = ", ".join(f"{field(col, key)} AS {col}" for col, key in INFO_FIELDS.items())
     # The file is read once into memory (decompression is single-threaded), then the INFO
     # fields are extracted by a parallel scan; unusable rows are marked, counted and deleted.
     try:
@@ -153,18 +153,22 @@ def _stage_current(
         raise duckdb_input_error(exc, source.path, n_header) from exc
     con.execute(f"""
             CREATE TEMP TABLE staged AS
-            SELECT {contig_sql('chrom')} AS chrom, try_cast(pos AS BIGINT) AS pos,
-                   pos AS pos_text, upper(ref) AS ref, upper(alt) AS alt,
+            SELECT chrom, try_cast(pos AS BIGINT) AS pos, upper(ref) AS ref, upper(alt) AS alt,
                    nullif(id, '.') AS variation_id, {extracted},
-                   nullif(regexp_replace({info_sql('GENEINFO')}, ':[^|]*', '', 'g'), '')
-                     AS gene,
+                   {_gene_sql('geneinfo')} AS gene,
                    CAST(NULL AS VARCHAR) AS last_evaluated,
                    CASE WHEN alt = '.' OR alt = '' THEN 'alt_missing'
                         WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
                         WHEN alt LIKE '%,%' THEN 'multi_allelic_row' END AS skip
-            FROM raw
+            FROM (SELECT *, {info_sql('GENEINFO')} AS geneinfo FROM raw)
         """)
     con.execute("DROP TABLE raw")
+    # Contig names are few: normalized once per name, not once per record.
+    con.execute(f"""
+        UPDATE staged SET chrom = c.key FROM (
+            SELECT chrom AS name, {contig_sql('chrom')} AS key FROM (SELECT DISTINCT chrom
+                                                                    FROM staged)) c
+        WHERE staged.chrom = c.name AND c.key <> c.name""")
     _check_rows(con, source, n_header)
     skipped = con.execute(
         "SELECT skip, count(*) FROM staged WHERE skip IS NOT NULL GROUP BY 1").fetchall()
@@ -173,17 +177,26 @@ def _stage_current(
         con.execute("DELETE FROM staged WHERE skip IS NOT NULL")
 
 
+def _gene_sql(geneinfo: str) -> str:
+    """`SYMBOL:ID|SYMBOL:ID` -> `SYMBOL|SYMBOL`; the regex only for the rare multi-gene rows."""
+    return (f"(CASE WHEN contains({geneinfo}, '|') THEN "
+            f"nullif(regexp_replace({geneinfo}, ':[^|]*', '', 'g'), '') "
+            f"ELSE nullif(split_part({geneinfo}, ':', 1), '') END)")
+
+
 def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
     """Every data row needs an integer POS and non-empty REF: find the first that has not."""
     bad = first_row(con.execute("""
-        SELECT rowid, chrom, pos_text, ref FROM staged
+        SELECT rowid, chrom, ref FROM staged
         WHERE pos IS NULL OR pos < 1 OR ref IS NULL OR ref = '' OR chrom IS NULL OR chrom = ''
         ORDER BY rowid LIMIT 1
     """).fetchall())
     if bad:
-        rowid, chrom, pos, ref = bad
+        rowid, chrom, ref = bad
+        line = n_header + int(rowid) + 1
+        pos = raw_field(source.path, line, 1)
         raise InputError(f"malformed record (CHROM={chrom!r} POS={pos!r} REF={ref!r})",
-                         source.path, n_header + int(rowid) + 1)
+                         source.path, line)
 
 
 # ------------------------------------------------------------------ pre-2017 numeric files

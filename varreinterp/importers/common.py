@@ -88,6 +88,15 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or text
 
 
+def raw_field(path: Path, line: int, index: int) -> str | None:
+    """Field `index` of file line `line` (1-based), for error messages only."""
+    for n, text in enumerate(open_text(path), start=1):
+        if n == line:
+            parts = text.rstrip("\r\n").split("\t")
+            return parts[index] if index < len(parts) else None
+    return None
+
+
 def read_header(path: Path) -> tuple[list[str], int]:
     """The '#' lines at the top and their count (the data starts right after them)."""
     header: list[str] = []
