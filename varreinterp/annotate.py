@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -362,53 +363,18 @@ def _rewrite_vcf(path: Path, out: Any, meta: list[str], additions: dict[int, str
 
 
 def read_text_bytes(path: Path) -> bytes:
-    """A whole (b)gzip or plain text file; BGZF blocks are inflated on two threads."""
-    import zlib
+    """A whole (b)gzip or plain text file."""
+    import gzip
+
+    from varreinterp import bgzf
 
     raw = path.read_bytes()
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
-        if raw[12:14] == b"BC":
-            return _inflate_bgzf(raw)
-        import gzip
-
-        return gzip.decompress(raw)
+        return bgzf.inflate_all(raw) if bgzf.is_bgzf(raw[:16]) else gzip.decompress(raw)
     except (OSError, EOFError, zlib.error, ValueError) as exc:
         raise InputError("truncated or corrupt gzip data", path) from exc
-
-
-def _inflate_bgzf(raw: bytes) -> bytes:
-    import struct
-    import zlib
-    from concurrent.futures import ThreadPoolExecutor
-
-    blocks = []
-    i = 0
-    while i < len(raw):
-        if raw[i:i + 2] != b"\x1f\x8b":
-            raise ValueError("not a BGZF block")
-        xlen = struct.unpack_from("<H", raw, i + 10)[0]
-        j, bsize = i + 12, None
-        while j < i + 12 + xlen:
-            slen = struct.unpack_from("<H", raw, j + 2)[0]
-            if raw[j:j + 2] == b"BC":
-                bsize = struct.unpack_from("<H", raw, j + 4)[0]
-            j += 4 + slen
-        if bsize is None:
-            raise ValueError("BGZF block without size")
-        blocks.append((i + 12 + xlen, i + bsize + 1 - 8))
-        i += bsize + 1
-    if i != len(raw):
-        raise ValueError("truncated BGZF data")
-
-    def inflate(chunk: list[tuple[int, int]]) -> bytes:
-        # zlib releases the GIL, so two threads use both cores.
-        return b"".join(zlib.decompress(raw[a:b], -15) for a, b in chunk)
-
-    chunks = [blocks[k:k + 256] for k in range(0, len(blocks), 256)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return b"".join(pool.map(inflate, chunks))
 
 
 def _escape_header(text: str) -> str:

@@ -29,6 +29,7 @@ from varreinterp.assembly import (
     normalize_contig,
     parse_assembly,
 )
+from varreinterp.bgzf import split_body
 from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
 from varreinterp.importers.common import (
     duckdb_input_error,
@@ -288,7 +289,8 @@ def load(
         f", CASE WHEN format = 'GT' OR starts_with(format, 'GT:') THEN split_part(s{i}, ':', 1) "
         f"END AS g{i}" for i in sample_idx)
     indel = "OR length(ref) <> length(alt)" if reference else ""
-    try:
+
+    def create_rec(source: str) -> None:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE rec AS
             SELECT chrom, try_cast(pos AS BIGINT) AS pos, upper(ref) AS ref, upper(alt) AS alt,
@@ -297,10 +299,23 @@ def load(
                          ELSE contains(alt, ',') OR (length(ref) > 1 AND length(alt) > 1 AND
                               (ref[1] = alt[1] OR ref[-1] = alt[-1])) {indel} END) AS complex
                    {gts}
-            FROM {reader}
+            FROM {source}
         """)
-    except Exception as exc:  # duckdb raises several unrelated classes for bad input
-        raise duckdb_input_error(exc, header.path, header.n_lines) from exc
+
+    done = False
+    with tempfile.TemporaryDirectory(prefix="varreinterp-split-") as tmp:
+        parts = split_body(header.text_path, header.n_lines, Path(tmp))
+        if parts:  # a bgzip file cut in two: parsed on both cores
+            try:
+                create_rec(read_delimited_sql(parts, names[:n_cols], skip=0))
+                done = True
+            except Exception:  # the plain path below names the file and line of the problem
+                done = False
+    if not done:
+        try:
+            create_rec(reader)
+        except Exception as exc:  # duckdb raises several unrelated classes for bad input
+            raise duckdb_input_error(exc, header.path, header.n_lines) from exc
     bad = first_row(con.execute("""
         SELECT rowid, chrom, pos, ref, alt FROM rec
         WHERE pos IS NULL OR pos < 1 OR chrom IS NULL OR ref IS NULL OR alt IS NULL

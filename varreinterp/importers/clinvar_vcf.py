@@ -8,12 +8,14 @@ CLNALLE choosing the allele) are small and irregular and are read row by row."""
 from __future__ import annotations
 
 import re
+import tempfile
 from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from varreinterp.assembly import Assembly, contig_sql, normalize_contig, parse_assembly
+from varreinterp.bgzf import split_body
 from varreinterp.errors import InputError
 from varreinterp.importers.common import (
     STAGED_COLUMNS,
@@ -126,31 +128,52 @@ def stage_clinvar_vcf(
     if "CLNALLE" in info_keys:
         _stage_numeric(con, source, n_header)
     else:
-        _stage_current(con, source, columns, n_header)
+        _stage_current(con, source, columns, n_header, info_keys)
         source.locate = lambda field, raw: locate_info(path, n_header, _FIELD_KEY[field], raw)
     return source
 
 
 def _stage_current(
-    con: duckdb.DuckDBPyConnection, source: StagedSource, columns: list[str], n_header: int
+    con: duckdb.DuckDBPyConnection, source: StagedSource, columns: list[str], n_header: int,
+    declared: set[str],
 ) -> None:
     names = VCF_COLUMNS + [f"extra{i}" for i in range(len(columns) - len(VCF_COLUMNS))]
     reader = read_delimited_sql(source.path, names, skip=n_header)
+
     def field(col: str, key: str) -> str:
-        # The somatic axes are rare: one cheap test spares the full search on most rows.
+        # Each extraction scans every INFO string: skip the fields the header does not declare
+        # (the ONC*/SCI* axes before 2024), and pre-test the rare somatic ones.
+        if key not in declared:
+            return "CAST(NULL AS VARCHAR)"
         guard = {"ONC": "ONC", "SCI": "SCI"}.get(key[:3])
         value = info_sql(key)
         return f"(CASE WHEN contains(info_, '{guard}') THEN {value} END)" if guard else value
 
     extracted = ", ".join(f"{field(col, key)} AS {col}" for col, key in INFO_FIELDS.items())
-    # The file is read once into memory (decompression is single-threaded), then the INFO
-    # fields are extracted by a parallel scan; unusable rows are marked, counted and deleted.
-    try:
-        con.execute(f"""
-            CREATE TEMP TABLE raw AS
-            SELECT chrom, pos, id, ref, alt, ';' || info AS info_ FROM {reader}""")
-    except Exception as exc:  # duckdb raises several unrelated classes for bad input
-        raise duckdb_input_error(exc, source.path, n_header) from exc
+    with tempfile.TemporaryDirectory(prefix="varreinterp-split-") as tmp:
+        parts = split_body(source.path, n_header, Path(tmp))
+        if parts:
+            try:  # a bgzip file cut in two: parsed and extracted on both cores in one pass
+                _create_staged(con, extracted, f"(SELECT chrom, pos, id, ref, alt, "
+                               f"';' || info AS info_ FROM "
+                               f"{read_delimited_sql(parts, names, skip=0)})")
+            except Exception:  # the plain path below names the file and line of the problem
+                con.execute("DROP TABLE IF EXISTS staged")
+                parts = None
+    if not parts:
+        # Decompression is single-threaded: read once into memory, then extract in parallel.
+        try:
+            con.execute(f"""
+                CREATE TEMP TABLE raw AS
+                SELECT chrom, pos, id, ref, alt, ';' || info AS info_ FROM {reader}""")
+        except Exception as exc:  # duckdb raises several unrelated classes for bad input
+            raise duckdb_input_error(exc, source.path, n_header) from exc
+        _create_staged(con, extracted, "raw")
+        con.execute("DROP TABLE raw")
+    _finish_staged(con, source, n_header)
+
+
+def _create_staged(con: duckdb.DuckDBPyConnection, extracted: str, rows: str) -> None:
     con.execute(f"""
             CREATE TEMP TABLE staged AS
             SELECT chrom, try_cast(pos AS BIGINT) AS pos, upper(ref) AS ref, upper(alt) AS alt,
@@ -160,9 +183,11 @@ def _stage_current(
                    CASE WHEN alt = '.' OR alt = '' THEN 'alt_missing'
                         WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
                         WHEN alt LIKE '%,%' THEN 'multi_allelic_row' END AS skip
-            FROM (SELECT *, {info_sql('GENEINFO')} AS geneinfo FROM raw)
+            FROM (SELECT *, {info_sql('GENEINFO')} AS geneinfo FROM {rows})
         """)
-    con.execute("DROP TABLE raw")
+
+
+def _finish_staged(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
     # Contig names are few: normalized once per name, not once per record.
     con.execute(f"""
         UPDATE staged SET chrom = c.key FROM (

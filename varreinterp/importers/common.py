@@ -122,12 +122,16 @@ def duckdb_connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def read_delimited_sql(path: Path, columns: list[str], skip: int, header: bool = False) -> str:
-    """A DuckDB table function reading tab-separated text (gz or plain) as VARCHAR columns."""
+def read_delimited_sql(path: Path | list[Path], columns: list[str], skip: int,
+                       header: bool = False) -> str:
+    """A DuckDB table function reading tab-separated text (gz or plain) as VARCHAR columns;
+    several files are read in parallel, in order."""
     cols = ", ".join(f"'{c}': 'VARCHAR'" for c in columns)
-    escaped = str(path).replace("'", "''")
+    paths = path if isinstance(path, list) else [path]
+    quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    escaped = f"[{quoted}]" if isinstance(path, list) else quoted
     return (
-        f"read_csv('{escaped}', delim='\t', header={str(header).lower()}, skip={skip}, "
+        f"read_csv({escaped}, delim='\t', header={str(header).lower()}, skip={skip}, "
         f"quote='', escape='', auto_detect=false, columns={{{cols}}}, "
         "null_padding=false, strict_mode=true, compression='auto')"
     )
@@ -239,10 +243,14 @@ def finalize(
         WHERE k = 1"""
     # Written straight to Parquet; the counts are then read back from the file's columns.
     escaped = str(out).replace("'", "''")
+    # Row order inside a snapshot carries no meaning (it is read by joins): let both threads
+    # write.
+    con.execute("SET preserve_insertion_order = false")
     con.execute(
         f"COPY (SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM ({final})) "
         f"TO '{escaped}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
     )
+    con.execute("SET preserve_insertion_order = true")
     con.execute(f"CREATE OR REPLACE TEMP VIEW final AS SELECT * FROM read_parquet('{escaped}')")
     staged_n = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
     records = con.execute("SELECT count(*) FROM final").fetchall()[0][0]
