@@ -1,0 +1,132 @@
+"""The two-core reading of bgzip files (varreinterp.bgzf) must see exactly the lines a plain read
+sees: the cut between the two parts falls inside a BGZF block, at a line boundary."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import duckdb
+import pysam
+import pytest
+from conftest import invoke
+
+from varreinterp import bgzf
+
+N_RECORDS = 60_000  # ~7 MB of text: well over the 64 blocks below which no split happens
+
+HEADER = """##fileformat=VCFv4.1
+##fileDate=2024-03-03
+##source=ClinVar
+##reference=GRCh38
+##INFO=<ID=ALLELEID,Number=1,Type=Integer,Description="allele id">
+##INFO=<ID=CLNDN,Number=.,Type=String,Description="disease">
+##INFO=<ID=CLNREVSTAT,Number=.,Type=String,Description="review status">
+##INFO=<ID=CLNSIG,Number=.,Type=String,Description="classification">
+##INFO=<ID=GENEINFO,Number=1,Type=String,Description="gene">
+##contig=<ID=1,length=248956422>
+#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO
+"""
+TERMS = [("Pathogenic", "criteria_provided,_single_submitter"),
+         ("Uncertain_significance", "criteria_provided,_multiple_submitters,_no_conflicts"),
+         ("Benign|association", "reviewed_by_expert_panel"),
+         ("Pathogenic,_low_penetrance", "no_assertion_criteria_provided")]
+
+
+@pytest.fixture(scope="module")
+def clinvar_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    work = tmp_path_factory.mktemp("bgzf")
+    rng = random.Random(11)
+    lines = [HEADER]
+    for i in range(N_RECORDS):
+        ref, alt = rng.sample("ACGT", 2)
+        sig, rev = TERMS[i % len(TERMS)]
+        lines.append(f"1\t{1000 + 7 * i}\t{i}\t{ref}\t{alt}\t.\t.\tALLELEID={i};"
+                     f"CLNDN=Disease_{i % 97}_with_a_long_name_{'x' * (i % 40)};"
+                     f"CLNREVSTAT={rev};CLNSIG={sig};GENEINFO=G{i % 50}:{i % 50}\n")
+    plain = work / "clinvar_20240303.vcf"
+    plain.write_text("".join(lines))
+    packed = work / "clinvar_20240303.vcf.gz"
+    pysam.tabix_compress(str(plain), str(packed), force=True)
+    return plain, packed
+
+
+def test_split_parts_hold_exactly_the_data_lines(clinvar_pair, tmp_path: Path) -> None:
+    plain, packed = clinvar_pair
+    parts = bgzf.split_body(packed, HEADER.count("\n"), tmp_path)
+    assert parts is not None and len(parts) == 2
+    body = b"".join(gzip.decompress(p.read_bytes()) for p in parts)
+    expected = plain.read_bytes().split(b"\n#CHROM")[1].split(b"\n", 1)[1]
+    assert body == expected
+    assert all(gzip.decompress(p.read_bytes()).endswith(b"\n") for p in parts)
+
+
+def test_small_or_plain_files_are_not_split(clinvar_pair, tmp_path: Path) -> None:
+    plain, _ = clinvar_pair
+    assert bgzf.split_body(plain, HEADER.count("\n"), tmp_path) is None
+
+
+def test_inflate_all_matches_gzip(clinvar_pair) -> None:
+    plain, packed = clinvar_pair
+    assert bgzf.inflate_all(packed.read_bytes()) == plain.read_bytes()
+
+
+def _rows(store: Path, name: str) -> list[tuple]:
+    path = store / "snapshots" / name / "variants.parquet"
+    return duckdb.sql(f"SELECT * FROM read_parquet('{path}') ORDER BY pos").fetchall()
+
+
+def test_import_of_bgzip_equals_import_of_plain_text(clinvar_pair, tmp_path: Path) -> None:
+    plain, packed = clinvar_pair
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert invoke(a, "snapshot", "add", plain, "--name", "x").code == 0
+    assert invoke(b, "snapshot", "add", packed, "--name", "x").code == 0
+    rows = _rows(b, "x")
+    assert len(rows) == N_RECORDS
+    assert rows == _rows(a, "x")
+
+
+def test_malformed_line_in_second_half_still_names_its_line(clinvar_pair,
+                                                           tmp_path: Path) -> None:
+    plain, _ = clinvar_pair
+    text = plain.read_text().split("\n")
+    bad_line = len(text) - 100  # 1-based number of the line we break, deep in the second part
+    fields = text[bad_line - 1].split("\t")
+    text[bad_line - 1] = "\t".join(fields[:4])  # too few columns
+    broken = tmp_path / "clinvar_20240303.vcf"
+    broken.write_text("\n".join(text))
+    packed = tmp_path / "broken.vcf.gz"
+    pysam.tabix_compress(str(broken), str(packed), force=True)
+    res = invoke(tmp_path / "s", "snapshot", "add", packed, "--release-date", "2024-03-03")
+    assert res.code == 3
+    assert f"{packed}:{bad_line}:" in res.err
+
+
+def test_patient_reading_of_bgzip_equals_plain(clinvar_pair, tmp_path: Path) -> None:
+    """A large single-sample patient VCF, bgzipped, annotates exactly like its plain text."""
+    plain, packed = clinvar_pair
+    store = tmp_path / "s"
+    assert invoke(store, "snapshot", "add", packed, "--name", "cv").code == 0
+    rng = random.Random(5)
+    lines = ["##fileformat=VCFv4.2\n##reference=GRCh38\n##contig=<ID=chr1,length=248956422>\n"
+             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tP1\n"]
+    for line in plain.read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        chrom, pos, _, ref, alt = line.split("\t")[:5]
+        gt = rng.choice(["0/1", "1/1", "0/0", "./."])
+        lines.append(f"chr{chrom}\t{pos}\t.\t{ref}\t{alt}\t50\tPASS\t.\tGT\t{gt}\n")
+    vcf = tmp_path / "p.vcf"
+    vcf.write_text("".join(lines))
+    vcf_gz = tmp_path / "p.vcf.gz"
+    pysam.tabix_compress(str(vcf), str(vcf_gz), force=True)
+    out_plain = invoke(store, "annotate", vcf, "--snapshot", "cv", "--format", "tsv")
+    out_gz = invoke(store, "annotate", vcf_gz, "--snapshot", "cv", "--format", "tsv")
+    assert out_plain.code == out_gz.code == 0
+    body_plain = out_plain.out.split("\n", 1)[1]
+    body_gz = out_gz.out.split("\n", 1)[1]
+    carried = sum(1 for x in lines[1:] if x.rstrip().endswith(("0/1", "1/1")))
+    assert body_gz == body_plain
+    assert body_gz.count("\n") - 1 == carried
