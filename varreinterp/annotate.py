@@ -25,6 +25,7 @@ from varreinterp.patient_vcf import (
     load,
     read_header,
     select_samples,
+    skip_sql,
 )
 from varreinterp.runinfo import command_line
 from varreinterp.store import Snapshot, Store
@@ -283,19 +284,38 @@ def write_annotated_vcf(
         stats = load(con, header, [], inputs.reference, pass_only)
         # The INFO text is built by DuckDB: one value per ALT ('.' where unmatched), escaped.
         cols = ", ".join(f"s.{src}" for src, _, _ in _INFO_SOURCE.values())
-        info = " || ';' || ".join(
-            f"'{key.value}=' || string_agg(coalesce({_escape_sql(f'CAST(m.{src} AS VARCHAR)')},"
-            f" '.'), ',' ORDER BY a.ai)" for key, (src, _, _) in _INFO_SOURCE.items())
+
+        def value(src: str) -> str:
+            return _escape_sql(f"CAST(m.{src} AS VARCHAR)")
+
+        # One ALT (most records): the text straight from the match. Several ALTs: one value per
+        # ALT, '.' where unmatched, aggregated over the (few) split records only.
+        single = " || ';' || ".join(f"'{key.value}=' || coalesce({value(src)}, '.')"
+                                    for key, (src, _, _) in _INFO_SOURCE.items())
+        several = " || ';' || ".join(
+            f"'{key.value}=' || string_agg(coalesce({value(src)}, '.'), ',' ORDER BY a.ai)"
+            for key, (src, _, _) in _INFO_SOURCE.items())
         additions = dict(con.execute(f"""
-            WITH m AS (
+            WITH snap AS (SELECT * FROM {parquet_sql(snapshot.variants)} s
+                          WHERE {snapshot_filter_sql(tiers, min_stars)}),
+            m_simple AS (
+                SELECT r.rowid AS rid, {cols}
+                FROM (SELECT rowid, * FROM rec
+                      WHERE NOT complex AND pos IN (SELECT pos FROM snap)
+                        AND {skip_sql('alt', '1', pass_only)} IS NULL) r
+                JOIN contigs c ON c.chrom = r.chrom
+                JOIN snap s ON s.chrom = c.key_chrom AND s.pos = r.pos AND s.ref = r.ref
+                           AND s.alt = r.alt),
+            m_complex AS (
                 SELECT a.rid, a.ai, {cols}
-                FROM allele a JOIN {parquet_sql(snapshot.variants)} s
+                FROM complex_allele a JOIN snap s
                   ON s.chrom = a.key_chrom AND s.pos = a.pos AND s.ref = a.ref AND s.alt = a.alt
-                WHERE a.skip IS NULL AND a.pos IN (SELECT pos FROM {parquet_sql(snapshot.variants)})
-                  AND {snapshot_filter_sql(tiers, min_stars)})
-            SELECT a.rid, {info}
-            FROM (SELECT rid, ai FROM allele WHERE rid IN (SELECT rid FROM m)) a
-            LEFT JOIN m ON m.rid = a.rid AND m.ai = a.ai
+                WHERE a.skip IS NULL)
+            SELECT rid, {single} FROM m_simple m
+            UNION ALL
+            SELECT a.rid, {several}
+            FROM complex_allele a LEFT JOIN m_complex m ON m.rid = a.rid AND m.ai = a.ai
+            WHERE a.rid IN (SELECT rid FROM m_complex)
             GROUP BY a.rid
         """).fetchall())
         m = snapshot.manifest
@@ -347,19 +367,31 @@ def _rewrite_vcf(path: Path, out: Any, meta: list[str], additions: dict[int, str
                  if b"VRI_" in bytes(body[starts[records[r]]:ends[records[r]]])]
         touched.update(stale)
     cursor = 0
+    pieces: list[bytes | memoryview] = []
+    rec_starts, rec_ends = starts[records], ends[records]
+    del starts, ends
     for rid in sorted(touched):
-        line_no = records[rid]
-        a, b = int(starts[line_no]), int(ends[line_no])
-        out.write(body[cursor:a])
-        fields = bytes(body[a:b]).decode().rstrip("\r").split("\t")
-        info = [kv for kv in fields[7].split(";")
-                if kv not in (".", "") and kv.split("=", 1)[0] not in _KEYS]
-        if rid in additions:
-            info.append(additions[rid])
-        fields[7] = ";".join(info) or "."
-        out.write("\t".join(fields).encode())
+        a, b = int(rec_starts[rid]), int(rec_ends[rid])
+        pieces.append(body[cursor:a])
+        fields = bytes(body[a:b]).split(b"\t", 8)
+        info = fields[7].rstrip(b"\r") if len(fields) == 8 else fields[7]
+        if info in (b".", b""):
+            kept = b""
+        elif b"VRI_" in info:
+            kept = b";".join(kv for kv in info.split(b";")
+                             if kv.split(b"=", 1)[0].decode() not in _KEYS)
+        else:
+            kept = info
+        add = additions.get(rid)
+        new = b";".join(x for x in (kept, add.encode() if add else b"") if x) or b"."
+        fields[7] = new + (b"\r" if len(fields) == 8 and fields[7].endswith(b"\r") else b"")
+        pieces.append(b"\t".join(fields))
         cursor = b
-    out.write(body[cursor:])
+        if len(pieces) > 4096:
+            out.writelines(pieces)
+            pieces.clear()
+    pieces.append(body[cursor:])
+    out.writelines(pieces)
 
 
 def read_text_bytes(path: Path) -> bytes:

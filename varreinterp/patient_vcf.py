@@ -250,7 +250,7 @@ def select_samples(header: VcfHeader, wanted: list[str] | None) -> list[int]:
     return [i for i, s in enumerate(header.samples) if s in wanted]
 
 
-def _skip_sql(a: str, n_alt: str, pass_only: bool) -> str:
+def skip_sql(a: str, n_alt: str, pass_only: bool) -> str:
     """Why an ALT `a` is not a usable allele (NULL when it is): one rule for every path."""
     return f"""CASE
         WHEN length({a}) = 1 AND length(ref) = 1 AND {a} IN ('A', 'C', 'G', 'T')
@@ -340,14 +340,14 @@ def load(
                    len(string_split(alt, ',')) AS n_alt
             FROM rec r JOIN contigs c ON c.chrom = r.chrom WHERE complex)
         SELECT rid, CAST(ai AS INTEGER) AS ai, chrom, key_chrom, pos, ref, a AS alt,
-               filter, {_skip_sql('a', 'n_alt', pass_only)} AS skip {g_cols}
+               filter, {skip_sql('a', 'n_alt', pass_only)} AS skip {g_cols}
         FROM split
     """)
     _normalize_in_python(con, reference)
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW allele AS
         SELECT r.rowid AS rid, 1 AS ai, r.chrom, c.key_chrom, pos, ref, alt, filter,
-               {_skip_sql('alt', '1', pass_only)} AS skip {g_cols}
+               {skip_sql('alt', '1', pass_only)} AS skip {g_cols}
         FROM rec r JOIN contigs c ON c.chrom = r.chrom WHERE NOT complex
         UNION ALL
         SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip {g_cols}
@@ -522,7 +522,7 @@ def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
             JOIN contigs ct ON ct.chrom = r.chrom),
         a AS (
             SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter,
-                   {_skip_sql('alt', '1', pass_only)} AS skip {g_cols} FROM m
+                   {skip_sql('alt', '1', pass_only)} AS skip {g_cols} FROM m
             UNION ALL
             SELECT c.rid, c.ai, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.filter, c.skip
                    {g_cols}
