@@ -243,7 +243,8 @@ def match_carried(con: duckdb.DuckDBPyConnection, snapshot: Snapshot,
         SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity, c.filter,
                c.rid, c.ai, s.gene, s.classification, s.tier, s.stars, s.review_status,
                s.conditions, s.variation_id, '{snapshot.name}' AS snapshot
-        FROM {carried} c JOIN {parquet_sql(snapshot.variants)} s
+        FROM {carried} c JOIN (SELECT * FROM {parquet_sql(snapshot.variants)}
+                               WHERE pos IN (SELECT pos FROM {carried})) s
           ON s.chrom = c.key_chrom AND s.pos = c.pos AND s.ref = c.ref AND s.alt = c.alt
         WHERE {snapshot_filter_sql(tiers, min_stars)}
     """)

@@ -205,13 +205,16 @@ class ReclassificationReport:
                 + (f": {', '.join(parts)}" if parts else ""))
 
 
-def _side(alias: str, snap: Snapshot) -> str:
-    """A snapshot's classified rows, with columns prefixed for the change rules."""
+def _side(alias: str, snap: Snapshot, positions: str | None = None) -> str:
+    """A snapshot's classified rows, with columns prefixed for the change rules; optionally only
+    at the positions of a (small) relation, which spares reading the rest."""
+    where = f" AND pos IN (SELECT pos FROM {positions})" if positions else ""
     return f"""(SELECT chrom, pos, ref, alt, classification AS {alias}_cls, tier AS {alias}_tier,
                        stars AS {alias}_stars, review_status AS {alias}_rev,
                        gene AS {alias}_gene, variation_id AS {alias}_vid,
                        conditions AS {alias}_cond
-                FROM {parquet_sql(snap.variants)} WHERE classification IS NOT NULL)"""
+                FROM {parquet_sql(snap.variants)}
+                WHERE classification IS NOT NULL{where})"""
 
 
 def select_change_columns(a: Snapshot, b: Snapshot) -> str:
@@ -301,9 +304,9 @@ def patient_changes(con: duckdb.DuckDBPyConnection, carried: str, a: Snapshot, b
             FROM (SELECT sample, min(chrom) AS chrom, key_chrom, pos, ref, alt,
                          string_agg(DISTINCT zygosity, ',' ORDER BY zygosity) AS zygosity
                   FROM {carried} GROUP BY sample, key_chrom, pos, ref, alt) c
-            LEFT JOIN {_side('a', a)} a
+            LEFT JOIN {_side('a', a, carried)} a
               ON a.chrom = c.key_chrom AND a.pos = c.pos AND a.ref = c.ref AND a.alt = c.alt
-            LEFT JOIN {_side('b', b)} b
+            LEFT JOIN {_side('b', b, carried)} b
               ON b.chrom = c.key_chrom AND b.pos = c.pos AND b.ref = c.ref AND b.alt = c.alt
             WHERE a.a_cls IS NOT NULL OR b.b_cls IS NOT NULL),
         c AS (SELECT *, {change_sql()} AS change, {priority_sql()} AS priority FROM j)
