@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import MAPPINGS, SAMPLES, invoke, shared
 from conftest import CliResult as Result
+from oracle import bare, open_any, trim
 
 from varreinterp.snapshots import add_snapshot
 from varreinterp.store import Store
@@ -67,24 +68,7 @@ def stats(err: str) -> dict[str, object]:
             "matched": int(m.group(4)), "skipped": skipped}
 
 
-def open_any(path: Path):
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gz else open(path)
 
-
-def bare(chrom: str) -> str:
-    c = chrom[3:] if chrom.lower().startswith("chr") else chrom
-    return "MT" if c.upper() in ("M", "MT") else c
-
-
-def trim(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
-    """Our own trimming: shared trailing bases, then shared leading bases."""
-    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
-    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
-        ref, alt, pos = ref[1:], alt[1:], pos + 1
-    return pos, ref, alt
 
 
 def carried_calls(path: Path) -> tuple[int, list[tuple]]:

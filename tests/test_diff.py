@@ -9,7 +9,6 @@ implementation of the SQL rules."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import MAPPINGS, ROOT, SAMPLES, invoke, shared
 from conftest import CliResult as Result
+from oracle import bare, open_any, trim
 
 from varreinterp.assembly import Assembly
 from varreinterp.diff import naive_change
@@ -64,15 +64,6 @@ def change_map(rows: list[dict], with_sample: bool = False) -> dict[tuple, tuple
     return out
 
 
-def open_any(path: Path):
-    with open(path, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gz else open(path)
-
-
-def bare(chrom: str) -> str:
-    c = chrom[3:] if chrom.lower().startswith("chr") else chrom
-    return "MT" if c.upper() in ("M", "MT") else c
 
 
 State = tuple[str, str, int | None, str | None]  # classification, tier, stars, review status
@@ -122,13 +113,6 @@ def naive_diff(a: dict[tuple, State], b: dict[tuple, State]) -> dict[tuple, tupl
             out[key] = (found[0].value, found[1].value)
     return out
 
-
-def trim(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
-    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
-    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
-        ref, alt, pos = ref[1:], alt[1:], pos + 1
-    return pos, ref, alt
 
 
 def carried(path: Path) -> set[tuple]:
