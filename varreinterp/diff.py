@@ -20,7 +20,6 @@ from varreinterp.errors import AssemblyMismatchError, UsageError
 from varreinterp.importers.common import duckdb_connect
 from varreinterp.patient_vcf import ReadStats, carried_at, load, select_samples
 from varreinterp.store import Snapshot, Store
-from varreinterp.vocabulary import Tier
 
 if TYPE_CHECKING:
     import duckdb
@@ -315,6 +314,3 @@ def patient_changes(con: duckdb.DuckDBPyConnection, carried: str, a: Snapshot, b
         ORDER BY sample, {_ORDER}, key_chrom, pos, ref, alt
     """).df()
 
-
-def tier_values() -> list[str]:
-    return [t.value for t in Tier]

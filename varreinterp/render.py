@@ -9,15 +9,9 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from enum import Enum, StrEnum
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
-
-
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    TSV = "tsv"
-    JSON = "json"
 
 
 def resolve_format(fmt: str | None) -> str:

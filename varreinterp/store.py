@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from varreinterp import __version__
 from varreinterp.errors import LockHeldError, SnapshotNotFoundError, StoreError
 
 log = logging.getLogger("varreinterp")
@@ -319,6 +318,3 @@ def _read_holder(fd: int) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
 
-
-def tool_version() -> str:
-    return __version__
