@@ -360,8 +360,6 @@ def load(
 def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReference | None) -> None:
     """Trim shared bases (and left-align indels with a FASTA) for the alleles that need it;
     with a FASTA, a REF that disagrees with it is marked, not matched."""
-    import pyarrow as pa
-
     indel = "OR length(ref) <> length(alt)" if reference else ""
     rows = con.execute(f"""
         SELECT rid, ai, chrom, pos, ref, alt FROM complex_allele
@@ -370,6 +368,8 @@ def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReferen
     """).fetchall()
     if not rows:
         return
+    import pyarrow as pa
+
     fixed: dict[str, list[object]] = {k: [] for k in ("rid", "ai", "pos", "ref", "alt", "skip")}
     for rid, ai, chrom, pos, ref, alt in rows:
         skip = None
@@ -435,8 +435,6 @@ def _genotypes(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
                stats: ReadStats) -> None:
     """Count alleles and calls in one pass per sample, then build `gtmap` (one row per
     distinct GT string and ALT index) and the `carried` view."""
-    import pyarrow as pa
-
     first = f"coalesce(g{sample_idx[0]}, '')" if sample_idx else "''"
     seen: set[str] = set()
     for skip, ai, gt, n in con.execute(
@@ -459,16 +457,13 @@ def _genotypes(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
                     "FROM allele WHERE false")
         return
     max_ai = con.execute("SELECT coalesce(max(ai), 1) FROM complex_allele").fetchall()[0][0]
-    rows = [(gt, ai, *genotype_status(gt, ai)) for gt in sorted(seen)
-            for ai in range(1, max_ai + 1)]
-    con.register("gtmap_rows", pa.table({
-        "gt": pa.array([r[0] for r in rows], pa.string()),
-        "ai": pa.array([r[1] for r in rows], pa.int32()),
-        "status": pa.array([r[2] for r in rows], pa.string()),
-        "zygosity": pa.array([r[3] for r in rows], pa.string())}))
-    con.execute("CREATE OR REPLACE TEMP TABLE gtmap AS SELECT * FROM gtmap_rows "
-                "WHERE status = 'carried'")
-    con.unregister("gtmap_rows")
+    # A few dozen rows: a VALUES list, which spares importing pyarrow (and pandas) here.
+    carrying = [(gt, ai, zyg) for gt in sorted(seen) for ai in range(1, max_ai + 1)
+                for status, zyg in [genotype_status(gt, ai)] if status == "carried"]
+    values = ", ".join(f"({_quote(gt)}, {ai}, {_quote(str(zyg))})" for gt, ai, zyg in carrying)
+    con.execute("CREATE OR REPLACE TEMP TABLE gtmap (gt VARCHAR, ai INTEGER, zygosity VARCHAR)")
+    if values:
+        con.execute(f"INSERT INTO gtmap VALUES {values}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW carried AS {carried_sql(header, sample_idx)}")
 
 
