@@ -4,6 +4,7 @@ so a test that uses them checks the product against a second implementation."""
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 from typing import IO
 
@@ -26,3 +27,31 @@ def trim(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
     while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
         ref, alt, pos = ref[1:], alt[1:], pos + 1
     return pos, ref, alt
+
+
+def carried_calls(path: Path) -> tuple[int, list[tuple]]:
+    """(number of data lines, [(sample, chrom as written, pos, ref, alt, bare chrom)]) read with
+    plain Python: a sample carries ALT i when i is in its fully called GT."""
+    out, n = [], 0
+    samples: list[str] = []
+    with open_any(path) as fh:
+        for line in fh:
+            if line.startswith("##"):
+                continue
+            fields = line.rstrip("\r\n").split("\t")
+            if line.startswith("#"):
+                samples = fields[9:]
+                continue
+            n += 1
+            chrom, pos, ref, alts = fields[0], int(fields[1]), fields[3].upper(), fields[4]
+            gt_index = fields[8].split(":").index("GT") if len(fields) > 8 else None
+            for i, alt in enumerate(alts.split(","), start=1):
+                if not re.fullmatch(r"[ACGTN]+", alt.upper()):
+                    continue
+                p, r, a = trim(pos, ref, alt.upper())
+                for sample, call in zip(samples, fields[9:], strict=True):
+                    gt = re.split(r"[/|]", call.split(":")[gt_index]) if gt_index is not None \
+                        else ["."]
+                    if "." not in gt and str(i) in gt:
+                        out.append((sample, chrom, p, r, a, bare(chrom)))
+    return n, out

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import MAPPINGS, SAMPLES, invoke, shared
 from conftest import CliResult as Result
-from oracle import bare, open_any, trim
+from oracle import bare, carried_calls, open_any
 
 from varreinterp.snapshots import add_snapshot
 from varreinterp.store import Store
@@ -69,34 +69,6 @@ def stats(err: str) -> dict[str, object]:
 
 
 
-
-
-def carried_calls(path: Path) -> tuple[int, list[tuple]]:
-    """(number of data lines, [(sample, chrom, pos, ref, alt, bare chrom)]) read with plain
-    Python: a sample carries ALT i when i is in its fully called GT."""
-    out, n = [], 0
-    samples: list[str] = []
-    with open_any(path) as fh:
-        for line in fh:
-            if line.startswith("##"):
-                continue
-            fields = line.rstrip("\r\n").split("\t")
-            if line.startswith("#"):
-                samples = fields[9:]
-                continue
-            n += 1
-            chrom, pos, ref, alts = fields[0], int(fields[1]), fields[3].upper(), fields[4]
-            gt_index = fields[8].split(":").index("GT") if len(fields) > 8 else None
-            for i, alt in enumerate(alts.split(","), start=1):
-                if not re.fullmatch(r"[ACGTN]+", alt.upper()):
-                    continue
-                p, r, a = trim(pos, ref, alt.upper())
-                for sample, call in zip(samples, fields[9:], strict=True):
-                    gt = re.split(r"[/|]", call.split(":")[gt_index]) if gt_index is not None \
-                        else ["."]
-                    if "." not in gt and str(i) in gt:
-                        out.append((sample, chrom, p, r, a, bare(chrom)))
-    return n, out
 
 
 def clinvar_keys(path: Path, info_key: str = "CLNSIG") -> set[tuple[str, int, str, str]]:

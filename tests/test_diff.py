@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import MAPPINGS, ROOT, SAMPLES, invoke, shared
 from conftest import CliResult as Result
-from oracle import bare, open_any, trim
+from oracle import bare, carried_calls, open_any
 
 from varreinterp.assembly import Assembly
 from varreinterp.diff import naive_change
@@ -117,26 +117,7 @@ def naive_diff(a: dict[tuple, State], b: dict[tuple, State]) -> dict[tuple, tupl
 
 def carried(path: Path) -> set[tuple]:
     """(sample, chrom as written, pos, ref, alt) of every fully called carried ALT."""
-    out = set()
-    samples: list[str] = []
-    with open_any(path) as fh:
-        for line in fh:
-            if line.startswith("##"):
-                continue
-            f = line.rstrip("\r\n").split("\t")
-            if line.startswith("#"):
-                samples = f[9:]
-                continue
-            gt_i = f[8].split(":").index("GT")
-            for i, alt in enumerate(f[4].split(","), start=1):
-                if not re.fullmatch(r"[ACGTN]+", alt.upper()):
-                    continue
-                p, r, a = trim(int(f[1]), f[3].upper(), alt.upper())
-                for s, call in zip(samples, f[9:], strict=True):
-                    gt = re.split(r"[/|]", call.split(":")[gt_i])
-                    if "." not in gt and str(i) in gt:
-                        out.add((s, f[0], p, r, a))
-    return out
+    return {call[:5] for call in carried_calls(path)[1]}
 
 
 def naive_patient_diff(vcf: Path, a: dict, b: dict) -> dict[tuple, tuple[str, str]]:

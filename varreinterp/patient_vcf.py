@@ -315,7 +315,7 @@ def load(
         try:
             create_rec(reader)
         except Exception as exc:  # duckdb raises several unrelated classes for bad input
-            raise duckdb_input_error(exc, header.path, header.n_lines) from exc
+            raise duckdb_input_error(exc, header.path) from exc
     bad = first_row(con.execute("""
         SELECT rowid, chrom, pos, ref, alt FROM rec
         WHERE pos IS NULL OR pos < 1 OR chrom IS NULL OR ref IS NULL OR alt IS NULL

@@ -167,7 +167,7 @@ def _stage_current(
                 CREATE TEMP TABLE raw AS
                 SELECT chrom, pos, id, ref, alt, ';' || info AS info_ FROM {reader}""")
         except Exception as exc:  # duckdb raises several unrelated classes for bad input
-            raise duckdb_input_error(exc, source.path, n_header) from exc
+            raise duckdb_input_error(exc, source.path) from exc
         _create_staged(con, extracted, "raw")
         con.execute("DROP TABLE raw")
     _finish_staged(con, source, n_header)

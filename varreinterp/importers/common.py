@@ -2,7 +2,7 @@
 raw rows into the snapshot's Parquet file (vocabulary mapping, allele trimming, de-duplication).
 
 An importer's job ends with a DuckDB table named `staged` holding STAGED_COLUMNS (all VARCHAR but
-`pos` BIGINT and `line` BIGINT, which may be NULL when the source line is not known cheaply)."""
+`pos` BIGINT), in file order, plus a `locate` callback that finds a raw term's line for errors."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def read_delimited_sql(path: Path | list[Path], columns: list[str], skip: int,
     )
 
 
-def duckdb_input_error(exc: Exception, path: Path, header_lines: int = 0) -> InputError:
+def duckdb_input_error(exc: Exception, path: Path) -> InputError:
     """A DuckDB read error as a one-line InputError, with the file's line number where given."""
     import re
 

@@ -164,7 +164,7 @@ def stage_mapped_table(
             FROM {with_info_(reader) if mapping.format == "vcf" else reader}
         """)
     except Exception as exc:  # duckdb raises several unrelated classes for bad input
-        raise duckdb_input_error(exc, path, skip) from exc
+        raise duckdb_input_error(exc, path) from exc
     bad = first_row(con.execute("""
         SELECT rowid, chrom, pos FROM raw
         WHERE chrom IS NULL OR try_cast(pos AS BIGINT) IS NULL OR ref IS NULL

@@ -66,7 +66,7 @@ def stage_variant_summary(
         con.execute(f"CREATE TEMP TABLE raw AS SELECT * FROM "
                     f"{read_delimited_sql(path, names, skip=1)}")
     except Exception as exc:  # duckdb raises several unrelated classes for bad input
-        raise duckdb_input_error(exc, path, 1) from exc
+        raise duckdb_input_error(exc, path) from exc
     builds = [r[0] for r in con.execute(
         f"SELECT DISTINCT {col['Assembly']} FROM raw ORDER BY 1").fetchall()]
     known = [b for b in builds if b in (a.value for a in Assembly)]
