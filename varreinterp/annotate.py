@@ -27,6 +27,7 @@ from varreinterp.patient_vcf import (
     select_samples,
     skip_sql,
 )
+from varreinterp.prefilter import load_sites
 from varreinterp.runinfo import command_line
 from varreinterp.store import Snapshot, Store
 from varreinterp.vocabulary import TIER_ORDER, Tier
@@ -44,6 +45,12 @@ ANNOTATION_COLUMNS = [
 
 TIER_RANK_SQL = "CASE tier " + " ".join(
     f"WHEN '{t.value}' THEN {i}" for i, t in enumerate(TIER_ORDER)) + " ELSE 9 END"
+# Report order: input file, sample, most severe tier first, best reviewed first, position.
+_REPORT_ORDER = (f"f, sample, {TIER_RANK_SQL}, stars DESC NULLS LAST, key_chrom, pos, ref, alt, "
+                 "rid, ai")
+# The snapshot columns an annotation row carries.
+_PAYLOAD = ["gene", "classification", "tier", "stars", "review_status", "conditions",
+            "variation_id"]
 
 
 class InfoKey(StrEnum):
@@ -71,8 +78,8 @@ _INFO_SOURCE = {
 
 @dataclass
 class AnnotationResult:
-    """The matched rows stay in DuckDB (table `annotation`, in report order) until a caller
-    asks: `rows` for a DataFrame, `export()` for a file written by DuckDB itself."""
+    """The matched rows stay in DuckDB (view `annotation`) until a caller asks, and come out
+    in report order: `rows` for a DataFrame, `export()` for a file written by DuckDB itself."""
 
     snapshot: Snapshot
     stats: list[ReadStats]
@@ -83,7 +90,8 @@ class AnnotationResult:
     def rows(self) -> pd.DataFrame:
         if self._rows is None:
             self._rows = self.con.execute(
-                f"SELECT {', '.join(ANNOTATION_COLUMNS)} FROM annotation ORDER BY k").df()
+                f"SELECT {', '.join(ANNOTATION_COLUMNS)} FROM annotation "
+                f"ORDER BY {_REPORT_ORDER}").df()
         return self._rows
 
     def count(self) -> int:
@@ -96,8 +104,8 @@ class AnnotationResult:
         options = {"tsv": "FORMAT csv, DELIMITER '\t', HEADER, QUOTE '', ESCAPE ''",
                    "json": "FORMAT json", "parquet": "FORMAT parquet, COMPRESSION zstd"}[fmt]
         target = str(path).replace("'", "''")
-        self.con.execute(f"COPY (SELECT {cols}{consts} FROM annotation ORDER BY k) "
-                         f"TO '{target}' ({options})")
+        self.con.execute(f"COPY (SELECT {cols}{consts} FROM annotation "
+                         f"ORDER BY {_REPORT_ORDER}) TO '{target}' ({options})")
 
     def summary(self) -> str:
         by_tier = dict(self.con.execute(
@@ -189,42 +197,39 @@ def annotate(
                             samples, reference_path)
     con = duckdb_connect()
     stats = []
-    con.execute(f"CREATE TEMP TABLE annotation AS SELECT *, 0 AS k FROM ({_EMPTY_HITS})")
+    matches = snapshot_relation_sql(snapshot, tiers, min_stars)
+    sites = load_sites(con, matches)
+    tables = []
     with inputs.workdir:
-        for header in inputs.headers:
+        for n, header in enumerate(inputs.headers):
             idx = select_samples(header, samples)
-            st = load(con, header, idx, inputs.reference, pass_only)
-            carried_at(con, header, idx, snapshot_keys_sql(snapshot), "carried_hits", pass_only)
-            match_carried(con, snapshot, tiers, min_stars, "carried_hits")
+            st = load(con, header, idx, inputs.reference, pass_only, sites)
+            table = f"hits_{n}"
+            carried_at(con, header, idx, matches, table, pass_only, _PAYLOAD)
             if inputs.reference is not None:
                 st.skipped[Skip.REF_MISMATCH.value] += check_matched_refs(
-                    con, inputs.reference, "hits")
-            before = con.execute("SELECT count(*) FROM annotation").fetchall()[0][0]
-            con.execute(f"""
-                INSERT INTO annotation
-                SELECT {', '.join(ANNOTATION_COLUMNS)},
-                       {before} + row_number() OVER (ORDER BY sample, {TIER_RANK_SQL},
-                           stars DESC NULLS LAST, key_chrom, pos, ref, alt) AS k
-                FROM hits
-            """)
-            st_matched = con.execute("SELECT count(*) FROM hits").fetchall()[0][0]
+                    con, inputs.reference, table)
+            matched = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             log.info("%s: %d records, %d alleles after splitting, %d carried calls, %d matched "
                      "in %s; not reported: %s", header.path, st.records, st.alleles, st.carried,
-                     st_matched, snapshot.name, _skips(st))
+                     matched, snapshot.name, _skips(st))
             stats.append(st)
+            tables.append(f"SELECT {n} AS f, *, {_sql_literal(snapshot.name)} AS snapshot "
+                          f"FROM {table}")
+    con.execute(f"CREATE TEMP VIEW annotation AS {' UNION ALL '.join(tables)}")
     return AnnotationResult(snapshot, stats, con)
-
-
-_EMPTY_HITS = ("SELECT NULL::VARCHAR AS sample, NULL::VARCHAR AS chrom, NULL::BIGINT AS pos, "
-               "NULL::VARCHAR AS ref, NULL::VARCHAR AS alt, NULL::VARCHAR AS zygosity, "
-               "NULL::VARCHAR AS filter, NULL::VARCHAR AS gene, NULL::VARCHAR AS classification, "
-               "NULL::VARCHAR AS tier, NULL::TINYINT AS stars, NULL::VARCHAR AS review_status, "
-               "NULL::VARCHAR AS conditions, NULL::VARCHAR AS variation_id, "
-               "NULL::VARCHAR AS snapshot WHERE false")
 
 
 def _skips(st: ReadStats) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(st.skipped.items()) if v) or "nothing"
+
+
+def snapshot_relation_sql(snapshot: Snapshot, tiers: list[Tier] | None,
+                          min_stars: int | None) -> str:
+    """The snapshot's variants an annotation reports: keys and the report's columns."""
+    return (f"(SELECT chrom, pos, ref, alt, {', '.join(_PAYLOAD)} "
+            f"FROM {parquet_sql(snapshot.variants)} s "
+            f"WHERE {snapshot_filter_sql(tiers, min_stars)})")
 
 
 def snapshot_keys_sql(*snapshots: Snapshot) -> str:
@@ -232,22 +237,6 @@ def snapshot_keys_sql(*snapshots: Snapshot) -> str:
     return "(" + " UNION ALL ".join(
         f"SELECT chrom, pos, ref, alt FROM {parquet_sql(s.variants)} "
         "WHERE classification IS NOT NULL" for s in snapshots) + ")"
-
-
-def match_carried(con: duckdb.DuckDBPyConnection, snapshot: Snapshot,
-                  tiers: list[Tier] | None, min_stars: int | None,
-                  carried: str = "carried") -> None:
-    """Join carried alleles with the snapshot into `hits`."""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE hits AS
-        SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity, c.filter,
-               c.rid, c.ai, s.gene, s.classification, s.tier, s.stars, s.review_status,
-               s.conditions, s.variation_id, '{snapshot.name}' AS snapshot
-        FROM {carried} c JOIN (SELECT * FROM {parquet_sql(snapshot.variants)}
-                               WHERE pos IN (SELECT pos FROM {carried})) s
-          ON s.chrom = c.key_chrom AND s.pos = c.pos AND s.ref = c.ref AND s.alt = c.alt
-        WHERE {snapshot_filter_sql(tiers, min_stars)}
-    """)
 
 
 # ------------------------------------------------------------------------------ VCF output
@@ -282,7 +271,8 @@ def write_annotated_vcf(
     header = inputs.headers[0]
     con = duckdb_connect()
     with inputs.workdir:
-        stats = load(con, header, [], inputs.reference, pass_only)
+        stats = load(con, header, [], inputs.reference, pass_only,
+                     load_sites(con, snapshot_keys_sql(snapshot)))
         # The INFO text is built by DuckDB: one value per ALT ('.' where unmatched), escaped.
         cols = ", ".join(f"s.{src}" for src, _, _ in _INFO_SOURCE.values())
 
@@ -300,8 +290,8 @@ def write_annotated_vcf(
             WITH snap AS (SELECT * FROM {parquet_sql(snapshot.variants)} s
                           WHERE {snapshot_filter_sql(tiers, min_stars)}),
             m_simple AS (
-                SELECT r.rowid AS rid, {cols}
-                FROM (SELECT rowid, * FROM rec
+                SELECT r.rid, {cols}
+                FROM (SELECT * FROM rec
                       WHERE NOT complex AND pos IN (SELECT pos FROM snap)
                         AND {skip_sql('alt', '1', pass_only)} IS NULL) r
                 JOIN contigs c ON c.chrom = r.chrom

@@ -19,6 +19,7 @@ from varreinterp.annotate import parquet_sql, prepare_inputs, provenance, snapsh
 from varreinterp.errors import AssemblyMismatchError, UsageError
 from varreinterp.importers.common import duckdb_connect
 from varreinterp.patient_vcf import ReadStats, carried_at, load, select_samples
+from varreinterp.prefilter import load_sites
 from varreinterp.store import Snapshot, Store
 
 if TYPE_CHECKING:
@@ -275,11 +276,13 @@ def diff_patients(store: Store, vcfs: list[Path], from_name: str, to_name: str, 
                             samples, reference_path)
     con = duckdb_connect()
     frames, stats = [], []
+    keys = snapshot_keys_sql(a, b)
+    sites = load_sites(con, keys)
     with inputs.workdir:
         for header in inputs.headers:
             idx = select_samples(header, samples)
-            st = load(con, header, idx, inputs.reference)
-            carried_at(con, header, idx, snapshot_keys_sql(a, b), "carried_hits")
+            st = load(con, header, idx, inputs.reference, sites=sites)
+            carried_at(con, header, idx, keys, "carried_hits")
             frames.append(patient_changes(con, "carried_hits", a, b, min_priority))
             log.info("%s: %d records, %d carried calls, %d change(s) at or above %s",
                      header.path, st.records, st.carried, len(frames[-1]), min_priority.value)

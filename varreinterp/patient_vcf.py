@@ -5,7 +5,8 @@ alleles that need it (multi-allelic leftovers, untrimmed alleles, indels to left
 FASTA) go through Python. BCF is first rewritten as VCF text by htslib (pysam).
 
 After `load()`, the connection holds:
-  rec     one row per data line: rid (0-based data-line index), chrom, pos, ref, alt, filter, g_i
+  rec     one row per data line read: rid (0-based data-line index), chrom, pos, ref, alt,
+          filter, complex, g_i (every line, or with `sites` the lines the prefilter kept)
   allele  one row per ALT after splitting: rid, ai (1-based ALT index), chrom (patient's spelling),
           key_chrom, pos/ref/alt (normalized), skip (reason, NULL when usable)
   carried one row per (sample, usable allele) whose genotype contains that allele
@@ -17,6 +18,7 @@ import logging
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -39,6 +41,7 @@ from varreinterp.importers.common import (
     read_delimited_sql,
 )
 from varreinterp.normalize import left_align, needs_trim, trim
+from varreinterp.prefilter import Prefiltered, Sites, prefilter
 
 if TYPE_CHECKING:
     import duckdb
@@ -274,58 +277,57 @@ def load(
     sample_idx: list[int],
     reference: FastaReference | None = None,
     pass_only: bool = False,
+    sites: Sites | None = None,
 ) -> ReadStats:
     """Create rec, allele and carried for one file (replacing any earlier ones).
 
     Most records (one ALT, nothing to trim, no indel to left-align) are used as they are;
     only the others are split and normalized. Genotypes are classified once per distinct GT
-    string (a few dozen in a WGS), not once per record."""
+    string (a few dozen in a WGS), not once per record. With `sites` (the positions of every
+    variant the caller will look up), substitutions elsewhere are only counted (`prefilter`):
+    `rec` and `allele` then hold the other records, and the stats still cover every record."""
     stats = ReadStats(str(header.path))
     n_cols = 9 + len(header.samples)
     names = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format"]
     names += [f"s{i}" for i in range(len(header.samples))]
-    reader = read_delimited_sql(header.text_path, names[:n_cols], skip=header.n_lines)
+    names = names[:n_cols]
     gts = "".join(
         f", CASE WHEN format = 'GT' OR starts_with(format, 'GT:') THEN split_part(s{i}, ':', 1) "
         f"END AS g{i}" for i in sample_idx)
     indel = "OR length(ref) <> length(alt)" if reference else ""
 
-    def create_rec(source: str) -> None:
+    def create_rec(source: str, rid: str) -> None:
+        # `rid` is the 0-based data line: the table's own rowid unless the prefilter gave one.
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE rec AS
-            SELECT chrom, try_cast(pos AS BIGINT) AS pos, upper(ref) AS ref, upper(alt) AS alt,
-                   filter,
+            CREATE OR REPLACE TEMP TABLE rec_table AS
+            SELECT {rid + " AS rid, " if rid else ""}chrom, try_cast(pos AS BIGINT) AS pos,
+                   upper(ref) AS ref, upper(alt) AS alt, filter,
                    (CASE WHEN length(alt) = 1 AND length(ref) = 1 THEN false
                          ELSE contains(alt, ',') OR (length(ref) > 1 AND length(alt) > 1 AND
                               (ref[1] = alt[1] OR ref[-1] = alt[-1])) {indel} END) AS complex
                    {gts}
             FROM {source}
         """)
+        con.execute("CREATE OR REPLACE TEMP VIEW rec AS SELECT "
+                    f"{'' if rid else 'rowid AS rid, '}* FROM rec_table")
 
-    done = False
-    with tempfile.TemporaryDirectory(prefix="varreinterp-split-") as tmp:
-        parts = split_body(header.text_path, header.n_lines, Path(tmp))
-        if parts:  # a bgzip file cut in two: parsed on both cores
-            try:
-                create_rec(read_delimited_sql(parts, names[:n_cols], skip=0))
-                done = True
-            except Exception:  # the plain path below names the file and line of the problem
-                done = False
-    if not done:
-        try:
-            create_rec(reader)
-        except Exception as exc:  # duckdb raises several unrelated classes for bad input
-            raise duckdb_input_error(exc, header.path) from exc
+    with tempfile.TemporaryDirectory(prefix="varreinterp-read-") as tmp:
+        pre = _read_prefiltered(con, header, sample_idx, sites, pass_only, reference is not None,
+                                Path(tmp),
+                                lambda src: create_rec(src, "p.rid"), names)
+        if pre is None:
+            _read_all(con, header, Path(tmp), lambda src: create_rec(src, ""), names)
     bad = first_row(con.execute("""
-        SELECT rowid, chrom, pos, ref, alt FROM rec
+        SELECT rid, chrom, pos, ref, alt FROM rec
         WHERE pos IS NULL OR pos < 1 OR chrom IS NULL OR ref IS NULL OR alt IS NULL
-        ORDER BY rowid LIMIT 1""").fetchall())
+        ORDER BY rid LIMIT 1""").fetchall())
     if bad:
         line = header.n_lines + int(bad[0]) + 1
         pos = raw_field(header.text_path, line, 1)
         raise InputError(f"malformed record (CHROM={bad[1]!r} POS={pos!r} REF={bad[3]!r} "
                          f"ALT={bad[4]!r})", header.path, line)
-    stats.records = con.execute("SELECT count(*) FROM rec").fetchall()[0][0]
+    stats.records = (pre.records if pre else
+                     con.execute("SELECT count(*) FROM rec").fetchall()[0][0])
     # Contig spellings are few: their matching keys are computed once, not per record.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE contigs AS
                     SELECT chrom, {contig_sql('chrom')} AS key_chrom
@@ -334,7 +336,7 @@ def load(
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE complex_allele AS
         WITH split AS (
-            SELECT r.rowid AS rid, r.chrom, c.key_chrom, pos, ref, filter {g_cols},
+            SELECT r.rid, r.chrom, c.key_chrom, pos, ref, filter {g_cols},
                    unnest(string_split(alt, ',')) AS a,
                    unnest(range(1, len(string_split(alt, ',')) + 1)) AS ai,
                    len(string_split(alt, ',')) AS n_alt
@@ -346,7 +348,7 @@ def load(
     _normalize_in_python(con, reference)
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW allele AS
-        SELECT r.rowid AS rid, 1 AS ai, r.chrom, c.key_chrom, pos, ref, alt, filter,
+        SELECT r.rid, 1 AS ai, r.chrom, c.key_chrom, pos, ref, alt, filter,
                {skip_sql('alt', '1', pass_only)} AS skip {g_cols}
         FROM rec r JOIN contigs c ON c.chrom = r.chrom WHERE NOT complex
         UNION ALL
@@ -354,7 +356,54 @@ def load(
         FROM complex_allele
     """)
     _genotypes(con, header, sample_idx, stats)
+    if pre:
+        _count_prefiltered(stats, pre)
     return stats
+
+
+def _read_prefiltered(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
+                      sites: Sites | None, pass_only: bool, left_align: bool, tmp: Path,
+                      create: Callable[[str], None], names: list[str]) -> Prefiltered | None:
+    if sites is None:
+        return None
+    pre = prefilter(header.text_path, header.n_lines, len(header.samples), sample_idx, sites,
+                    pass_only, left_align, tmp)
+    if pre is None:
+        return None
+    con.register("prefilter_rids", {"rid": pre.rids})
+    try:
+        create(f"{read_delimited_sql(pre.kept, names, skip=0)} POSITIONAL JOIN prefilter_rids p")
+    except Exception as exc:  # the ordinary path names the file and line of the problem
+        log.debug("prefiltered read failed (%s); reading the whole file", exc)
+        return None
+    finally:
+        con.unregister("prefilter_rids")
+    return pre
+
+
+def _read_all(con: duckdb.DuckDBPyConnection, header: VcfHeader, tmp: Path,
+              create: Callable[[str], None], names: list[str]) -> None:
+    parts = split_body(header.text_path, header.n_lines, tmp)
+    if parts:  # a bgzip file cut in two: parsed on both cores
+        try:
+            create(read_delimited_sql(parts, names, skip=0))
+            return
+        except Exception:  # the plain path below names the file and line of the problem
+            pass
+    try:
+        create(read_delimited_sql(header.text_path, names, skip=header.n_lines))
+    except Exception as exc:  # duckdb raises several unrelated classes for bad input
+        raise duckdb_input_error(exc, header.path) from exc
+
+
+def _count_prefiltered(stats: ReadStats, pre: Prefiltered) -> None:
+    """The substitutions the prefilter counted without reading: one usable allele each."""
+    stats.alleles += pre.dropped
+    if pre.filtered:
+        stats.skipped[Skip.FILTERED.value] += pre.filtered
+    for calls in pre.calls:
+        for gt, n in calls.items():
+            _count_call(stats, gt, 1, n)
 
 
 def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReference | None) -> None:
@@ -487,43 +536,51 @@ def _calls_sql(alleles: str, sample_idx: list[int], columns: str) -> str:
             f"ON {names} INTO NAME gcol VALUE gt))")
 
 
-def carried_sql(header: VcfHeader, sample_idx: list[int], alleles: str = "allele") -> str:
-    """(sample, allele) rows whose genotype carries the allele, from an allele relation."""
-    cols = "rid, ai, chrom, key_chrom, pos, ref, alt, filter"
+def carried_sql(header: VcfHeader, sample_idx: list[int], alleles: str = "allele",
+                payload: Sequence[str] = ()) -> str:
+    """(sample, allele) rows whose genotype carries the allele, from an allele relation
+    (with its `payload` columns carried through)."""
+    cols = ", ".join(["rid", "ai", "chrom", "key_chrom", "pos", "ref", "alt", "filter",
+                      *payload])
+    extra = "".join(f", c.{p}" for p in payload)
     names = ", ".join(f"({i}, {_quote(header.samples[i])})" for i in sample_idx)
     return (f"SELECT n.sample, c.rid, c.ai, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, "
-            f"c.filter, g.zygosity FROM {_calls_sql(alleles, sample_idx, cols)} c "
+            f"c.filter, g.zygosity{extra} FROM {_calls_sql(alleles, sample_idx, cols)} c "
             f"JOIN gtmap g ON g.gt = c.gt AND g.ai = c.ai "
             f"JOIN (VALUES {names}) n(k, sample) ON n.k = c.k")
 
 
+# Below this many rows in `rec` (a prefiltered file), an integer position filter costs more
+# than it saves.
+_POSITION_FILTER_ROWS = 500_000
+
+
 def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
-               keys: str, table: str, pass_only: bool = False) -> None:
+               keys: str, table: str, pass_only: bool = False,
+               payload: Sequence[str] = ()) -> None:
     """Materialize into `table` the carried alleles whose key is in relation `keys`
-    (chrom, pos, ref, alt): the key join runs on the raw records first, so only the few
-    matching alleles pay for genotype and skip evaluation."""
+    (chrom, pos, ref, alt, with key-form contigs), with the `payload` columns of `keys` joined
+    on (one scan of `keys` does both). The key join runs before genotypes are expanded, so only
+    the few matching alleles pay for it."""
     g_cols = "".join(f", g{i}" for i in sample_idx)
+    rows = con.execute("SELECT count(*) FROM rec_table").fetchall()[0][0]
+    narrow = f"AND pos IN (SELECT pos FROM {keys})" if rows > _POSITION_FILTER_ROWS else ""
+    join = "JOIN" if payload else "SEMI JOIN"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
-        WITH k AS (SELECT c.chrom AS patient_chrom, c.key_chrom, s.pos, s.ref, s.alt
-                   FROM {keys} s JOIN contigs c ON c.key_chrom = s.chrom),
-        m AS (
-            SELECT r.rowid AS rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt,
-                   r.filter {g_cols}
-            FROM (SELECT rowid, * FROM rec  -- integer prefilter first: cheap, drops ~95%
-                  WHERE NOT complex AND pos IN (SELECT pos FROM {keys})) r
-            SEMI JOIN k ON k.patient_chrom = r.chrom AND k.pos = r.pos AND k.ref = r.ref
-                         AND k.alt = r.alt
-            JOIN contigs ct ON ct.chrom = r.chrom),
-        a AS (
-            SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter,
-                   {skip_sql('alt', '1', pass_only)} AS skip {g_cols} FROM m
+        WITH a0 AS (
+            SELECT r.rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt, r.filter,
+                   {skip_sql('alt', '1', pass_only)} AS skip {g_cols}
+            FROM (SELECT * FROM rec WHERE NOT complex {narrow}) r
+            JOIN contigs ct ON ct.chrom = r.chrom
             UNION ALL
-            SELECT c.rid, c.ai, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.filter, c.skip
-                   {g_cols}
-            FROM complex_allele c SEMI JOIN k ON k.key_chrom = c.key_chrom AND k.pos = c.pos
-                                              AND k.ref = c.ref AND k.alt = c.alt)
-        {carried_sql(header, sample_idx, "a")}
+            SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip {g_cols}
+            FROM complex_allele),
+        a AS (
+            SELECT a0.*{"".join(f", k.{p}" for p in payload)}
+            FROM a0 {join} {keys} k ON k.chrom = a0.key_chrom AND k.pos = a0.pos
+                                   AND k.ref = a0.ref AND k.alt = a0.alt)
+        {carried_sql(header, sample_idx, "a", payload)}
     """)
 
 

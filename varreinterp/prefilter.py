@@ -1,0 +1,417 @@
+"""Skip the patient records that cannot match a snapshot, without parsing them.
+
+Most of a WGS is single-base substitutions at positions no snapshot lists. Such a record
+needs no splitting, trimming or left-alignment, so it can only match at its own position: when
+that position is not among the snapshot's sites, the record only has to be counted. numpy finds
+line and tab positions in the decompressed text, tests each record's shape, position and genotype
+in bulk, counts the droppable ones, and copies every other line verbatim into a smaller file that
+the ordinary columnar reader (`patient_vcf.load`) then parses, so the rules live in one place.
+
+Anything unexpected (CR line ends, blank lines, a column count that varies, a POS that is not
+plain digits, a header larger than the first block...) returns None: the caller then reads the
+whole file the ordinary way, which also gives malformed input its error message and line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from varreinterp import bgzf
+from varreinterp.assembly import normalize_contig
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+
+_CHUNK_BLOCKS = 64  # BGZF blocks per work item: about 4 MB of text
+_CHUNK_BYTES = 4 << 20  # the same for plain text
+_MAX_CONTIG_NAME = 256
+
+
+_CONTIG_SHIFT = 40  # site key: contig index << 40 | POS (VCF positions are below 2**31)
+
+
+@dataclass
+class Sites:
+    """The positions a snapshot lists, by contig matching key ('1', 'X', 'MT', ...)."""
+
+    keys: np.ndarray  # sorted int64: contig index << _CONTIG_SHIFT | pos
+    contigs: dict[str, int]
+
+    def contains(self, contig_key: str, pos: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        index = self.contigs.get(contig_key)
+        if index is None or not len(self.keys):
+            return np.zeros(len(pos), np.bool_)
+        needle = pos + (index << _CONTIG_SHIFT)
+        # Search only the keys within the needles' range: a small, cache-friendly slice.
+        lo, hi = np.searchsorted(self.keys, [needle.min(), needle.max() + 1])
+        keys = self.keys[lo:hi]
+        if not len(keys):
+            return np.zeros(len(pos), np.bool_)
+        at = np.minimum(np.searchsorted(keys, needle), len(keys) - 1)
+        return keys[at] == needle
+
+
+def load_sites(con: duckdb.DuckDBPyConnection, relation: str) -> Sites:
+    """The (chrom, pos) of a relation with key-form contigs, sorted by DuckDB."""
+    names = [r[0] for r in con.execute(
+        f"SELECT DISTINCT chrom FROM {relation} WHERE chrom IS NOT NULL").fetchall()]
+    if not names:
+        import numpy as np
+
+        return Sites(np.zeros(0, np.int64), {})
+    index = " ".join("WHEN '" + n.replace("'", "''") + f"' THEN {i}" for i, n in enumerate(names))
+    keys = con.execute(f"""
+        SELECT (CASE chrom {index} END)::BIGINT << {_CONTIG_SHIFT} | pos AS k
+        FROM {relation} WHERE chrom IS NOT NULL ORDER BY k""").fetchnumpy()["k"]
+    return Sites(keys, {n: i for i, n in enumerate(names)})
+
+
+class _Unsuitable(Exception):
+    """The fast path does not apply to this file; read it the ordinary way."""
+
+
+@dataclass
+class Prefiltered:
+    """Outcome of a prefilter: `kept` holds the data lines still to parse, in file order, and
+    `rids` their 0-based data-line numbers in the original file."""
+
+    kept: Path
+    rids: np.ndarray
+    records: int
+    dropped: int = 0  # substitutions counted here, absent from `kept`
+    filtered: int = 0  # of those, not PASS under --pass-only (counted as such, no calls)
+    # per selected sample: GT string -> number of dropped usable records with it
+    calls: list[Counter[str]] = field(default_factory=list)
+
+
+@dataclass
+class _Segment:
+    lines: int
+    kept_local: np.ndarray
+    kept_text: bytes
+    dropped: int
+    filtered: int
+    gt_codes: list[tuple[np.ndarray, np.ndarray]]  # per sample (codes, counts)
+
+
+def prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: list[int],
+              sites: Sites, pass_only: bool, left_align: bool,
+              workdir: Path) -> Prefiltered | None:
+    """Drop and count the substitutions at positions outside `sites`; None when the fast path
+    does not apply (plain gzip, unusual layout): the caller then reads everything."""
+    try:
+        return _prefilter(text_path, header_lines, n_samples, sample_idx, sites, pass_only,
+                          left_align, workdir)
+    except _Unsuitable:
+        return None
+
+
+def _prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: list[int],
+               sites: Sites, pass_only: bool, left_align: bool, workdir: Path) -> Prefiltered:
+    import numpy as np
+
+    raw = text_path.read_bytes()
+    if bgzf.is_bgzf(raw[:16]):
+        try:
+            found = bgzf.blocks(raw)
+        except ValueError:
+            raise _Unsuitable from None
+
+        def text_of(k: int) -> bytes:
+            return b"".join(bgzf.inflate(raw, b)
+                            for b in found[k * _CHUNK_BLOCKS:(k + 1) * _CHUNK_BLOCKS])
+        n_chunks = (len(found) + _CHUNK_BLOCKS - 1) // _CHUNK_BLOCKS
+    elif raw[:2] == b"\x1f\x8b":
+        raise _Unsuitable  # plain gzip cannot be cut: the ordinary reader is as fast
+    else:
+        def text_of(k: int) -> bytes:
+            return raw[k * _CHUNK_BYTES:(k + 1) * _CHUNK_BYTES]
+        n_chunks = (len(raw) + _CHUNK_BYTES - 1) // _CHUNK_BYTES
+    scan = _Scanner(8 + n_samples, sample_idx, sites, pass_only, left_align)
+
+    def work(k: int) -> tuple[bytes, _Segment, bytes]:
+        text = text_of(k)
+        if not text:
+            if k < n_chunks - 1:
+                raise _Unsuitable  # empty blocks mid-file (concatenated files): keep it simple
+            return b"", scan(b""), b""
+        if k == 0:
+            start = 0
+            for _ in range(header_lines):
+                start = text.find(b"\n", start) + 1
+                if start == 0:
+                    raise _Unsuitable  # header longer than one chunk
+        else:
+            start = text.find(b"\n") + 1
+            if start == 0:
+                raise _Unsuitable  # a line longer than a chunk
+        end = text.rfind(b"\n") + 1
+        if end < start:
+            end = start
+        return text[:start] if k else b"", scan(text[start:end]), text[end:]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parts = list(pool.map(work, range(n_chunks)))
+    # File order: chunk 0, the line cut between chunks 0 and 1, chunk 1, ...
+    segments: list[_Segment] = []
+    for k, (_, seg, tail) in enumerate(parts):
+        segments.append(seg)
+        joined = tail + (parts[k + 1][0] if k + 1 < len(parts) else b"")
+        if joined.strip(b"\n"):
+            segments.append(scan(joined if joined.endswith(b"\n") else joined + b"\n"))
+        elif joined:
+            raise _Unsuitable  # a blank line: the ordinary reader decides what it means
+    offsets = np.cumsum([0] + [s.lines for s in segments])
+    out = workdir / "prefiltered.vcf"
+    with open(out, "wb") as fh:
+        for s in segments:
+            fh.write(s.kept_text)
+    result = Prefiltered(
+        out, np.concatenate([s.kept_local + off for s, off in zip(segments, offsets, strict=False)]
+                            ) if segments else np.zeros(0, np.int64),
+        int(offsets[-1]))
+    result.dropped = sum(s.dropped for s in segments)
+    result.filtered = sum(s.filtered for s in segments)
+    for i in range(len(sample_idx)):
+        total: Counter[int] = Counter()
+        for s in segments:
+            codes, counts = s.gt_codes[i]
+            total.update(dict(zip(codes.tolist(), counts.tolist(), strict=True)))
+        result.calls.append(Counter({_gt_text(c): n for c, n in total.items()}))
+    return result
+
+
+def _gt_text(code: int) -> str:  # the inverse of the scanner's GT codes
+    length = code >> 24
+    return bytes([code & 0xFF, (code >> 8) & 0xFF, (code >> 16) & 0xFF][:length]).decode()
+
+
+_ASCII_ZEROS = 0x3030303030303030
+_HIGH_NIBBLES = 0xF0F0F0F0F0F0F0F0
+_GT_COLON = int.from_bytes(b"GT:", "little")
+_GT_TAB = int.from_bytes(b"GT\t", "little")
+_PASS_TAB = int.from_bytes(b"PASS\t", "little")
+_DOT_TAB = int.from_bytes(b".\t", "little")
+_COLON = ord(":")
+
+
+class _Words:
+    """A text read 8 bytes at a time: word k holds bytes k..k+7, little-endian (bytes outside
+    the text read as 0). One unaligned 64-bit gather replaces eight byte gathers."""
+
+    def __init__(self, text: bytes):
+        import numpy as np
+
+        if len(text) < 8:
+            raise _Unsuitable
+        self.size = len(text)
+        self.u64 = np.ndarray((self.size - 7,), dtype="<u8", buffer=text, strides=(1,))
+
+    def at(self, idx: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        top = self.size - 8
+        if idx.min() >= 0 and idx.max() <= top:
+            return self.u64[idx]
+        clipped = np.clip(idx, 0, top)
+        left = (clipped - idx).clip(0).astype(np.uint64) * np.uint64(8)
+        right = (idx - clipped).clip(0).astype(np.uint64) * np.uint64(8)
+        return (self.u64[clipped] << left) >> right
+
+    def before(self, end: np.ndarray) -> np.ndarray:
+        """The 8 bytes before `end`, the last of them in the most significant byte."""
+        return self.at(end - 8)
+
+
+def _byte(word: np.ndarray, k: int) -> np.ndarray:
+    import numpy as np
+
+    return (word >> np.uint64(8 * k)) & np.uint64(0xFF)
+
+
+class _Scanner:
+    """Scans one run of complete lines. Each line has exactly `n_tabs` tabs and a newline, so
+    the delimiter positions reshape into an (n_lines, n_tabs + 1) table of field boundaries."""
+
+    def __init__(self, n_tabs: int, sample_idx: list[int], sites: Sites, pass_only: bool,
+                 left_align: bool):
+        import numpy as np
+
+        self.n_tabs = n_tabs
+        self.sample_idx = sample_idx
+        self.sites = sites
+        self.pass_only = pass_only
+        self.left_align = left_align
+        self.acgt = np.zeros(256, dtype=np.bool_)
+        self.acgt[list(b"ACGTacgt")] = True
+        self.acgtn = self.acgt.copy()
+        self.acgtn[list(b"Nn")] = True
+        self.r8 = np.arange(8, dtype=np.int64)
+        # keep_high[w]: the w most significant bytes of a word; keep_low[w]: the w least
+        self.keep_high = np.array([0] + [((1 << (8 * w)) - 1) << (8 * (8 - w))
+                                         for w in range(1, 9)], dtype=np.uint64)
+        self.keep_low = np.array([(1 << (8 * w)) - 1 for w in range(8)] + [(1 << 64) - 1],
+                                 dtype=np.uint64)
+
+    def __call__(self, text: bytes) -> _Segment:
+        import numpy as np
+
+        empty = np.zeros(0, np.int64)
+        arr = np.frombuffer(text, dtype=np.uint8)
+        if not len(arr):
+            return _Segment(0, empty, b"", 0, 0, [(empty, empty)] * len(self.sample_idx))
+        if text.find(b"\r") >= 0:
+            raise _Unsuitable
+        width = self.n_tabs + 1
+        found = np.flatnonzero(arr <= 10)
+        if len(found) % width:
+            raise _Unsuitable
+        delim = found.reshape(-1, width)
+        kinds = arr[delim]
+        if not ((kinds[:, :-1] == 9).all() and (kinds[:, -1] == 10).all()):
+            raise _Unsuitable  # a line with another column count, a blank line, a NUL...
+        n = len(delim)
+        tabs, nl = delim[:, :-1], delim[:, -1]
+        starts = np.empty(n, np.int64)
+        starts[0] = 0
+        starts[1:] = nl[:-1] + 1
+        words = _Words(text)
+        pos = self._positions(words, tabs)
+        usable = self._usable_alleles(arr, words, tabs)
+        codes = []
+        if self.sample_idx:
+            head = words.at(tabs[:, 7] + 1) & np.uint64(0xFFFFFF)
+            usable &= (head == np.uint64(_GT_COLON)) | (head == np.uint64(_GT_TAB))
+            for i in self.sample_idx:
+                s = tabs[:, 8 + i] + 1
+                length = (tabs[:, 9 + i] if 9 + i < self.n_tabs else nl) - s
+                w = words.at(s)
+                b0, b1, b2, b3 = (_byte(w, k) for k in range(4))
+                one = (length == 1) | ((length >= 2) & (b1 == _COLON))
+                three = (~one & ~((length >= 3) & (b2 == _COLON))
+                         & ((length == 3) | ((length >= 4) & (b3 == _COLON))))
+                ascii3 = (b1 < 128) & (b2 < 128)
+                usable &= (length >= 1) & (b0 != _COLON) & (b0 < 128) & (one | (three & ascii3))
+                codes.append(np.where(three, (w & np.uint64(0xFFFFFF)) | np.uint64(3 << 24),
+                                      b0 | np.uint64(1 << 24)))
+        drop = usable & ~self._in_sites(text, words, starts, tabs, pos)
+        filtered = 0
+        called = drop
+        if self.pass_only:
+            fw = words.at(tabs[:, 5] + 1)
+            ok = (((fw & np.uint64(0xFFFF)) == np.uint64(_DOT_TAB))
+                  | ((fw & np.uint64(0xFFFFFFFFFF)) == np.uint64(_PASS_TAB)))
+            called = drop & ok
+            filtered = int(drop.sum() - called.sum())
+        gt_codes = [np.unique(c[called], return_counts=True) for c in codes]
+        kept = np.flatnonzero(~drop)
+        return _Segment(n, kept, _copy_lines(arr, starts[kept], nl[kept] + 1),
+                        int(drop.sum()), filtered, gt_codes)
+
+    def _usable_alleles(self, arr: np.ndarray, words: _Words, tabs: np.ndarray) -> np.ndarray:
+        """One ALT that normalization leaves where it is: a substitution, or a short allele of
+        plain bases with nothing to trim (and, when indels are left-aligned, no length change).
+        Anything else (several ALTs, symbolic, long...) is left to the ordinary reader."""
+        import numpy as np
+
+        r0, a0 = tabs[:, 2] + 1, tabs[:, 3] + 1
+        rlen, alen = tabs[:, 3] - r0, tabs[:, 4] - a0
+        usable = (rlen == 1) & (alen == 1) & self.acgt[arr[r0]] & self.acgt[arr[a0]]
+        rest = np.flatnonzero(~usable & (rlen >= 1) & (alen >= 1) & (rlen <= 8) & (alen <= 8))
+        if not len(rest):
+            return usable
+        rl, al = rlen[rest], alen[rest]
+        # The 8 bytes before each field's closing tab: its bases, right-aligned.
+        ref = words.before(tabs[rest, 3]).view(np.uint8).reshape(-1, 8)
+        alt = words.before(tabs[rest, 4]).view(np.uint8).reshape(-1, 8)
+        plain = ((self.acgtn[ref] | (self.r8 < 8 - rl[:, None])).all(axis=1)
+                 & (self.acgtn[alt] | (self.r8 < 8 - al[:, None])).all(axis=1))
+        rows = np.arange(len(rest))
+        upper = np.uint8(0xDF)
+        same_first = (ref[rows, 8 - rl] & upper) == (alt[rows, 8 - al] & upper)
+        same_last = (ref[:, 7] & upper) == (alt[:, 7] & upper)
+        plain &= ~((rl > 1) & (al > 1) & (same_first | same_last))  # would be trimmed
+        if self.left_align:
+            plain &= rl == al
+        usable[rest] = plain
+        return usable
+
+    def _positions(self, words: _Words, tabs: np.ndarray) -> np.ndarray:
+        """POS of every line, parsed eight digits at a time (SWAR) from the bytes before its
+        closing tab; a POS that is not 1-16 plain digits makes the chunk unsuitable."""
+        import numpy as np
+
+        end = tabs[:, 1]
+        width = end - tabs[:, 0] - 1
+        if width.min() < 1 or width.max() > 16:
+            raise _Unsuitable
+        pos = self._digits(words.before(end), np.minimum(width, 8))
+        if width.max() > 8:
+            pos += self._digits(words.before(end - 8), np.maximum(width - 8, 0)) * 100_000_000
+        if pos.min() < 1:
+            raise _Unsuitable
+        return pos
+
+    def _digits(self, raw: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """The number written by the `count` (0-8) most significant bytes of each word."""
+        import numpy as np
+
+        keep = self.keep_high[count]
+        word = (raw & keep) | (np.uint64(_ASCII_ZEROS) & ~keep)  # leading zeros elsewhere
+        high = np.uint64(_HIGH_NIBBLES)
+        zeros = np.uint64(_ASCII_ZEROS)
+        if not (((word & high) == zeros) & (((word + np.uint64(0x0606060606060606)) & high)
+                                            == zeros)).all():
+            raise _Unsuitable
+        d = word - zeros
+        d = (d * np.uint64(10) + (d >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+        d = (d * np.uint64(100) + (d >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+        d = (d * np.uint64(10000) + (d >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
+        return d.astype(np.int64)
+
+    def _in_sites(self, text: bytes, words: _Words, starts: np.ndarray, tabs: np.ndarray,
+                  pos: np.ndarray) -> np.ndarray:
+        """Whether each record's (contig, POS) is a snapshot site. A sorted VCF has one run of
+        lines per contig: names are compared line to line, 8 bytes at a time, and decoded
+        once per run."""
+        import numpy as np
+
+        n = len(starts)
+        name_len = tabs[:, 0] - starts
+        if name_len.min() < 1 or name_len.max() > _MAX_CONTIG_NAME:
+            raise _Unsuitable
+        change = np.zeros(n, np.bool_)
+        change[0] = True
+        change[1:] = name_len[1:] != name_len[:-1]
+        for k in range(0, int(name_len.max()), 8):
+            word = words.at(starts + k) & self.keep_low[np.clip(name_len - k, 0, 8)]
+            change[1:] |= word[1:] != word[:-1]
+        runs = np.append(np.flatnonzero(change), n)
+        found = np.zeros(n, np.bool_)
+        for a, b in zip(runs[:-1].tolist(), runs[1:].tolist(), strict=True):
+            try:
+                name = text[starts[a]:tabs[a, 0]].decode()
+            except UnicodeDecodeError:
+                raise _Unsuitable from None
+            found[a:b] = self.sites.contains(normalize_contig(name), pos[a:b])
+        return found
+
+
+def _copy_lines(arr: np.ndarray, begin: np.ndarray, end: np.ndarray) -> bytes:
+    """The bytes of lines [begin, end) concatenated, gathered in one vectorized copy."""
+    import numpy as np
+
+    lengths = end - begin
+    total = int(lengths.sum())
+    if not total:
+        return b""
+    dst_start = np.cumsum(lengths) - lengths
+    src = np.repeat(begin - dst_start, lengths) + np.arange(total, dtype=np.int64)
+    return arr[src].tobytes()
