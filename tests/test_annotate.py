@@ -554,6 +554,18 @@ def test_sample_selection_in_a_trio(tiny, tmp_path):
     assert unknown.out == ""
 
 
+def test_sample_present_in_only_one_of_two_files(tiny, tmp_path):
+    """The other file contributes its counts and no rows (it once failed with an SQL error)."""
+    store, _ = tiny
+    trio = write_patient(tmp_path / "trio.vcf", ["CHILD", "MOTHER"], [
+        "chr1 1000 . A G 50 PASS . GT 0/1 0/0"])
+    other = write_patient(tmp_path / "other.vcf", ["UNRELATED"], [
+        "chr1 1000 . A G 50 PASS . GT 1/1"])
+    r = annotate(store, trio, other, "--sample", "CHILD")
+    assert r.code == 0, r.err
+    assert hit_keys(json_rows(r.out)) == {("CHILD", "chr1", 1000, "A", "G")}
+
+
 def test_json_and_tsv_columns_and_provenance(tiny, carrier_of_everything):
     store, src = tiny
     js = annotate(store, carrier_of_everything)

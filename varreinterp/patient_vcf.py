@@ -138,10 +138,12 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
     if magic[:3] == b"BCF" or (magic[:2] == b"\x1f\x8b" and _is_bcf(path)):
         text_path = _bcf_to_vcf(path, workdir)
     lines: list[str] = []
-    for line in open_text(text_path):
+    for line in open_text(text_path, newline="\n"):  # count lines as the data readers do
         if not line.startswith("#"):
             break
         lines.append(line.rstrip("\r\n"))
+        if "\r" in lines[-1]:  # readers disagree on where such a line ends: refuse it
+            raise InputError("stray carriage return (CR) inside a header line", path, len(lines))
     if not lines:
         raise InputError("empty file or missing VCF header (no '#' lines)", path)
     if not lines[0].startswith("##fileformat=VCF"):
@@ -301,7 +303,8 @@ def load(
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE rec_table AS
             SELECT {rid + " AS rid, " if rid else ""}chrom, try_cast(pos AS BIGINT) AS pos,
-                   upper(ref) AS ref, upper(alt) AS alt, filter,
+                   upper(ref) AS ref, upper(alt) AS alt,
+                   coalesce(filter, '.') AS filter,  -- an empty FILTER is missing, like '.'
                    (CASE WHEN length(alt) = 1 AND length(ref) = 1 THEN false
                          ELSE contains(alt, ',') OR (length(ref) > 1 AND length(alt) > 1 AND
                               (ref[1] = alt[1] OR ref[-1] = alt[-1])) {indel} END) AS complex
@@ -500,11 +503,6 @@ def _genotypes(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
                 "GROUP BY ALL").fetchall():
             _count_call(stats, gt, ai, n)
             seen.add(gt)
-    if not sample_idx:
-        con.execute("CREATE OR REPLACE TEMP VIEW carried AS SELECT NULL::VARCHAR AS sample, "
-                    "rid, ai, chrom, key_chrom, pos, ref, alt, filter, NULL::VARCHAR AS zygosity "
-                    "FROM allele WHERE false")
-        return
     max_ai = con.execute("SELECT coalesce(max(ai), 1) FROM complex_allele").fetchall()[0][0]
     # A few dozen rows: a VALUES list, which spares importing pyarrow (and pandas) here.
     carrying = [(gt, ai, zyg) for gt in sorted(seen) for ai in range(1, max_ai + 1)
@@ -543,6 +541,10 @@ def carried_sql(header: VcfHeader, sample_idx: list[int], alleles: str = "allele
     cols = ", ".join(["rid", "ai", "chrom", "key_chrom", "pos", "ref", "alt", "filter",
                       *payload])
     extra = "".join(f", c.{p}" for p in payload)
+    if not sample_idx:  # sites-only use (no sample selected in this file): no calls
+        return (f"SELECT NULL::VARCHAR AS sample, c.rid, c.ai, c.chrom, c.key_chrom, c.pos, "
+                f"c.ref, c.alt, c.filter, NULL::VARCHAR AS zygosity{extra} FROM {alleles} c "
+                "WHERE false")
     names = ", ".join(f"({i}, {_quote(header.samples[i])})" for i in sample_idx)
     return (f"SELECT n.sample, c.rid, c.ai, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, "
             f"c.filter, g.zygosity{extra} FROM {_calls_sql(alleles, sample_idx, cols)} c "

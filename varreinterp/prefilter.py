@@ -32,7 +32,8 @@ _CHUNK_BYTES = 4 << 20  # the same for plain text
 _MAX_CONTIG_NAME = 256
 
 
-_CONTIG_SHIFT = 40  # site key: contig index << 40 | POS (VCF positions are below 2**31)
+_CONTIG_SHIFT = 40  # site key: contig index << 40 | POS
+_MAX_POS = 2**31 - 1  # VCF POS is a 32-bit integer: anything larger is left to the full reader
 
 
 @dataclass
@@ -306,7 +307,8 @@ class _Scanner:
         called = drop
         if self.pass_only:
             fw = words.at(tabs[:, 5] + 1)
-            ok = (((fw & np.uint64(0xFFFF)) == np.uint64(_DOT_TAB))
+            ok = (((fw & np.uint64(0xFF)) == np.uint64(9))  # empty: missing, like '.'
+                  | ((fw & np.uint64(0xFFFF)) == np.uint64(_DOT_TAB))
                   | ((fw & np.uint64(0xFFFFFFFFFF)) == np.uint64(_PASS_TAB)))
             called = drop & ok
             filtered = int(drop.sum() - called.sum())
@@ -345,17 +347,18 @@ class _Scanner:
 
     def _positions(self, words: _Words, tabs: np.ndarray) -> np.ndarray:
         """POS of every line, parsed eight digits at a time (SWAR) from the bytes before its
-        closing tab; a POS that is not 1-16 plain digits makes the chunk unsuitable."""
+        closing tab; a POS that is not 1 to 2**31-1 in plain digits makes the chunk unsuitable."""
         import numpy as np
 
         end = tabs[:, 1]
         width = end - tabs[:, 0] - 1
-        if width.min() < 1 or width.max() > 16:
+        if width.min() < 1 or width.max() > 10:
             raise _Unsuitable
         pos = self._digits(words.before(end), np.minimum(width, 8))
-        if width.max() > 8:
-            pos += self._digits(words.before(end - 8), np.maximum(width - 8, 0)) * 100_000_000
-        if pos.min() < 1:
+        long = np.flatnonzero(width > 8)  # 100,000,000 and above
+        if len(long):
+            pos[long] += self._digits(words.before(end[long] - 8), width[long] - 8) * 100_000_000
+        if pos.min() < 1 or pos.max() > _MAX_POS:
             raise _Unsuitable
         return pos
 

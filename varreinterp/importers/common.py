@@ -67,13 +67,15 @@ class FinalizedSnapshot:
     unknown_terms: dict[str, int]
 
 
-def open_text(path: Path) -> Iterator[str]:
-    """Lines of a plain or gzip/bgzip file, with decompression errors as InputError."""
+def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
+    """Lines of a plain or gzip/bgzip file, with decompression errors as InputError. With
+    newline="\n", only LF ends a line (a lone CR stays inside it), as in the columnar readers."""
     try:
         with open(path, "rb") as probe:
             magic = probe.read(2)
         opener = gzip.open if magic == b"\x1f\x8b" else open
-        with opener(path, "rt", encoding="utf-8", errors="strict") as fh:  # type: ignore[operator]
+        with opener(path, "rt", encoding="utf-8", errors="strict",  # type: ignore[operator]
+                    newline=newline) as fh:
             yield from fh
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read file ({_reason(exc)})", path) from exc
