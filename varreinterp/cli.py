@@ -610,11 +610,10 @@ def _export(result: Any, chosen: str, output: Path | None, prov: dict[str, Any])
             with render.output_stream(output, binary=True) as fh:
                 pq.write_table(table, fh)
             return
-        with render.output_stream(output) as fh, open(body) as src:
+        with render.output_stream(output, binary=True) as fh, open(body, "rb") as src:
             if chosen == "tsv":
-                fh.write("#" + " ".join(f"{k}={v}" for k, v in prov.items()) + "\n")
-            fh.flush()
-            shutil.copyfileobj(src, fh, 1 << 20)
+                fh.write(("#" + " ".join(f"{k}={v}" for k, v in prov.items()) + "\n").encode())
+            shutil.copyfileobj(src, fh, 4 << 20)  # bytes: no decoding of what DuckDB wrote
 
 
 def _provenance_caption(prov: dict[str, Any]) -> str:

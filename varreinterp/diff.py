@@ -8,7 +8,9 @@ tests as an independent reference."""
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -274,6 +276,9 @@ def diff_patients(store: Store, vcfs: list[Path], from_name: str, to_name: str, 
     check_comparable(a, b)
     inputs = prepare_inputs(vcfs, a.manifest.assembly, f"snapshots {a.name}/{b.name}",
                             samples, reference_path)
+    # The report is a pandas frame: its 0.5 s import runs while the VCFs are read.
+    warm = threading.Thread(target=importlib.import_module, args=("pandas",), daemon=True)
+    warm.start()
     con = duckdb_connect()
     frames, stats = [], []
     keys = snapshot_keys_sql(a, b)
@@ -282,12 +287,14 @@ def diff_patients(store: Store, vcfs: list[Path], from_name: str, to_name: str, 
         for header in inputs.headers:
             idx = select_samples(header, samples)
             st = load(con, header, idx, inputs.reference, sites=sites)
-            carried_at(con, header, idx, keys, "carried_hits")
+            # patient_changes joins both snapshots itself: no separate key join here
+            carried_at(con, header, idx, keys, "carried_hits", join_keys=False)
             frames.append(patient_changes(con, "carried_hits", a, b, min_priority))
             log.info("%s: %d records, %d carried calls, %d change(s) at or above %s",
                      header.path, st.records, st.carried, len(frames[-1]), min_priority.value)
             stats.append(st)
     con.close()
+    warm.join()
     import pandas as pd
 
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
@@ -299,21 +306,35 @@ def patient_changes(con: duckdb.DuckDBPyConnection, carried: str, a: Snapshot, b
                     min_priority: Priority) -> pd.DataFrame:
     """Changes for the (sample, allele) rows of table `carried` (columns sample, chrom,
     key_chrom, pos, ref, alt, zygosity)."""
+    # Changes are found on the narrow status columns of every carried allele; the wide text
+    # columns (gene, identifiers, conditions) are read for the few changed ones only.
+    narrow = ", ".join(f"{{s}}.{{s}}_{c}" for c in ("cls", "tier", "stars", "rev"))
     return con.execute(f"""
         WITH j AS (
             SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
-                   a.* EXCLUDE (chrom, pos, ref, alt), b.* EXCLUDE (chrom, pos, ref, alt)
-            FROM (SELECT sample, min(chrom) AS chrom, key_chrom, pos, ref, alt,
-                         string_agg(DISTINCT zygosity, ',' ORDER BY zygosity) AS zygosity
-                  FROM {carried} GROUP BY sample, key_chrom, pos, ref, alt) c
+                   {narrow.format(s="a")}, {narrow.format(s="b")}
+            FROM {carried} c
             LEFT JOIN {_side('a', a, carried)} a
               ON a.chrom = c.key_chrom AND a.pos = c.pos AND a.ref = c.ref AND a.alt = c.alt
             LEFT JOIN {_side('b', b, carried)} b
               ON b.chrom = c.key_chrom AND b.pos = c.pos AND b.ref = c.ref AND b.alt = c.alt
             WHERE a.a_cls IS NOT NULL OR b.b_cls IS NOT NULL),
-        c AS (SELECT *, {change_sql()} AS change, {priority_sql()} AS priority FROM j)
+        changed AS (
+            SELECT sample, min(chrom) AS chrom, key_chrom, pos, ref, alt,
+                   string_agg(DISTINCT zygosity, ',' ORDER BY zygosity) AS zygosity,
+                   any_value(COLUMNS('^[ab]_')), any_value(change) AS change,
+                   any_value(priority) AS priority
+            FROM (SELECT *, {change_sql()} AS change, {priority_sql()} AS priority FROM j)
+            WHERE change IS NOT NULL AND {priority_filter_sql(min_priority)}
+            GROUP BY sample, key_chrom, pos, ref, alt),
+        c AS (
+            SELECT ch.*, wa.a_gene, wa.a_vid, wa.a_cond, wb.b_gene, wb.b_vid, wb.b_cond
+            FROM changed ch
+            LEFT JOIN {_side('a', a, "changed")} wa ON wa.chrom = ch.key_chrom
+              AND wa.pos = ch.pos AND wa.ref = ch.ref AND wa.alt = ch.alt
+            LEFT JOIN {_side('b', b, "changed")} wb ON wb.chrom = ch.key_chrom
+              AND wb.pos = ch.pos AND wb.ref = ch.ref AND wb.alt = ch.alt)
         SELECT sample, chrom, pos, ref, alt, zygosity, {select_change_columns(a, b)}
-        FROM c WHERE change IS NOT NULL AND {priority_filter_sql(min_priority)}
-        ORDER BY sample, {_ORDER}, key_chrom, pos, ref, alt
+        FROM c ORDER BY sample, {_ORDER}, key_chrom, pos, ref, alt
     """).df()
 

@@ -559,15 +559,18 @@ _POSITION_FILTER_ROWS = 500_000
 
 def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
                keys: str, table: str, pass_only: bool = False,
-               payload: Sequence[str] = ()) -> None:
+               payload: Sequence[str] = (), join_keys: bool = True) -> None:
     """Materialize into `table` the carried alleles whose key is in relation `keys`
     (chrom, pos, ref, alt, with key-form contigs), with the `payload` columns of `keys` joined
     on (one scan of `keys` does both). The key join runs before genotypes are expanded, so only
-    the few matching alleles pay for it."""
+    the few matching alleles pay for it. With join_keys=False, the carried alleles at the
+    positions of `keys` (or all, when `rec` is already small), for a caller that joins next."""
     g_cols = "".join(f", g{i}" for i in sample_idx)
     rows = con.execute("SELECT count(*) FROM rec_table").fetchall()[0][0]
     narrow = f"AND pos IN (SELECT pos FROM {keys})" if rows > _POSITION_FILTER_ROWS else ""
     join = "JOIN" if payload else "SEMI JOIN"
+    key_join = (f"{join} {keys} k ON k.chrom = a0.key_chrom AND k.pos = a0.pos "
+                "AND k.ref = a0.ref AND k.alt = a0.alt" if join_keys else "")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         WITH a0 AS (
@@ -579,9 +582,7 @@ def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
             SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip {g_cols}
             FROM complex_allele),
         a AS (
-            SELECT a0.*{"".join(f", k.{p}" for p in payload)}
-            FROM a0 {join} {keys} k ON k.chrom = a0.key_chrom AND k.pos = a0.pos
-                                   AND k.ref = a0.ref AND k.alt = a0.alt)
+            SELECT a0.*{"".join(f", k.{p}" for p in payload)} FROM a0 {key_join})
         {carried_sql(header, sample_idx, "a", payload)}
     """)
 

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 
 def resolve_format(fmt: str | None) -> str:
@@ -26,7 +26,12 @@ def output_stream(out: Path | None, binary: bool = False) -> Iterator[IO[Any]]:
     """stdout, or a temporary file beside `out` renamed into place only on success, so a failed
     run never leaves a half-written report."""
     if out is None or str(out) == "-":
-        yield sys.stdout.buffer if binary else sys.stdout
+        if not binary:
+            yield sys.stdout
+        elif hasattr(sys.stdout, "buffer"):
+            yield sys.stdout.buffer
+        else:  # a text-only stdout (an embedding caller, a test runner): UTF-8 text
+            yield cast(IO[bytes], _TextSink(sys.stdout))
         return
     if out.exists() and not out.is_file():  # /dev/null and other special files
         with open(out, "wb" if binary else "w") as fh:
@@ -44,6 +49,19 @@ def output_stream(out: Path | None, binary: bool = False) -> Iterator[IO[Any]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+class _TextSink:
+    """Bytes written to a text stream."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self.stream.write(data.decode())
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def tsv_value(value: object) -> str:
