@@ -18,6 +18,7 @@ from varreinterp.patient_vcf import (
     ReadStats,
     Skip,
     VcfHeader,
+    candidate_alleles_sql,
     carried_at,
     check_assembly,
     check_matched_refs,
@@ -25,7 +26,6 @@ from varreinterp.patient_vcf import (
     load,
     read_header,
     select_samples,
-    skip_sql,
 )
 from varreinterp.prefilter import load_sites
 from varreinterp.runinfo import command_line
@@ -271,8 +271,8 @@ def write_annotated_vcf(
     header = inputs.headers[0]
     con = duckdb_connect()
     with inputs.workdir:
-        stats = load(con, header, [], inputs.reference, pass_only,
-                     load_sites(con, snapshot_keys_sql(snapshot)))
+        matches = snapshot_relation_sql(snapshot, tiers, min_stars)
+        stats = load(con, header, [], inputs.reference, pass_only, load_sites(con, matches))
         # The INFO text is built by DuckDB: one value per ALT ('.' where unmatched), escaped.
         cols = ", ".join(f"s.{src}" for src, _, _ in _INFO_SOURCE.values())
 
@@ -287,26 +287,18 @@ def write_annotated_vcf(
             f"'{key.value}=' || string_agg(coalesce({value(src)}, '.'), ',' ORDER BY a.ai)"
             for key, (src, _, _) in _INFO_SOURCE.items())
         additions = dict(con.execute(f"""
-            WITH snap AS (SELECT * FROM {parquet_sql(snapshot.variants)} s
-                          WHERE {snapshot_filter_sql(tiers, min_stars)}),
-            m_simple AS (
-                SELECT r.rid, {cols}
-                FROM (SELECT * FROM rec
-                      WHERE NOT complex AND pos IN (SELECT pos FROM snap)
-                        AND {skip_sql('alt', '1', pass_only)} IS NULL) r
-                JOIN contigs c ON c.chrom = r.chrom
-                JOIN snap s ON s.chrom = c.key_chrom AND s.pos = r.pos AND s.ref = r.ref
-                           AND s.alt = r.alt),
-            m_complex AS (
-                SELECT a.rid, a.ai, {cols}
-                FROM complex_allele a JOIN snap s
+            WITH m AS (
+                SELECT a.rid, a.ai, a.split, {cols}
+                FROM ({candidate_alleles_sql(con, matches, [], pass_only)}) a
+                JOIN {matches} s
                   ON s.chrom = a.key_chrom AND s.pos = a.pos AND s.ref = a.ref AND s.alt = a.alt
                 WHERE a.skip IS NULL)
-            SELECT rid, {single} FROM m_simple m
+            SELECT rid, {single} FROM m WHERE NOT split
             UNION ALL
             SELECT a.rid, {several}
-            FROM complex_allele a LEFT JOIN m_complex m ON m.rid = a.rid AND m.ai = a.ai
-            WHERE a.rid IN (SELECT rid FROM m_complex)
+            FROM complex_allele a LEFT JOIN (SELECT * FROM m WHERE split) m
+              ON m.rid = a.rid AND m.ai = a.ai
+            WHERE a.rid IN (SELECT rid FROM m WHERE split)
             GROUP BY a.rid
         """).fetchall())
         m = snapshot.manifest

@@ -557,6 +557,24 @@ def carried_sql(header: VcfHeader, sample_idx: list[int], alleles: str = "allele
 _POSITION_FILTER_ROWS = 500_000
 
 
+def candidate_alleles_sql(con: duckdb.DuckDBPyConnection, keys: str, sample_idx: list[int],
+                          pass_only: bool) -> str:
+    """Every allele that may match relation `keys` (rid, ai, chrom, key_chrom, pos, ref, alt,
+    filter, skip, split, g_i): a large `rec` (not prefiltered) is first cut to the positions
+    of `keys` with an integer filter, which drops ~95% of a WGS cheaply."""
+    g_cols = "".join(f", g{i}" for i in sample_idx)
+    rows = con.execute("SELECT count(*) FROM rec_table").fetchall()[0][0]
+    narrow = f"AND pos IN (SELECT pos FROM {keys})" if rows > _POSITION_FILTER_ROWS else ""
+    return f"""
+        SELECT r.rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt, r.filter,
+               {skip_sql('alt', '1', pass_only)} AS skip, false AS split {g_cols}
+        FROM (SELECT * FROM rec WHERE NOT complex {narrow}) r
+        JOIN contigs ct ON ct.chrom = r.chrom
+        UNION ALL
+        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip, true AS split {g_cols}
+        FROM complex_allele"""
+
+
 def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
                keys: str, table: str, pass_only: bool = False,
                payload: Sequence[str] = (), join_keys: bool = True) -> None:
@@ -565,22 +583,12 @@ def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
     on (one scan of `keys` does both). The key join runs before genotypes are expanded, so only
     the few matching alleles pay for it. With join_keys=False, the carried alleles at the
     positions of `keys` (or all, when `rec` is already small), for a caller that joins next."""
-    g_cols = "".join(f", g{i}" for i in sample_idx)
-    rows = con.execute("SELECT count(*) FROM rec_table").fetchall()[0][0]
-    narrow = f"AND pos IN (SELECT pos FROM {keys})" if rows > _POSITION_FILTER_ROWS else ""
     join = "JOIN" if payload else "SEMI JOIN"
     key_join = (f"{join} {keys} k ON k.chrom = a0.key_chrom AND k.pos = a0.pos "
                 "AND k.ref = a0.ref AND k.alt = a0.alt" if join_keys else "")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
-        WITH a0 AS (
-            SELECT r.rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt, r.filter,
-                   {skip_sql('alt', '1', pass_only)} AS skip {g_cols}
-            FROM (SELECT * FROM rec WHERE NOT complex {narrow}) r
-            JOIN contigs ct ON ct.chrom = r.chrom
-            UNION ALL
-            SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip {g_cols}
-            FROM complex_allele),
+        WITH a0 AS ({candidate_alleles_sql(con, keys, sample_idx, pass_only)}),
         a AS (
             SELECT a0.*{"".join(f", k.{p}" for p in payload)} FROM a0 {key_join})
         {carried_sql(header, sample_idx, "a", payload)}
