@@ -354,10 +354,17 @@ def _rewrite_vcf(path: Path, out: Any, meta: list[str], additions: dict[int, str
     rec_starts, rec_ends = starts[records], ends[records]
     del starts, ends
     for rid in sorted(touched):
-        a, b = int(rec_starts[rid]), int(rec_ends[rid])
-        pieces.append(body[cursor:a])
-        fields = bytes(body[a:b]).split(b"\t", 8)
-        info = fields[7].rstrip(b"\r") if len(fields) == 8 else fields[7]
+        # Only the INFO field changes: find its bounds in place, copy everything around it.
+        line_end = int(rec_ends[rid]) + chrom_end
+        start = int(rec_starts[rid]) + chrom_end
+        for _ in range(7):
+            start = data.find(b"\t", start, line_end) + 1
+            if not start:
+                raise InputError("malformed record (fewer than 8 columns)", path)
+        end = data.find(b"\t", start, line_end)
+        if end < 0:
+            end = line_end - 1 if data[line_end - 1:line_end] == b"\r" else line_end
+        info = bytes(data[start:end])
         if info in (b".", b""):
             kept = b""
         elif b"VRI_" in info:
@@ -366,10 +373,9 @@ def _rewrite_vcf(path: Path, out: Any, meta: list[str], additions: dict[int, str
         else:
             kept = info
         add = additions.get(rid)
-        new = b";".join(x for x in (kept, add.encode() if add else b"") if x) or b"."
-        fields[7] = new + (b"\r" if len(fields) == 8 and fields[7].endswith(b"\r") else b"")
-        pieces.append(b"\t".join(fields))
-        cursor = b
+        pieces.append(body[cursor:start - chrom_end])
+        pieces.append(b";".join(x for x in (kept, add.encode() if add else b"") if x) or b".")
+        cursor = end - chrom_end
         if len(pieces) > 4096:
             out.writelines(pieces)
             pieces.clear()
@@ -377,7 +383,7 @@ def _rewrite_vcf(path: Path, out: Any, meta: list[str], additions: dict[int, str
     out.writelines(pieces)
 
 
-def read_text_bytes(path: Path) -> bytes:
+def read_text_bytes(path: Path) -> bytes | bytearray:
     """A whole (b)gzip or plain text file."""
     import gzip
 
