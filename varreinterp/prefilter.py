@@ -241,7 +241,8 @@ def _byte(word: np.ndarray, k: int) -> np.ndarray:
 
 class _Scanner:
     """Scans one run of complete lines. Each line has exactly `n_tabs` tabs and a newline, so
-    the delimiter positions reshape into an (n_lines, n_tabs + 1) table of field boundaries."""
+    the delimiter positions reshape into a table of field boundaries: `tabs[k]` holds the
+    position of every line's k-th tab (k = n_tabs: its newline)."""
 
     def __init__(self, n_tabs: int, sample_idx: list[int], sites: Sites, pass_only: bool,
                  left_align: bool):
@@ -276,12 +277,14 @@ class _Scanner:
         found = np.flatnonzero(arr <= 10)
         if len(found) % width:
             raise _Unsuitable
-        delim = found.reshape(-1, width)
-        kinds = arr[delim]
-        if not ((kinds[:, :-1] == 9).all() and (kinds[:, -1] == 10).all()):
+        # Row k: the positions of line k's tabs, then of its newline; as columns, contiguous.
+        tabs = found.reshape(-1, width).T.copy()
+        n = tabs.shape[1]
+        nl = tabs[-1]
+        # Every newline ends a row and no byte below TAB exists: the other delimiters are all
+        # tabs, so every line has exactly n_tabs of them.
+        if text.count(b"\n") != n or not (arr[nl] == 10).all() or (arr < 9).any():
             raise _Unsuitable  # a line with another column count, a blank line, a NUL...
-        n = len(delim)
-        tabs, nl = delim[:, :-1], delim[:, -1]
         starts = np.empty(n, np.int64)
         starts[0] = 0
         starts[1:] = nl[:-1] + 1
@@ -290,11 +293,11 @@ class _Scanner:
         usable = self._usable_alleles(arr, words, tabs)
         codes = []
         if self.sample_idx:
-            head = words.at(tabs[:, 7] + 1) & np.uint64(0xFFFFFF)
+            head = words.at(tabs[7] + 1) & np.uint64(0xFFFFFF)
             usable &= (head == np.uint64(_GT_COLON)) | (head == np.uint64(_GT_TAB))
             for i in self.sample_idx:
-                s = tabs[:, 8 + i] + 1
-                length = (tabs[:, 9 + i] if 9 + i < self.n_tabs else nl) - s
+                s = tabs[8 + i] + 1
+                length = (tabs[9 + i] if 9 + i < self.n_tabs else nl) - s
                 w = words.at(s)
                 b0, b1, b2, b3 = (_byte(w, k) for k in range(4))
                 one = (length == 1) | ((length >= 2) & (b1 == _COLON))
@@ -308,7 +311,7 @@ class _Scanner:
         filtered = 0
         called = drop
         if self.pass_only:
-            fw = words.at(tabs[:, 5] + 1)
+            fw = words.at(tabs[5] + 1)
             ok = (((fw & np.uint64(0xFF)) == np.uint64(9))  # empty: missing, like '.'
                   | ((fw & np.uint64(0xFFFF)) == np.uint64(_DOT_TAB))
                   | ((fw & np.uint64(0xFFFFFFFFFF)) == np.uint64(_PASS_TAB)))
@@ -325,16 +328,16 @@ class _Scanner:
         Anything else (several ALTs, symbolic, long...) is left to the ordinary reader."""
         import numpy as np
 
-        r0, a0 = tabs[:, 2] + 1, tabs[:, 3] + 1
-        rlen, alen = tabs[:, 3] - r0, tabs[:, 4] - a0
+        r0, a0 = tabs[2] + 1, tabs[3] + 1
+        rlen, alen = tabs[3] - r0, tabs[4] - a0
         usable = (rlen == 1) & (alen == 1) & self.acgt[arr[r0]] & self.acgt[arr[a0]]
         rest = np.flatnonzero(~usable & (rlen >= 1) & (alen >= 1) & (rlen <= 8) & (alen <= 8))
         if not len(rest):
             return usable
         rl, al = rlen[rest], alen[rest]
         # The 8 bytes before each field's closing tab: its bases, right-aligned.
-        ref = words.before(tabs[rest, 3]).view(np.uint8).reshape(-1, 8)
-        alt = words.before(tabs[rest, 4]).view(np.uint8).reshape(-1, 8)
+        ref = words.before(tabs[3][rest]).view(np.uint8).reshape(-1, 8)
+        alt = words.before(tabs[4][rest]).view(np.uint8).reshape(-1, 8)
         plain = ((self.acgtn[ref] | (self.r8 < 8 - rl[:, None])).all(axis=1)
                  & (self.acgtn[alt] | (self.r8 < 8 - al[:, None])).all(axis=1))
         rows = np.arange(len(rest))
@@ -352,8 +355,8 @@ class _Scanner:
         closing tab; a POS that is not 1 to 2**31-1 in plain digits makes the chunk unsuitable."""
         import numpy as np
 
-        end = tabs[:, 1]
-        width = end - tabs[:, 0] - 1
+        end = tabs[1]
+        width = end - tabs[0] - 1
         if width.min() < 1 or width.max() > 10:
             raise _Unsuitable
         pos = self._digits(words.before(end), np.minimum(width, 8))
@@ -389,7 +392,7 @@ class _Scanner:
         import numpy as np
 
         n = len(starts)
-        name_len = tabs[:, 0] - starts
+        name_len = tabs[0] - starts
         if name_len.min() < 1 or name_len.max() > _MAX_CONTIG_NAME:
             raise _Unsuitable
         change = np.zeros(n, np.bool_)
@@ -402,7 +405,7 @@ class _Scanner:
         found = np.zeros(n, np.bool_)
         for a, b in zip(runs[:-1].tolist(), runs[1:].tolist(), strict=True):
             try:
-                name = text[starts[a]:tabs[a, 0]].decode()
+                name = text[starts[a]:tabs[0][a]].decode()
             except UnicodeDecodeError:
                 raise _Unsuitable from None
             found[a:b] = self.sites.contains(normalize_contig(name), pos[a:b])
