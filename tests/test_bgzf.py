@@ -130,3 +130,19 @@ def test_patient_reading_of_bgzip_equals_plain(clinvar_pair, tmp_path: Path) -> 
     carried = sum(1 for x in lines[1:] if x.rstrip().endswith(("0/1", "1/1")))
     assert body_gz == body_plain
     assert body_gz.count("\n") - 1 == carried
+
+
+def test_a_header_cut_short_is_a_value_error() -> None:
+    """blocks() reports any damage as ValueError, which every caller turns into an input error
+    (a struct.error once escaped as an internal error)."""
+    with pytest.raises(ValueError):
+        bgzf.blocks(b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC")
+
+
+def test_inflate_all_refuses_an_impossible_block_size(clinvar_pair) -> None:
+    """ISIZE sizes the output buffer: a corrupt one (4 GiB) must fail, not allocate."""
+    raw = bytearray(clinvar_pair[1].read_bytes())
+    _, end, _ = bgzf.blocks(bytes(raw))[0]
+    raw[end - 4:end] = b"\xff\xff\xff\xff"
+    with pytest.raises(ValueError):
+        bgzf.inflate_all(bytes(raw))

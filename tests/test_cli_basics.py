@@ -165,3 +165,19 @@ def test_data_on_stdout_messages_on_stderr(tmp_path):
     assert quiet.returncode == 0
     assert quiet.stderr == ""
     assert quiet.stdout == "snapshot\tproblem\n"
+
+
+def test_binary_output_to_a_text_only_stdout_keeps_split_characters(monkeypatch) -> None:
+    """Bytes copied in chunks to a text stdout: a character cut between two writes survives."""
+    import io
+
+    from varreinterp import render
+
+    text = io.StringIO()
+    monkeypatch.setattr("sys.stdout", text)
+    data = "Sjögren_syndrome\n".encode()
+    cut = data.index("ö".encode()) + 1  # inside the two-byte character
+    with render.output_stream(None, binary=True) as fh:
+        fh.write(data[:cut])
+        fh.write(data[cut:])
+    assert text.getvalue() == "Sjögren_syndrome\n"

@@ -417,6 +417,14 @@ FALLBACKS: dict[str, Callable[[str], str]] = {
     "pos_17_digits": set_field(1, 1, "1" + "0" * 16),
     "long_contig": set_field(7, 0, "chr" + "9" * 300),
     "non_utf8_contig": after_filler(EDGE[0].line().replace("chr1", "chr\udce9")),
+    # Bytes that are not UTF-8 anywhere, even in a field the scan does not read of a line it
+    # would drop: the full read refuses the file, so the scan must not accept it.
+    "non_utf8_gt": after_filler(
+        dataclasses.replace(EDGE[0], gts=("\udce9/1", "\udce9", "0/1")).line()),
+    "non_utf8_filter_of_a_droppable_line": after_filler(
+        dataclasses.replace(EDGE[0], filter="Low\udce9").line()),
+    "non_utf8_sample_field_of_a_droppable_line": after_filler(
+        dataclasses.replace(EDGE[0], gts=("0/1:\udce9", "1|1:3", "0/0:9")).line()),
 }
 
 
@@ -438,8 +446,6 @@ def test_plain_gzip_is_read_the_ordinary_way(tmp_path, pass_only) -> None:
 KEPT_BAD = {
     "empty_ref": set_field(20, 3, ""),
     "empty_alt": set_field(20, 4, ""),
-    "non_utf8_gt": after_filler(
-        dataclasses.replace(EDGE[0], gts=("\udce9/1", "\udce9", "0/1")).line()),
 }
 
 
@@ -447,8 +453,7 @@ KEPT_BAD = {
 def test_bad_record_kept_by_the_scan_fails_like_a_full_read(tmp_path, case) -> None:
     full, quick = assert_equivalent(write(tmp_path / "bad", KEPT_BAD[case](vcf_text(EDGE))), SITES)
     assert quick.pre is not None and isinstance(full.outcome, tuple)
-    if case.startswith("empty"):
-        assert full.outcome[1] == 2 + 20 + 1  # the header's 2 lines, then data line 20
+    assert full.outcome[1] == 2 + 20 + 1  # the header's 2 lines, then data line 20
 
 
 # ------------------------------------------------------------------------------ known gaps
@@ -593,3 +598,27 @@ def test_real_bcf(tmp_path) -> None:
     text = patient_vcf.read_header(bcf, tmp_path).text_path.read_text()
     _, quick = assert_equivalent(bcf, body_sites(text, every=50))
     assert quick.pre is not None and quick.pre.records == 58447 and quick.pre.dropped > 50000
+
+
+# ------------------------------------------------------------------------------ damage, size
+
+
+def test_a_corrupt_block_is_an_input_error_not_a_crash(tmp_path) -> None:
+    """The scan leaves damaged data to the full read, which names the file (exit 3 in the CLI)."""
+    path = write(tmp_path / "big", vcf_text(EDGE * 400), "bgzf")
+    raw = bytearray(path.read_bytes())
+    start, _, _ = bgzf.blocks(bytes(raw))[1]
+    raw[start + 18] |= 0x06  # deflate block type 11: reserved, invalid
+    path.write_bytes(bytes(raw))
+    full, _ = assert_equivalent(path, SITES, fast=False)
+    assert isinstance(full.outcome, tuple) and "gzip" in full.outcome[0]
+
+
+def test_a_mostly_kept_file_is_read_the_ordinary_way(tmp_path, monkeypatch) -> None:
+    """A gVCF of reference blocks keeps nearly every line: holding them all would cost memory
+    for nothing, so past a few lines the scan gives up and the full read runs."""
+    kept = [r for r in EDGE if not r.dropped]
+    monkeypatch.setattr(prefilter, "_GIVE_UP_AFTER", len(kept) * 10)
+    assert_equivalent(write(tmp_path / "kept", vcf_text(kept * 20)), SITES, fast=False)
+    dropped = [r for r in EDGE if r.dropped]
+    assert_equivalent(write(tmp_path / "dropped", vcf_text(dropped * 20)), SITES)

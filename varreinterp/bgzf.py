@@ -27,6 +27,13 @@ def is_bgzf(head: bytes) -> bool:
 
 def blocks(raw: bytes) -> list[Block]:
     """Every member of a BGZF file; ValueError when the data is not BGZF or is truncated."""
+    try:
+        return _blocks(raw)
+    except struct.error:  # a header cut short
+        raise ValueError("truncated or malformed BGZF block") from None
+
+
+def _blocks(raw: bytes) -> list[Block]:
     out: list[Block] = []
     i = 0
     while i < len(raw):
@@ -59,6 +66,8 @@ def inflate_all(raw: bytes) -> bytearray:
     buffer sized from the blocks' ISIZE fields; ValueError when a block's size is wrong."""
     found = blocks(raw)
     sizes = [struct.unpack_from("<I", raw, end - 4)[0] for _, end, _ in found]
+    if any(size > 65536 for size in sizes):  # a BGZF block holds at most 64 KiB
+        raise ValueError("BGZF block size out of range")
     starts = [0]
     for size in sizes:
         starts.append(starts[-1] + size)

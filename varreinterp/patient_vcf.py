@@ -373,14 +373,23 @@ def _read_prefiltered(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_
                     pass_only, left_align, tmp)
     if pre is None:
         return None
-    con.register("prefilter_rids", {"rid": pre.rids})
+    con.register("prefilter_rids", {"rid": pre.rids, "kept_pos": pre.positions})
     try:
         create(f"{read_delimited_sql(pre.kept, names, skip=0)} POSITIONAL JOIN prefilter_rids p")
+        # Line numbers travel by position: prove every row got its own (same count, same POS)
+        # before anything is reported against them.
+        rows, wrong = con.execute("""
+            SELECT count(*), count(*) FILTER (r.rid IS DISTINCT FROM p.rid
+                                              OR r.pos IS DISTINCT FROM p.kept_pos)
+            FROM rec_table r POSITIONAL JOIN prefilter_rids p""").fetchall()[0]
     except Exception as exc:  # the ordinary path names the file and line of the problem
         log.debug("prefiltered read failed (%s); reading the whole file", exc)
         return None
     finally:
         con.unregister("prefilter_rids")
+    if rows != len(pre.rids) or wrong:
+        log.debug("prefiltered read misnumbered its lines; reading the whole file")
+        return None
     return pre
 
 

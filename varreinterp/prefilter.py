@@ -5,20 +5,28 @@ needs no splitting, trimming or left-alignment, so it can only match at its own 
 that position is not among the snapshot's sites, the record only has to be counted. numpy finds
 line and tab positions in the decompressed text, tests each record's shape, position and genotype
 in bulk, counts the droppable ones, and copies every other line verbatim into a smaller file that
-the ordinary columnar reader (`patient_vcf.load`) then parses, so the rules live in one place.
+the ordinary columnar reader (`patient_vcf.load`) then parses.
 
-Anything unexpected (CR line ends, blank lines, a column count that varies, a POS that is not
-plain digits, a header larger than the first block...) returns None: the caller then reads the
-whole file the ordinary way, which also gives malformed input its error message and line.
+The scan repeats a narrow part of the reader's rules, for the lines it drops only: what a usable
+single ALT is (`patient_vcf.skip_sql`, the `complex` test) and how a GT string counts
+(`genotype_status`, applied here per distinct GT). tests/test_prefilter.py checks that the counts
+and carried alleles are identical with and without the scan; change them together.
+
+Anything unexpected (non-ASCII bytes, CR, blank lines, a column count that varies, a POS that is
+not plain digits below 2**31, a header larger than the first chunk, damaged compressed data, a
+file whose lines are mostly kept...) returns None: the caller then reads the whole file the
+ordinary way, which also gives malformed input its error message and line.
 """
-
 from __future__ import annotations
 
+import mmap
+import struct
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from varreinterp import bgzf
 from varreinterp.assembly import normalize_contig
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
 _CHUNK_BLOCKS = 64  # BGZF blocks per work item: about 4 MB of text
 _CHUNK_BYTES = 4 << 20  # the same for plain text
 _MAX_CONTIG_NAME = 256
+_GIVE_UP_AFTER = 100_000  # lines: then, if most are kept, read the file the ordinary way
 
 
 _CONTIG_SHIFT = 40  # site key: contig index << 40 | POS
@@ -88,6 +97,7 @@ class Prefiltered:
     kept: Path
     rids: np.ndarray
     records: int
+    positions: np.ndarray | None = None  # POS of each kept line, to check the numbering
     dropped: int = 0  # substitutions counted here, absent from `kept`
     filtered: int = 0  # of those, not PASS under --pass-only (counted as such, no calls)
     # per selected sample: GT string -> number of dropped usable records with it
@@ -98,6 +108,7 @@ class Prefiltered:
 class _Segment:
     lines: int
     kept_local: np.ndarray
+    kept_pos: np.ndarray
     kept_text: bytes
     dropped: int
     filtered: int
@@ -118,25 +129,43 @@ def prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: li
 
 def _prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: list[int],
                sites: Sites, pass_only: bool, left_align: bool, workdir: Path) -> Prefiltered:
+
+    with open(text_path, "rb") as fh:
+        if fh.read(2) == b"\x1f\x8b":
+            fh.seek(0)
+            raw = fh.read()  # compressed: a tenth of the text
+            if not bgzf.is_bgzf(raw[:16]):
+                raise _Unsuitable  # plain gzip cannot be cut: the ordinary reader is as fast
+            try:
+                found = bgzf.blocks(raw)
+            except ValueError:
+                raise _Unsuitable from None  # the ordinary reader reports the damage
+
+            def text_of(k: int) -> bytes:
+                return b"".join(bgzf.inflate(raw, b)
+                                for b in found[k * _CHUNK_BLOCKS:(k + 1) * _CHUNK_BLOCKS])
+            n_chunks = (len(found) + _CHUNK_BLOCKS - 1) // _CHUNK_BLOCKS
+            return _scan_chunks(text_of, n_chunks, header_lines, n_samples, sample_idx, sites,
+                                pass_only, left_align, workdir)
+        size = fh.seek(0, 2)
+        if not size:
+            raise _Unsuitable
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as text:  # plain text: paged
+
+            def plain_of(k: int) -> bytes:
+                return text[k * _CHUNK_BYTES:(k + 1) * _CHUNK_BYTES]
+            return _scan_chunks(plain_of, (size + _CHUNK_BYTES - 1) // _CHUNK_BYTES,
+                                header_lines, n_samples, sample_idx, sites, pass_only,
+                                left_align, workdir)
+
+
+def _scan_chunks(text_of: Callable[[int], bytes], n_chunks: int, header_lines: int,
+                 n_samples: int, sample_idx: list[int], sites: Sites, pass_only: bool,
+                 left_align: bool, workdir: Path) -> Prefiltered:
+    """Chunks are scanned on both cores and consumed in file order: each one's kept lines go
+    to disk at once, so memory holds a few chunks, whatever the file's size."""
     import numpy as np
 
-    raw = text_path.read_bytes()
-    if bgzf.is_bgzf(raw[:16]):
-        try:
-            found = bgzf.blocks(raw)
-        except ValueError:
-            raise _Unsuitable from None
-
-        def text_of(k: int) -> bytes:
-            return b"".join(bgzf.inflate(raw, b)
-                            for b in found[k * _CHUNK_BLOCKS:(k + 1) * _CHUNK_BLOCKS])
-        n_chunks = (len(found) + _CHUNK_BLOCKS - 1) // _CHUNK_BLOCKS
-    elif raw[:2] == b"\x1f\x8b":
-        raise _Unsuitable  # plain gzip cannot be cut: the ordinary reader is as fast
-    else:
-        def text_of(k: int) -> bytes:
-            return raw[k * _CHUNK_BYTES:(k + 1) * _CHUNK_BYTES]
-        n_chunks = (len(raw) + _CHUNK_BYTES - 1) // _CHUNK_BYTES
     scan = _Scanner(8 + n_samples, sample_idx, sites, pass_only, left_align)
 
     def work(k: int) -> tuple[bytes, _Segment, bytes]:
@@ -160,34 +189,54 @@ def _prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: l
             end = start
         return text[:start] if k else b"", scan(text[start:end]), text[end:]
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        parts = list(pool.map(work, range(n_chunks)))
-    # File order: chunk 0, the line cut between chunks 0 and 1, chunk 1, ...
-    segments: list[_Segment] = []
-    for k, (_, seg, tail) in enumerate(parts):
-        segments.append(seg)
-        joined = tail + (parts[k + 1][0] if k + 1 < len(parts) else b"")
-        if joined.strip(b"\n"):
-            segments.append(scan(joined if joined.endswith(b"\n") else joined + b"\n"))
-        elif joined:
-            raise _Unsuitable  # a blank line: the ordinary reader decides what it means
-    offsets = np.cumsum([0] + [s.lines for s in segments])
-    out = workdir / "prefiltered.vcf"
-    with open(out, "wb") as fh:
-        for s in segments:
-            fh.write(s.kept_text)
-    result = Prefiltered(
-        out, np.concatenate([s.kept_local + off for s, off in zip(segments, offsets, strict=False)]
-                            ) if segments else np.zeros(0, np.int64),
-        int(offsets[-1]))
-    result.dropped = sum(s.dropped for s in segments)
-    result.filtered = sum(s.filtered for s in segments)
-    for i in range(len(sample_idx)):
-        total: Counter[int] = Counter()
-        for s in segments:
-            codes, counts = s.gt_codes[i]
+    def cut_line(piece: bytes) -> _Segment | None:
+        """The line cut between two chunks (or left unterminated at the end)."""
+        if not piece.strip(b"\n"):
+            if piece:
+                raise _Unsuitable  # a blank line: the ordinary reader decides what it means
+            return None
+        return scan(piece if piece.endswith(b"\n") else piece + b"\n")
+
+    result = Prefiltered(workdir / "prefiltered.vcf", np.zeros(0, np.int64), 0)
+    rids: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
+    totals: list[Counter[int]] = [Counter() for _ in sample_idx]
+    kept = 0
+
+    def add(seg: _Segment | None, fh: BinaryIO) -> None:
+        nonlocal kept
+        if seg is None:
+            return
+        fh.write(seg.kept_text)
+        rids.append(seg.kept_local + result.records)
+        positions.append(seg.kept_pos)
+        result.records += seg.lines
+        result.dropped += seg.dropped
+        result.filtered += seg.filtered
+        kept += len(seg.kept_local)
+        for total, (codes, counts) in zip(totals, seg.gt_codes, strict=True):
             total.update(dict(zip(codes.tolist(), counts.tolist(), strict=True)))
-        result.calls.append(Counter({_gt_text(c): n for c, n in total.items()}))
+        # Mostly kept (a gVCF of reference blocks): the ordinary reader does it in one pass.
+        if result.records >= _GIVE_UP_AFTER and kept > result.records // 2:
+            raise _Unsuitable
+
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
+        with open(result.kept, "wb") as fh:
+            tail = b""
+            for k, (head, seg, next_tail) in enumerate(pool.map(work, range(n_chunks))):
+                if k:
+                    add(cut_line(tail + head), fh)
+                add(seg, fh)
+                tail = next_tail
+            add(cut_line(tail), fh)
+    except (ValueError, struct.error):  # corrupt compressed data: reported by the full read
+        raise _Unsuitable from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    result.rids = np.concatenate(rids) if rids else np.zeros(0, np.int64)
+    result.positions = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+    result.calls = [Counter({_gt_text(c): n for c, n in total.items()}) for total in totals]
     return result
 
 
@@ -270,9 +319,9 @@ class _Scanner:
         empty = np.zeros(0, np.int64)
         arr = np.frombuffer(text, dtype=np.uint8)
         if not len(arr):
-            return _Segment(0, empty, b"", 0, 0, [(empty, empty)] * len(self.sample_idx))
-        if text.find(b"\r") >= 0:
-            raise _Unsuitable
+            return _Segment(0, empty, empty, b"", 0, 0, [(empty, empty)] * len(self.sample_idx))
+        if not text.isascii() or text.find(b"\r") >= 0:
+            raise _Unsuitable  # the full read validates UTF-8 and decides what a CR means
         width = self.n_tabs + 1
         found = np.flatnonzero(arr <= 10)
         if len(found) % width:
@@ -297,14 +346,13 @@ class _Scanner:
             usable &= (head == np.uint64(_GT_COLON)) | (head == np.uint64(_GT_TAB))
             for i in self.sample_idx:
                 s = tabs[8 + i] + 1
-                length = (tabs[9 + i] if 9 + i < self.n_tabs else nl) - s
+                length = tabs[9 + i] - s  # the next tab, or the newline
                 w = words.at(s)
                 b0, b1, b2, b3 = (_byte(w, k) for k in range(4))
                 one = (length == 1) | ((length >= 2) & (b1 == _COLON))
                 three = (~one & ~((length >= 3) & (b2 == _COLON))
                          & ((length == 3) | ((length >= 4) & (b3 == _COLON))))
-                ascii3 = (b1 < 128) & (b2 < 128)
-                usable &= (length >= 1) & (b0 != _COLON) & (b0 < 128) & (one | (three & ascii3))
+                usable &= (length >= 1) & (b0 != _COLON) & (one | three)
                 codes.append(np.where(three, (w & np.uint64(0xFFFFFF)) | np.uint64(3 << 24),
                                       b0 | np.uint64(1 << 24)))
         drop = usable & ~self._in_sites(text, words, starts, tabs, pos)
@@ -319,7 +367,7 @@ class _Scanner:
             filtered = int(drop.sum() - called.sum())
         gt_codes = [np.unique(c[called], return_counts=True) for c in codes]
         kept = np.flatnonzero(~drop)
-        return _Segment(n, kept, _copy_lines(arr, starts[kept], nl[kept] + 1),
+        return _Segment(n, kept, pos[kept], _copy_lines(arr, starts[kept], nl[kept] + 1),
                         int(drop.sum()), filtered, gt_codes)
 
     def _usable_alleles(self, arr: np.ndarray, words: _Words, tabs: np.ndarray) -> np.ndarray:

@@ -55,10 +55,15 @@ class _TextSink:
     """Bytes written to a text stream."""
 
     def __init__(self, stream: IO[str]):
+        import codecs
+
         self.stream = stream
+        # a multi-byte character may straddle two writes
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
 
     def write(self, data: bytes) -> int:
-        return self.stream.write(data.decode())
+        self.stream.write(self.decoder.decode(data))
+        return len(data)
 
     def flush(self) -> None:
         self.stream.flush()
