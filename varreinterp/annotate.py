@@ -23,6 +23,7 @@ from varreinterp.patient_vcf import (
     check_assembly,
     check_matched_refs,
     check_samples_exist,
+    key_match_sql,
     load,
     read_header,
     select_samples,
@@ -291,7 +292,7 @@ def write_annotated_vcf(
                 SELECT a.rid, a.ai, a.split, {cols}
                 FROM ({candidate_alleles_sql(con, matches, [], pass_only)}) a
                 JOIN {matches} s
-                  ON s.chrom = a.key_chrom AND s.pos = a.pos AND s.ref = a.ref AND s.alt = a.alt
+                  ON {key_match_sql('s', 'a')}
                 WHERE a.skip IS NULL)
             SELECT rid, {single} FROM m WHERE NOT split
             UNION ALL

@@ -33,13 +33,14 @@ from varreinterp.diff import (
     PATIENT_COLUMNS,
     Priority,
     diff_provenance,
+    priority_counts,
     priority_filter_sql,
     select_change_columns,
     snapshot_changes,
 )
 from varreinterp.errors import InputError, StoreError, UsageError, VarreinterpError
 from varreinterp.importers.common import duckdb_connect
-from varreinterp.patient_vcf import load, select_samples
+from varreinterp.patient_vcf import key_match_sql, load, select_samples
 from varreinterp.store import Snapshot, Store, sha256_file, write_json_atomic
 
 if TYPE_CHECKING:
@@ -281,8 +282,7 @@ class ReanalysisResult:
         return {str(k): int(v) for k, v in self.rows.groupby("patient").size().items()}
 
     def summary(self) -> str:
-        counts = self.rows["priority"].value_counts().to_dict() if len(self.rows) else {}
-        parts = [f"{counts[p.value]} {p.value}" for p in reversed(Priority) if counts.get(p.value)]
+        parts = priority_counts(self.rows["priority"])
         return (f"reanalyze to {self.to_snapshot.name}: {len(self.processed)} patient(s) "
                 f"reanalyzed, {len(self.up_to_date)} already up to date, "
                 f"{len(self.problems)} skipped with problems"
@@ -412,7 +412,7 @@ def _changes_for(con: duckdb.DuckDBPyConnection, a: Snapshot, b: Snapshot,
             SELECT n.patient, n.sample, i.chrom, i.key_chrom, i.pos, i.ref, i.alt, i.zygosity,
                    d.* EXCLUDE (chrom, pos, ref, alt)
             FROM idx i JOIN delta d
-              ON d.chrom = i.key_chrom AND d.pos = i.pos AND d.ref = i.ref AND d.alt = i.alt
+              ON {key_match_sql('d', 'i')}
             JOIN index_names n ON n.index_file = i.index_file)
         SELECT patient, sample, chrom, pos, ref, alt, zygosity, {select_change_columns(a, b)}
         FROM hit

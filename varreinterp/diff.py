@@ -21,7 +21,7 @@ from varreinterp import __version__
 from varreinterp.annotate import parquet_sql, prepare_inputs, provenance, snapshot_keys_sql
 from varreinterp.errors import AssemblyMismatchError, UsageError
 from varreinterp.importers.common import duckdb_connect
-from varreinterp.patient_vcf import ReadStats, carried_at, load, select_samples
+from varreinterp.patient_vcf import ReadStats, carried_at, key_match_sql, load, select_samples
 from varreinterp.prefilter import load_sites
 from varreinterp.store import Snapshot, Store
 
@@ -173,6 +173,12 @@ def diff_provenance(a: Snapshot, b: Snapshot) -> dict[str, Any]:
                                                "snapshot_sha256")}}
 
 
+def priority_counts(priorities: pd.Series) -> list[str]:
+    """'3 high', '12 medium', ...: most urgent first, absent priorities left out."""
+    counts = priorities.value_counts().to_dict() if len(priorities) else {}
+    return [f"{counts[p.value]} {p.value}" for p in reversed(Priority) if counts.get(p.value)]
+
+
 @dataclass
 class ReclassificationReport:
     """The changes, with both snapshots' provenance."""
@@ -193,15 +199,11 @@ class ReclassificationReport:
             return []
         lines = []
         for sample, group in self.rows.groupby("sample", sort=True):
-            counts = group["priority"].value_counts().to_dict()
-            parts = [f"{counts[p.value]} {p.value}" for p in reversed(Priority)
-                     if counts.get(p.value)]
-            lines.append(f"{sample}: {', '.join(parts)}")
+            lines.append(f"{sample}: {', '.join(priority_counts(group['priority']))}")
         return lines
 
     def summary(self) -> str:
-        counts = self.rows["priority"].value_counts().to_dict() if len(self.rows) else {}
-        parts = [f"{counts[p.value]} {p.value}" for p in reversed(Priority) if counts.get(p.value)]
+        parts = priority_counts(self.rows["priority"])
         return (f"{len(self.rows)} change(s) at or above {self.min_priority.value} priority "
                 f"from {self.from_snapshot.name} ({self.from_snapshot.manifest.release_date}) to "
                 f"{self.to_snapshot.name} ({self.to_snapshot.manifest.release_date})"
@@ -322,9 +324,9 @@ def patient_changes(con: duckdb.DuckDBPyConnection, carried: str, a: Snapshot, b
                    {narrow.format(s="a")}, {narrow.format(s="b")}
             FROM {carried} c
             LEFT JOIN {_side('a', a, carried)} a
-              ON a.chrom = c.key_chrom AND a.pos = c.pos AND a.ref = c.ref AND a.alt = c.alt
+              ON {key_match_sql('a', 'c')}
             LEFT JOIN {_side('b', b, carried)} b
-              ON b.chrom = c.key_chrom AND b.pos = c.pos AND b.ref = c.ref AND b.alt = c.alt
+              ON {key_match_sql('b', 'c')}
             WHERE a.a_cls IS NOT NULL OR b.b_cls IS NOT NULL),
         changed AS (
             SELECT sample, min(chrom) AS chrom, key_chrom, pos, ref, alt,
@@ -337,10 +339,8 @@ def patient_changes(con: duckdb.DuckDBPyConnection, carried: str, a: Snapshot, b
         c AS (
             SELECT ch.*, wa.a_gene, wa.a_vid, wa.a_cond, wb.b_gene, wb.b_vid, wb.b_cond
             FROM changed ch
-            LEFT JOIN {_side('a', a, "changed")} wa ON wa.chrom = ch.key_chrom
-              AND wa.pos = ch.pos AND wa.ref = ch.ref AND wa.alt = ch.alt
-            LEFT JOIN {_side('b', b, "changed")} wb ON wb.chrom = ch.key_chrom
-              AND wb.pos = ch.pos AND wb.ref = ch.ref AND wb.alt = ch.alt)
+            LEFT JOIN {_side('a', a, "changed")} wa ON {key_match_sql('wa', 'ch')}
+            LEFT JOIN {_side('b', b, "changed")} wb ON {key_match_sql('wb', 'ch')})
         SELECT sample, chrom, pos, ref, alt, zygosity, {select_change_columns(a, b)}
         FROM c ORDER BY sample, {_ORDER}, key_chrom, pos, ref, alt
     """).df()

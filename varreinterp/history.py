@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from varreinterp.annotate import parquet_sql, prepare_inputs
 from varreinterp.errors import StoreError
 from varreinterp.importers.common import duckdb_connect
-from varreinterp.patient_vcf import load, select_samples
+from varreinterp.patient_vcf import key_match_sql, load, select_samples
 from varreinterp.store import Snapshot, Store
 
 if TYPE_CHECKING:
@@ -54,8 +54,7 @@ def history(store: Store, vcfs: list[Path], *, samples: list[str] | None = None,
                            s.snapshot, s.release_date, s.k, s.gene, s.classification, s.tier,
                            s.stars, s.review_status
                     FROM carried c JOIN ({union}) s
-                      ON s.chrom = c.key_chrom AND s.pos = c.pos AND s.ref = c.ref
-                     AND s.alt = c.alt),
+                      ON {key_match_sql('s', 'c')}),
                 changed AS (
                     SELECT sample, key_chrom, pos, ref, alt FROM h
                     GROUP BY ALL

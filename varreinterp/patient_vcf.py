@@ -593,8 +593,7 @@ def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
     the few matching alleles pay for it. With join_keys=False, the carried alleles at the
     positions of `keys` (or all, when `rec` is already small), for a caller that joins next."""
     join = "JOIN" if payload else "SEMI JOIN"
-    key_join = (f"{join} {keys} k ON k.chrom = a0.key_chrom AND k.pos = a0.pos "
-                "AND k.ref = a0.ref AND k.alt = a0.alt" if join_keys else "")
+    key_join = f"{join} {keys} k ON {key_match_sql('k', 'a0')}" if join_keys else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         WITH a0 AS ({candidate_alleles_sql(con, keys, sample_idx, pass_only)}),
@@ -602,6 +601,12 @@ def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
             SELECT a0.*{"".join(f", k.{p}" for p in payload)} FROM a0 {key_join})
         {carried_sql(header, sample_idx, "a", payload)}
     """)
+
+
+def key_match_sql(snapshot: str, allele: str) -> str:
+    """A snapshot row (key-form `chrom`) and a patient allele (`key_chrom`) are the same variant."""
+    return (f"{snapshot}.chrom = {allele}.key_chrom AND {snapshot}.pos = {allele}.pos "
+            f"AND {snapshot}.ref = {allele}.ref AND {snapshot}.alt = {allele}.alt")
 
 
 def _quote(text: str) -> str:
