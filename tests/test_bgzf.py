@@ -146,3 +146,18 @@ def test_inflate_all_refuses_an_impossible_block_size(clinvar_pair) -> None:
     raw[end - 4:end] = b"\xff\xff\xff\xff"
     with pytest.raises(ValueError):
         bgzf.inflate_all(bytes(raw))
+
+
+def test_a_corrupt_middle_block_is_an_input_error(clinvar_pair, tmp_path: Path) -> None:
+    """The block where the file is cut in two is inflated here: damage there is left to the
+    ordinary reader's one-line error (exit 3), not an internal error."""
+    raw = bytearray(clinvar_pair[1].read_bytes())
+    found = bgzf.blocks(bytes(raw))
+    start, _, _ = found[len(found) // 2]
+    raw[start + 18] |= 0x06  # deflate block type 11: reserved, invalid
+    bad = tmp_path / "clinvar_20240303.vcf.gz"
+    bad.write_bytes(bytes(raw))
+    assert bgzf.split_body(bad, 1, tmp_path) is None
+    r = invoke(tmp_path / "store", "snapshot", "add", bad, "--name", "broken")
+    assert r.code == 3, r.err
+    assert "corrupt" in r.err and str(bad) in r.err

@@ -98,21 +98,21 @@ def split_body(path: Path, header_lines: int, workdir: Path) -> list[Path] | Non
         return None
     try:
         found = blocks(raw)
+        if len(found) < 64:
+            return None
+        text, used = b"", 0
+        while text.count(b"\n") < header_lines and used < len(found):
+            text += inflate(raw, found[used])
+            used += 1
+        start = 0
+        for _ in range(header_lines):
+            start = text.index(b"\n", start) + 1
+        mid = len(found) // 2
+        if mid <= used:
+            return None
+        cut_block = inflate(raw, found[mid])
     except ValueError:
         return None  # the ordinary reader reports the damage with its own message
-    if len(found) < 64:
-        return None
-    text, used = b"", 0
-    while text.count(b"\n") < header_lines and used < len(found):
-        text += inflate(raw, found[used])
-        used += 1
-    start = 0
-    for _ in range(header_lines):
-        start = text.index(b"\n", start) + 1
-    mid = len(found) // 2
-    if mid <= used:
-        return None
-    cut_block = inflate(raw, found[mid])
     newline = cut_block.find(b"\n")
     if newline < 0:
         return None
