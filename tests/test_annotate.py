@@ -339,7 +339,7 @@ def test_left_alignment_with_reference_matches_only_with_the_fasta(tmp_path):
 
 @pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools is not installed")
 def test_reader_matches_bcftools_norm_on_giab_chr20(tmp_path):
-    from varreinterp.importers.common import duckdb_connect
+    from varreinterp.db import connect as duckdb_connect
     from varreinterp.patient_vcf import FastaReference, load, read_header
 
     vcf, fasta = shared(GIAB_CHR20), shared(HG19_CHR20)
@@ -363,10 +363,11 @@ def test_reader_matches_bcftools_norm_on_giab_chr20(tmp_path):
     header = read_header(vcf, tmp_path)
     con = duckdb_connect()
     try:
-        load(con, header, [0], FastaReference(fasta, tmp_path))
-        ours = set(con.execute("SELECT chrom, pos, ref, alt FROM allele WHERE skip IS NULL")
+        calls = load(con, header, [0], FastaReference(fasta, tmp_path))
+        ours = set(con.execute(
+            f"SELECT chrom, pos, ref, alt FROM {calls.allele} WHERE skip IS NULL")
                    .fetchall())
-        n_alleles = con.execute("SELECT count(*) FROM allele").fetchone()[0]
+        n_alleles = con.execute(f"SELECT count(*) FROM {calls.allele}").fetchone()[0]
     finally:
         con.close()
     assert ours == theirs

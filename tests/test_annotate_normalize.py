@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from varreinterp.importers.common import duckdb_connect
+from varreinterp.db import connect as duckdb_connect
 from varreinterp.patient_vcf import FastaReference, load, read_header
 from varreinterp.snapshots import add_snapshot
 from varreinterp.store import Store
@@ -66,8 +66,8 @@ def our_alleles(vcf: Path, fasta: Path | None, workdir: Path) -> list[tuple]:
     header = read_header(vcf, workdir)
     con = duckdb_connect()
     try:
-        load(con, header, [0], FastaReference(fasta, workdir) if fasta else None)
-        return con.execute("SELECT pos, ref, alt FROM allele WHERE skip IS NULL "
+        calls = load(con, header, [0], FastaReference(fasta, workdir) if fasta else None)
+        return con.execute(f"SELECT pos, ref, alt FROM {calls.allele} WHERE skip IS NULL "
                            "ORDER BY rid, ai").fetchall()
     finally:
         con.close()

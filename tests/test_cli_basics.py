@@ -171,7 +171,7 @@ def test_binary_output_to_a_text_only_stdout_keeps_split_characters(monkeypatch)
     """Bytes copied in chunks to a text stdout: a character cut between two writes survives."""
     import io
 
-    from varreinterp import render
+    from varreinterp.output import formats as render
 
     text = io.StringIO()
     monkeypatch.setattr("sys.stdout", text)

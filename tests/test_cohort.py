@@ -82,7 +82,9 @@ def read_tsv(path: Path) -> list[dict[str, str | None]]:
 
 
 def tsv_rows_sorted(path: Path) -> list[tuple[str, ...]]:
+    """Header and sorted rows, after the '#' provenance line (which names the run)."""
     with open(path, newline="") as fh:
+        assert fh.readline().startswith("#tool=varreinterp ")
         rows = list(csv.reader(fh, delimiter="\t"))
     return [tuple(rows[0])] + sorted(tuple(r) for r in rows[1:])
 

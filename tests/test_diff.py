@@ -4,7 +4,7 @@ code / stdout contracts.
 
 The expected changes are computed in the tests: the source files are parsed with plain Python
 (gzip, split on tabs and ';'), terms are normalized with varreinterp.vocabulary, and the rules are
-applied one variant at a time with varreinterp.diff.naive_change, the plain-Python reference
+applied one variant at a time with naive_changes.naive_change, the plain-Python reference
 implementation of the SQL rules."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import MAPPINGS, ROOT, SAMPLES, invoke, shared
 from conftest import CliResult as Result
+from naive_changes import naive_change
 from oracle import bare, carried_calls, open_any
 
 from varreinterp.assembly import Assembly
-from varreinterp.diff import naive_change
 from varreinterp.snapshots import SourceFormat, add_snapshot
 from varreinterp.store import Store
 from varreinterp.vocabulary import classify, review_status

@@ -2,7 +2,7 @@
 
 Pairs of small ClinVar-format snapshots are generated over a handful of allele keys, with terms
 drawn from both the pre- and post-2024 vocabulary and both secondary-term separators, and checked
-against varreinterp.diff.naive_change applied one variant at a time over the union of keys."""
+against naive_changes.naive_change applied one variant at a time over the union of keys."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from naive_changes import MIRROR, naive_change
 
-from varreinterp.diff import MIRROR, ChangeKind, Priority, diff_snapshots, naive_change
+from varreinterp.changes import ChangeKind, Priority
+from varreinterp.diff import diff_snapshots
 from varreinterp.snapshots import add_snapshot
 from varreinterp.store import Store
 from varreinterp.vocabulary import classify, review_status

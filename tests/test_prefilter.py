@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 
 from varreinterp import bgzf, patient_vcf, prefilter
 from varreinterp.assembly import normalize_contig
+from varreinterp.db import connect as duckdb_connect
 from varreinterp.errors import InputError
-from varreinterp.importers.common import duckdb_connect
+from varreinterp.matching import carried_at
 
 COLUMNS = ["CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT"]
 SAMPLES = ["S1", "S2", "S3"]
@@ -160,20 +161,21 @@ def read(path: Path, sample_idx: list[int], pass_only: bool,
     sites = prefilter.load_sites(con, sites_sql) if keys_sql is not None else None
     with spying() as seen:
         try:
-            stats = patient_vcf.load(con, header, sample_idx, reference, pass_only, sites)
+            calls = patient_vcf.load(con, header, sample_idx, reference, pass_only, sites)
+            stats = calls.stats
         except InputError as exc:
             return Read((exc.message, exc.line), pre=seen[0] if seen else None)
     assert len(seen) == (sites is not None)
     if keys_sql is None:
         keys = con.execute(f"""
-            SELECT DISTINCT a.key_chrom, a.pos, a.ref, a.alt FROM allele a
+            SELECT DISTINCT a.key_chrom, a.pos, a.ref, a.alt FROM {calls.allele} a
             SEMI JOIN {sites_sql} s ON s.chrom = a.key_chrom AND s.pos = a.pos""").fetchall()
         keys_sql = keys_relation(keys)
     rows: list[tuple] = []
     if sample_idx:  # (carried_at() cannot be asked for no sample)
-        patient_vcf.carried_at(con, header, sample_idx, keys_sql, "hits", pass_only)
+        carried_at(calls, keys_sql, "hits")
         rows = sorted(con.execute(f"SELECT {HIT_COLUMNS} FROM hits").fetchall(), key=repr)
-    rec_rows = con.execute("SELECT count(*) FROM rec").fetchall()[0][0]
+    rec_rows = con.execute(f"SELECT count(*) FROM {calls.rec}").fetchall()[0][0]
     return Read(stats.to_json(), keys_sql, rows, rec_rows, seen[0] if seen else None)
 
 

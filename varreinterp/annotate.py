@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 import logging
-import tempfile
-import zlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from varreinterp import __version__
-from varreinterp.errors import InputError, UsageError
-from varreinterp.importers.common import duckdb_connect
-from varreinterp.patient_vcf import (
-    FastaReference,
-    ReadStats,
-    Skip,
-    VcfHeader,
+from varreinterp import db
+from varreinterp.errors import UsageError
+from varreinterp.matching import (
     candidate_alleles_sql,
     carried_at,
-    check_assembly,
     check_matched_refs,
-    check_samples_exist,
     key_match_sql,
-    load,
-    read_header,
-    select_samples,
+    prepare_inputs,
+    snapshot_relation_sql,
 )
+from varreinterp.patient_vcf import ReadStats, Skip, VcfHeader, load, select_samples
 from varreinterp.prefilter import load_sites
-from varreinterp.runinfo import command_line
 from varreinterp.store import Snapshot, Store
-from varreinterp.vocabulary import TIER_ORDER, Tier
+from varreinterp.vocabulary import TIER_ORDER, Tier, tier_order_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -44,11 +35,9 @@ ANNOTATION_COLUMNS = [
     "tier", "stars", "review_status", "conditions", "variation_id", "snapshot",
 ]
 
-TIER_RANK_SQL = "CASE tier " + " ".join(
-    f"WHEN '{t.value}' THEN {i}" for i, t in enumerate(TIER_ORDER)) + " ELSE 9 END"
 # Report order: input file, sample, most severe tier first, best reviewed first, position.
-_REPORT_ORDER = (f"f, sample, {TIER_RANK_SQL}, stars DESC NULLS LAST, key_chrom, pos, ref, alt, "
-                 "rid, ai")
+_REPORT_ORDER = (f"f, sample, {tier_order_sql('tier')}, stars DESC NULLS LAST, key_chrom, pos, "
+                 "ref, alt, rid, ai")
 # The snapshot columns an annotation row carries.
 _PAYLOAD = ["gene", "classification", "tier", "stars", "review_status", "conditions",
             "variation_id"]
@@ -66,7 +55,8 @@ class InfoKey(StrEnum):
     CONDITIONS = "VRI_CONDITIONS"
 
 
-_INFO_SOURCE = {
+# INFO key -> (snapshot column, VCF type, description)
+INFO_SOURCE = {
     InfoKey.CLASSIFICATION: ("classification", "String", "Normalized germline classification"),
     InfoKey.TIER: ("tier", "String", "Tier: pathogenic, uncertain, benign, conflicting, other"),
     InfoKey.STARS: ("stars", "Integer", "Review status stars (0-4)"),
@@ -79,58 +69,37 @@ _INFO_SOURCE = {
 
 @dataclass
 class AnnotationResult:
-    """The matched rows stay in DuckDB (view `annotation`) until a caller asks, and come out
-    in report order: `rows` for a DataFrame, `export()` for a file written by DuckDB itself."""
+    """The matched rows stay in DuckDB (relation `annotation` on `con`) until a writer asks:
+    `rows` for a DataFrame, `ordered_sql()` for a writer that lets DuckDB copy them out."""
 
     snapshot: Snapshot
     stats: list[ReadStats]
     con: duckdb.DuckDBPyConnection
-    _rows: pd.DataFrame | None = None
+    _rows: pd.DataFrame | None = field(default=None, repr=False)
+
+    def ordered_sql(self, extra: Sequence[tuple[str, object]] = ()) -> str:
+        """The rows in report order, with constant columns appended."""
+        consts = "".join(f", {db.quote(v)} AS {k}" for k, v in extra)
+        return (f"SELECT {', '.join(ANNOTATION_COLUMNS)}{consts} FROM annotation "
+                f"ORDER BY {_REPORT_ORDER}")
 
     @property
     def rows(self) -> pd.DataFrame:
         if self._rows is None:
-            self._rows = self.con.execute(
-                f"SELECT {', '.join(ANNOTATION_COLUMNS)} FROM annotation "
-                f"ORDER BY {_REPORT_ORDER}").df()
+            self._rows = self.con.execute(self.ordered_sql()).df()
         return self._rows
-
-    def count(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM annotation").fetchall()[0][0])
-
-    def export(self, path: Path, fmt: str, extra: dict[str, Any] | None = None) -> None:
-        """COPY the rows to `path` as csv (tab-separated, header), json (lines) or parquet."""
-        cols = ", ".join(ANNOTATION_COLUMNS)
-        consts = "".join(f", {_sql_literal(v)} AS {k}" for k, v in (extra or {}).items())
-        options = {"tsv": "FORMAT csv, DELIMITER '\t', HEADER, QUOTE '', ESCAPE ''",
-                   "json": "FORMAT json", "parquet": "FORMAT parquet, COMPRESSION zstd"}[fmt]
-        target = str(path).replace("'", "''")
-        self.con.execute(f"COPY (SELECT {cols}{consts} FROM annotation "
-                         f"ORDER BY {_REPORT_ORDER}) TO '{target}' ({options})")
 
     def summary(self) -> str:
         by_tier = dict(self.con.execute(
             "SELECT tier, count(*) FROM annotation GROUP BY 1").fetchall())
-        samples = self.con.execute("SELECT count(DISTINCT sample) FROM annotation").fetchall()
+        samples = db.scalar(self.con, "SELECT count(DISTINCT sample) FROM annotation")
         parts = [f"{by_tier[t.value]} {t.value}" for t in TIER_ORDER if by_tier.get(t.value)]
-        return (f"{sum(by_tier.values())} classified variant call(s) in {samples[0][0]} "
+        return (f"{sum(by_tier.values())} classified variant call(s) in {samples} "
                 f"sample(s) against {self.snapshot.name} ({self.snapshot.manifest.release_date})"
                 + (f": {', '.join(parts)}" if parts else ""))
 
 
-def _sql_literal(value: object) -> str:
-    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"
-
-
-def provenance(snapshot: Snapshot) -> dict[str, Any]:
-    m = snapshot.manifest
-    return {"tool": "varreinterp", "tool_version": __version__, "snapshot": m.name,
-            "release_date": m.release_date, "assembly": m.assembly,
-            "source_sha256": m.source_sha256, "snapshot_sha256": m.manifest_sha256,
-            "command": command_line()}
-
-
-def parse_tiers(values: list[str] | None) -> list[Tier] | None:
+def parse_tiers(values: Sequence[str] | None) -> list[Tier] | None:
     if not values:
         return None
     out = []
@@ -143,104 +112,65 @@ def parse_tiers(values: list[str] | None) -> list[Tier] | None:
     return out
 
 
-def snapshot_filter_sql(tiers: list[Tier] | None, min_stars: int | None) -> str:
-    clauses = ["s.classification IS NOT NULL"]
-    if tiers:
-        clauses.append("s.tier IN (" + ", ".join(f"'{t.value}'" for t in tiers) + ")")
-    if min_stars:
-        clauses.append(f"coalesce(s.stars, 0) >= {int(min_stars)}")
-    return " AND ".join(clauses)
-
-
-def parquet_sql(path: Path) -> str:
-    return "read_parquet('" + str(path).replace("'", "''") + "')"
-
-
-@dataclass
-class PreparedInputs:
-    headers: list[VcfHeader]
-    reference: FastaReference | None
-    workdir: tempfile.TemporaryDirectory[str]
-
-
-def prepare_inputs(vcfs: list[Path], assembly: str, what: str, samples: list[str] | None,
-                   reference_path: Path | None, check: bool = True) -> PreparedInputs:
-    """Check every input before any work, and report all header problems at once."""
-    if not vcfs:
-        raise UsageError("no VCF given")
-    workdir = tempfile.TemporaryDirectory(prefix="varreinterp-")
-    try:
-        headers = [read_header(p, Path(workdir.name)) for p in vcfs]
-        for h in headers if check else []:
-            check_assembly(h, assembly, what)
-        check_samples_exist(headers, samples)
-        reference = (FastaReference(reference_path, Path(workdir.name)) if reference_path
-                     else None)
-    except BaseException:
-        workdir.cleanup()
-        raise
-    return PreparedInputs(headers, reference, workdir)
-
-
 def annotate(
     store: Store,
-    vcfs: list[Path],
+    vcfs: Sequence[Path],
     snapshot_name: str,
+    workdir: Path,
     *,
     samples: list[str] | None = None,
     reference_path: Path | None = None,
     pass_only: bool = False,
-    tiers: list[Tier] | None = None,
+    tiers: Sequence[Tier] | None = None,
     min_stars: int | None = None,
 ) -> AnnotationResult:
+    """Match every carried allele of `vcfs` against snapshot `snapshot_name`.
+
+    Every input is checked first (headers, build, samples, FASTA). `workdir` holds the run's
+    temporary files and must outlive the result (its rows stay in DuckDB)."""
     snapshot = store.get(snapshot_name)
-    inputs = prepare_inputs(vcfs, snapshot.manifest.assembly, f"snapshot {snapshot.name}",
-                            samples, reference_path)
-    con = duckdb_connect()
+    inputs = prepare_inputs(vcfs, workdir, assembly=snapshot.manifest.assembly,
+                            what=f"snapshot {snapshot.name}", samples=samples,
+                            reference_path=reference_path)
+    con = db.connect(workdir)
     stats = []
-    matches = snapshot_relation_sql(snapshot, tiers, min_stars)
+    matches = snapshot_relation_sql(snapshot, _PAYLOAD, tiers, min_stars)
     sites = load_sites(con, matches)
     tables = []
-    with inputs.workdir:
-        for n, header in enumerate(inputs.headers):
-            idx = select_samples(header, samples)
-            st = load(con, header, idx, inputs.reference, pass_only, sites)
-            table = f"hits_{n}"
-            carried_at(con, header, idx, matches, table, pass_only, _PAYLOAD)
-            if inputs.reference is not None:
-                st.skipped[Skip.REF_MISMATCH.value] += check_matched_refs(
-                    con, inputs.reference, table)
-            matched = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-            log.info("%s: %d records, %d alleles after splitting, %d carried calls, %d matched "
-                     "in %s; not reported: %s", header.path, st.records, st.alleles, st.carried,
-                     matched, snapshot.name, _skips(st))
-            stats.append(st)
-            tables.append(f"SELECT {n} AS f, *, {_sql_literal(snapshot.name)} AS snapshot "
-                          f"FROM {table}")
+    for n, header in enumerate(inputs.headers):
+        calls = load(con, header, select_samples(header, samples), inputs.reference, pass_only,
+                     sites)
+        st = calls.stats
+        table = carried_at(calls, matches, f"hits_{n}", _PAYLOAD)
+        if inputs.reference is not None:
+            st.skipped[Skip.REF_MISMATCH.value] += check_matched_refs(
+                con, inputs.reference, table)
+        matched = db.count(con, table)
+        log.info("%s: %d records, %d alleles after splitting, %d carried calls, %d matched "
+                 "in %s; not reported: %s", header.path, st.records, st.alleles, st.carried,
+                 matched, snapshot.name, skipped_text(st))
+        stats.append(st)
+        tables.append(f"SELECT {n} AS f, *, {db.quote(snapshot.name)} AS snapshot "
+                      f"FROM {table}")
     con.execute(f"CREATE TEMP VIEW annotation AS {' UNION ALL '.join(tables)}")
     return AnnotationResult(snapshot, stats, con)
 
 
-def _skips(st: ReadStats) -> str:
+def skipped_text(st: ReadStats) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(st.skipped.items()) if v) or "nothing"
 
 
-def snapshot_relation_sql(snapshot: Snapshot, tiers: list[Tier] | None,
-                          min_stars: int | None) -> str:
-    """The snapshot's variants an annotation reports: keys and the report's columns."""
-    return (f"(SELECT chrom, pos, ref, alt, {', '.join(_PAYLOAD)} "
-            f"FROM {parquet_sql(snapshot.variants)} s "
-            f"WHERE {snapshot_filter_sql(tiers, min_stars)})")
-
-
-def snapshot_keys_sql(*snapshots: Snapshot) -> str:
-    """The allele keys of classified variants in these snapshots."""
-    return "(" + " UNION ALL ".join(
-        f"SELECT chrom, pos, ref, alt FROM {parquet_sql(s.variants)} "
-        "WHERE classification IS NOT NULL" for s in snapshots) + ")"
-
-
 # ------------------------------------------------------------------------------ VCF output
+@dataclass
+class VcfAnnotation:
+    """What `annotate --format vcf` adds to a VCF: the INFO text per data line (0-based)."""
+
+    snapshot: Snapshot
+    header: VcfHeader
+    stats: ReadStats
+    additions: dict[int, str]
+
+
 _PERCENT = (("%", "%25"), (";", "%3B"), ("=", "%3D"), (",", "%2C"), (" ", "%20"),
             ("\t", "%09"), ("\n", "%0A"), ("\r", "%0D"))
 
@@ -253,151 +183,53 @@ def _escape_sql(expr: str) -> str:
     return expr
 
 
-def write_annotated_vcf(
+def vcf_annotation(
     store: Store,
     vcf: Path,
     snapshot_name: str,
-    out: Any,
+    workdir: Path,
     *,
     reference_path: Path | None = None,
-    tiers: list[Tier] | None = None,
+    tiers: Sequence[Tier] | None = None,
     min_stars: int | None = None,
     pass_only: bool = False,
-) -> ReadStats:
-    """Copy the input VCF with VRI_* INFO fields on every record that has a classified ALT."""
-
+) -> VcfAnnotation:
+    """The VRI_* INFO text of every record of `vcf` that has a classified ALT."""
     snapshot = store.get(snapshot_name)
-    inputs = prepare_inputs([vcf], snapshot.manifest.assembly, f"snapshot {snapshot.name}",
-                            None, reference_path)
+    inputs = prepare_inputs([vcf], workdir, assembly=snapshot.manifest.assembly,
+                            what=f"snapshot {snapshot.name}", samples=None,
+                            reference_path=reference_path)
     header = inputs.headers[0]
-    con = duckdb_connect()
-    with inputs.workdir:
-        matches = snapshot_relation_sql(snapshot, tiers, min_stars)
-        stats = load(con, header, [], inputs.reference, pass_only, load_sites(con, matches))
-        # The INFO text is built by DuckDB: one value per ALT ('.' where unmatched), escaped.
-        cols = ", ".join(f"s.{src}" for src, _, _ in _INFO_SOURCE.values())
+    con = db.connect(workdir)
+    matches = snapshot_relation_sql(snapshot, _PAYLOAD, tiers, min_stars)
+    calls = load(con, header, [], inputs.reference, pass_only, load_sites(con, matches))
+    # The INFO text is built by DuckDB: one value per ALT ('.' where unmatched), escaped.
+    cols = ", ".join(f"s.{src}" for src, _, _ in INFO_SOURCE.values())
 
-        def value(src: str) -> str:
-            return _escape_sql(f"CAST(m.{src} AS VARCHAR)")
+    def value(src: str) -> str:
+        return _escape_sql(f"CAST(m.{src} AS VARCHAR)")
 
-        # One ALT (most records): the text straight from the match. Several ALTs: one value per
-        # ALT, '.' where unmatched, aggregated over the (few) split records only.
-        single = " || ';' || ".join(f"'{key.value}=' || coalesce({value(src)}, '.')"
-                                    for key, (src, _, _) in _INFO_SOURCE.items())
-        several = " || ';' || ".join(
-            f"'{key.value}=' || string_agg(coalesce({value(src)}, '.'), ',' ORDER BY a.ai)"
-            for key, (src, _, _) in _INFO_SOURCE.items())
-        additions = dict(con.execute(f"""
-            WITH m AS (
-                SELECT a.rid, a.ai, a.split, {cols}
-                FROM ({candidate_alleles_sql(con, matches, [], pass_only)}) a
-                JOIN {matches} s
-                  ON {key_match_sql('s', 'a')}
-                WHERE a.skip IS NULL)
-            SELECT rid, {single} FROM m WHERE NOT split
-            UNION ALL
-            SELECT a.rid, {several}
-            FROM complex_allele a LEFT JOIN (SELECT * FROM m WHERE split) m
-              ON m.rid = a.rid AND m.ai = a.ai
-            WHERE a.rid IN (SELECT rid FROM m WHERE split)
-            GROUP BY a.rid
-        """).fetchall())
-        m = snapshot.manifest
-        prov = provenance(snapshot)
-        meta = [f'##INFO=<ID={key.value},Number=A,Type={typ},Description="{desc} '
-                f'(varreinterp, snapshot {m.name})">'
-                for key, (_, typ, desc) in _INFO_SOURCE.items()]
-        meta.append(f'##varreinterp=<Version="{__version__}",Snapshot="{m.name}",'
-                    f'ReleaseDate="{m.release_date}",Assembly="{m.assembly}",'
-                    f'SourceSHA256="{m.source_sha256}",SnapshotSHA256="{m.manifest_sha256}",'
-                    f'Command="{_escape_header(prov["command"])}">')
-        _rewrite_vcf(header.text_path, out, meta, additions)
-    log.info("%s: %d records written, %d with a classified ALT in %s", vcf, stats.records,
-             len(additions), snapshot.name)
-    return stats
-
-
-_KEYS = {k.value for k in InfoKey}
-
-
-def _rewrite_vcf(path: Path, out: Any, meta: list[str], additions: dict[int, str]) -> None:
-    """Copy the VCF to `out` (binary), rewriting only the records that change: unchanged runs of
-    lines are copied as bytes, located with a vectorized newline search, so a WGS costs
-    seconds rather than a Python loop over five million lines."""
-    import numpy as np
-
-    data = read_text_bytes(path)
-    body_at = data.find(b"\n#CHROM")
-    if body_at < 0 and not data.startswith(b"#CHROM"):
-        raise InputError("VCF header has no #CHROM line", path)
-    chrom_end = data.find(b"\n", body_at + 1)
-    chrom_end = len(data) if chrom_end < 0 else chrom_end + 1
-    for line in data[:body_at + 1].splitlines(keepends=True):
-        if not any(line.startswith(f"##INFO=<ID={k.value},".encode()) for k in InfoKey):
-            out.write(line)
-    out.write(("\n".join(meta) + "\n").encode())
-    out.write(data[body_at + 1:chrom_end])
-    body = memoryview(data)[chrom_end:]
-    arr = np.frombuffer(body, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 10)
-    starts = np.concatenate(([0], ends + 1))[: len(ends) + (0 if len(arr) and arr[-1] == 10
-                                                            else 1)]
-    ends = np.append(ends, len(arr))[: len(starts)]
-    # The columnar reader skips blank lines: number the records the same way.
-    records = np.flatnonzero((ends - starts) > (arr[np.maximum(ends - 1, 0)] == 13))
-    touched = set(additions)
-    if data.find(b"VRI_", chrom_end) >= 0:  # earlier annotations elsewhere must not survive
-        stale = [r for r in range(len(records))
-                 if b"VRI_" in bytes(body[starts[records[r]]:ends[records[r]]])]
-        touched.update(stale)
-    cursor = 0
-    pieces: list[bytes | memoryview] = []
-    rec_starts, rec_ends = starts[records], ends[records]
-    del starts, ends
-    for rid in sorted(touched):
-        # Only the INFO field changes: find its bounds in place, copy everything around it.
-        line_end = int(rec_ends[rid]) + chrom_end
-        start = int(rec_starts[rid]) + chrom_end
-        for _ in range(7):
-            start = data.find(b"\t", start, line_end) + 1
-            if not start:
-                raise InputError("malformed record (fewer than 8 columns)", path)
-        end = data.find(b"\t", start, line_end)
-        if end < 0:
-            end = line_end - 1 if data[line_end - 1:line_end] == b"\r" else line_end
-        info = bytes(data[start:end])
-        if info in (b".", b""):
-            kept = b""
-        elif b"VRI_" in info:
-            kept = b";".join(kv for kv in info.split(b";")
-                             if kv.split(b"=", 1)[0].decode() not in _KEYS)
-        else:
-            kept = info
-        add = additions.get(rid)
-        pieces.append(body[cursor:start - chrom_end])
-        pieces.append(b";".join(x for x in (kept, add.encode() if add else b"") if x) or b".")
-        cursor = end - chrom_end
-        if len(pieces) > 4096:
-            out.writelines(pieces)
-            pieces.clear()
-    pieces.append(body[cursor:])
-    out.writelines(pieces)
-
-
-def read_text_bytes(path: Path) -> bytes | bytearray:
-    """A whole (b)gzip or plain text file."""
-    import gzip
-
-    from varreinterp import bgzf
-
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return bgzf.inflate_all(raw) if bgzf.is_bgzf(raw[:16]) else gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error, ValueError) as exc:
-        raise InputError("truncated or corrupt gzip data", path) from exc
-
-
-def _escape_header(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    # One ALT (most records): the text straight from the match. Several ALTs: one value per
+    # ALT, '.' where unmatched, aggregated over the (few) split records only.
+    single = " || ';' || ".join(f"'{key.value}=' || coalesce({value(src)}, '.')"
+                                for key, (src, _, _) in INFO_SOURCE.items())
+    several = " || ';' || ".join(
+        f"'{key.value}=' || string_agg(coalesce({value(src)}, '.'), ',' ORDER BY a.ai)"
+        for key, (src, _, _) in INFO_SOURCE.items())
+    additions = dict(con.execute(f"""
+        WITH m AS (
+            SELECT a.rid, a.ai, a.split, {cols}
+            FROM ({candidate_alleles_sql(calls, matches)}) a
+            JOIN {matches} s
+              ON {key_match_sql('s', 'a')}
+            WHERE a.skip IS NULL)
+        SELECT rid, {single} FROM m WHERE NOT split
+        UNION ALL
+        SELECT a.rid, {several}
+        FROM {calls.complex_allele} a LEFT JOIN (SELECT * FROM m WHERE split) m
+          ON m.rid = a.rid AND m.ai = a.ai
+        WHERE a.rid IN (SELECT rid FROM m WHERE split)
+        GROUP BY a.rid
+    """).fetchall())
+    con.close()
+    return VcfAnnotation(snapshot, header, calls.stats, additions)

@@ -1,7 +1,8 @@
-"""Command line: parse, resolve configuration, call one core function, render its result.
+"""Command line: parse, resolve configuration, call one core function, hand its result to the
+output layer (`varreinterp/output/`).
 
 Exceptions become exit codes in exactly one place, `run()`. Heavy modules (duckdb, pyarrow,
-pandas, cyvcf2, pysam) are imported inside commands so `--help` stays instant."""
+pandas, pysam) are imported inside commands so `--help` stays instant."""
 
 from __future__ import annotations
 
@@ -9,14 +10,20 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from varreinterp import __version__
 from varreinterp.errors import ExitCode, UsageError, VarreinterpError
+
+if TYPE_CHECKING:
+    from varreinterp.changes import Priority
+    from varreinterp.output.formats import Format
+    from varreinterp.store import Store
 
 log = logging.getLogger("varreinterp")
 
@@ -34,11 +41,24 @@ snapshot_app = typer.Typer(help="Import, list, inspect, verify and remove classi
 app.add_typer(snapshot_app, name="snapshot")
 
 
-class State:
-    store_option: str | None = None
+@dataclass(frozen=True)
+class Invocation:
+    """What this command line asked for, shared by every command (typer's ctx.obj)."""
+
+    store_option: str | None
+    command: str
+
+    def store(self) -> Store:
+        from varreinterp.store import Store, default_store_path
+
+        return Store(default_store_path(self.store_option))
 
 
-STATE = State()
+def _inv(ctx: typer.Context) -> Invocation:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Invocation)
+    return obj
+
 
 FormatOpt = Annotated[
     str | None,
@@ -55,6 +75,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     store: Annotated[str | None, typer.Option(
         "--store", help="Store directory (else $VARREINTERP_HOME, else "
         "~/.local/share/varreinterp).", envvar=None)] = None,
@@ -63,7 +84,11 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
-    STATE.store_option = store
+    from varreinterp.provenance import command_line
+
+    # run() hands the argument list in as ctx.obj: the command line provenance names.
+    argv = ctx.obj if isinstance(ctx.obj, list) else None
+    ctx.obj = Invocation(store, command_line(argv))
     _setup_logging(debug, quiet)
 
 
@@ -75,19 +100,10 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
     log.propagate = False
 
 
-def _store() -> Any:
-    from varreinterp.store import Store, default_store_path
+def _format(fmt: str | None, *allowed: str) -> Format:
+    from varreinterp.output.formats import ROW_FORMATS, Format, resolve_format
 
-    return Store(default_store_path(STATE.store_option))
-
-
-def _format(fmt: str | None, allowed: tuple[str, ...] = ("table", "tsv", "json")) -> str:
-    from varreinterp.render import resolve_format
-
-    chosen = resolve_format(fmt)
-    if chosen not in allowed:
-        raise UsageError(f"--format must be one of {', '.join(allowed)}, not {chosen!r}")
-    return chosen
+    return resolve_format(fmt, [Format(a) for a in allowed] if allowed else ROW_FORMATS)
 
 
 def _parse_date(text: str | None) -> date | None:
@@ -102,6 +118,7 @@ def _parse_date(text: str | None) -> date | None:
 # ------------------------------------------------------------------------------ snapshot
 @snapshot_app.command("add")
 def snapshot_add(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="ClinVar VCF, variant_summary, or a lab table.")],
     name: Annotated[str | None, typer.Option(help="Snapshot name (default: derived from "
                                              "source, assembly and release date).")] = None,
@@ -126,8 +143,8 @@ def snapshot_add(
         raise UsageError(f"--format must be one of {', '.join(f.value for f in SourceFormat)}"
                          ) from None
     result = add_snapshot(
-        _store(), path, name=name, assembly=resolve_assembly(assembly), fmt=source_format,
-        mapping_path=mapping, release_date=_parse_date(release_date),
+        _inv(ctx).store(), path, name=name, assembly=resolve_assembly(assembly),
+        fmt=source_format, mapping_path=mapping, release_date=_parse_date(release_date),
         allow_unknown_terms=allow_unknown_terms)
     m = result.snapshot.manifest
     if result.already_stored:
@@ -145,70 +162,60 @@ _LIST_COLUMNS = ["name", "assembly", "release_date", "source_kind", "records", "
 
 
 @snapshot_app.command("list")
-def snapshot_list(fmt: FormatOpt = None) -> None:
+def snapshot_list(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     """List stored snapshots, oldest release first."""
-    from varreinterp import render
+    from varreinterp.output.formats import Format, write_rows
 
     chosen = _format(fmt)
-    snaps = _store().snapshots()
-    if chosen == "json":
-        for s in snaps:
-            sys.stdout.write(render.json_line(s.manifest.to_json()))
+    store = _inv(ctx).store()
+    snaps = store.snapshots()
+    if chosen is Format.JSON:
+        write_rows([s.manifest.to_json() for s in snaps], _LIST_COLUMNS, chosen, title="")
         return
     rows = [{**s.manifest.to_json(), **s.manifest.tiers} for s in snaps]
-    if chosen == "tsv":
-        render.write_tsv(sys.stdout, _LIST_COLUMNS, rows)
-    else:
+    if chosen is Format.TABLE:
         for r in rows:
             r["source_sha256"] = str(r["source_sha256"])[:12]
-        render.print_table(sys.stdout, _LIST_COLUMNS, rows,
-                           title=f"Snapshots in {_store().root}",
-                           caption=f"{len(rows)} snapshot(s); varreinterp {__version__}")
+    write_rows(rows, _LIST_COLUMNS, chosen, title=f"Snapshots in {store.root}",
+               caption=f"{len(rows)} snapshot(s); varreinterp {__version__}")
 
 
 @snapshot_app.command("show")
-def snapshot_show(name: str, fmt: FormatOpt = None) -> None:
+def snapshot_show(ctx: typer.Context, name: str, fmt: FormatOpt = None) -> None:
     """Show one snapshot's manifest: provenance, counts per tier and stars, skipped records."""
-    from varreinterp import render
+    from varreinterp.output.formats import Format, write_rows
 
     chosen = _format(fmt)
-    m = _store().get(name).manifest.to_json()
-    if chosen == "json":
-        sys.stdout.write(render.json_line(m))
+    m = _inv(ctx).store().get(name).manifest.to_json()
+    if chosen is Format.JSON:
+        write_rows([m], list(m), chosen, title="")
         return
-    rows = [{"field": k, "value": v} for k, v in m.items()]
-    if chosen == "tsv":
-        render.write_tsv(sys.stdout, ["field", "value"], rows)
-    else:
-        render.print_table(sys.stdout, ["field", "value"], rows, title=f"Snapshot {name}")
+    write_rows([{"field": k, "value": v} for k, v in m.items()], ["field", "value"], chosen,
+               title=f"Snapshot {name}")
 
 
 @snapshot_app.command("remove")
-def snapshot_remove(name: str) -> None:
+def snapshot_remove(ctx: typer.Context, name: str) -> None:
     """Remove a snapshot from the store."""
-    store = _store()
+    store = _inv(ctx).store()
     with store.lock("snapshot remove"):
         store.remove(name)
     log.info("removed snapshot %s", name)
 
 
 @snapshot_app.command("verify")
-def snapshot_verify(name: Annotated[str | None, typer.Argument()] = None,
+def snapshot_verify(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = None,
                     fmt: FormatOpt = None) -> None:
     """Re-check stored checksums; exit code 4 when anything is corrupt."""
-    from varreinterp import render
     from varreinterp.errors import StoreError
+    from varreinterp.output.formats import Format, write_rows
 
     chosen = _format(fmt)
-    store = _store()
+    store = _inv(ctx).store()
     problems = store.verify(name)
     rows = [{"snapshot": p.snapshot, "problem": p.problem} for p in problems]
-    if chosen == "json":
-        render.write_jsonl(sys.stdout, rows)
-    elif chosen == "tsv":
-        render.write_tsv(sys.stdout, ["snapshot", "problem"], rows)
-    elif rows:
-        render.print_table(sys.stdout, ["snapshot", "problem"], rows, title="Problems")
+    if rows or chosen is not Format.TABLE:
+        write_rows(rows, ["snapshot", "problem"], chosen, title="Problems")
     checked = 1 if name else len(store.snapshot_names())
     if problems:
         raise StoreError(f"{len(problems)} problem(s) in {checked} snapshot(s) of store "
@@ -228,6 +235,7 @@ OutOpt = Annotated[Path | None, typer.Option("-o", "--output",
 
 @app.command("annotate")
 def annotate_cmd(
+    ctx: typer.Context,
     vcfs: VcfArgs,
     snapshot: Annotated[str, typer.Option(help="Snapshot name.")],
     sample: SampleOpt = None,
@@ -245,36 +253,42 @@ def annotate_cmd(
 ) -> None:
     """What does a snapshot say about these patients' carried variants?"""
     from varreinterp import annotate as core
-    from varreinterp import render
+    from varreinterp.output.formats import Format, output_stream
+    from varreinterp.output.results import write_annotation
+    from varreinterp.provenance import Provenance
 
-    chosen = _format(fmt, ("table", "tsv", "json", "vcf", "parquet"))
+    inv = _inv(ctx)
+    chosen = _format(fmt, "table", "tsv", "json", "vcf", "parquet")
     tiers = core.parse_tiers(tier)
-    store = _store()
-    if chosen == "vcf":
+    if chosen is Format.VCF:
         if len(vcfs) != 1:
             raise UsageError("--format vcf annotates one VCF at a time")
         if sample:
             raise UsageError("--format vcf annotates records, not samples: --sample does not "
                              "apply (every sample column is kept)")
-        with render.output_stream(output, binary=True) as fh:
-            core.write_annotated_vcf(store, vcfs[0], snapshot, fh, reference_path=reference,
-                                     tiers=tiers, min_stars=min_stars, pass_only=pass_only)
-        return
-    if chosen == "parquet" and output is None:
+    if chosen is Format.PARQUET and output is None:
         raise UsageError("--format parquet needs -o FILE")
-    result = core.annotate(store, vcfs, snapshot, samples=sample, reference_path=reference,
-                           pass_only=pass_only, tiers=tiers, min_stars=min_stars)
-    prov = core.provenance(result.snapshot)
-    if chosen in ("tsv", "json", "parquet"):
-        _export(result, chosen, output, prov)
+    store = inv.store()
+    snap = store.get(snapshot)
+    prov = Provenance.of(inv.command, ("snapshot", snap))
+    with store.workdir() as workdir:
+        if chosen is Format.VCF:
+            from varreinterp.output.vcf import write_annotated_vcf
+
+            vcf = core.vcf_annotation(store, vcfs[0], snapshot, workdir,
+                                      reference_path=reference, tiers=tiers,
+                                      min_stars=min_stars, pass_only=pass_only)
+            with output_stream(output, binary=True) as fh:
+                write_annotated_vcf(vcf, fh, prov)
+            log.info("%s: %d records written, %d with a classified ALT in %s", vcfs[0],
+                     vcf.stats.records, len(vcf.additions), snapshot)
+            return
+        result = core.annotate(store, vcfs, snapshot, workdir, samples=sample,
+                               reference_path=reference, pass_only=pass_only, tiers=tiers,
+                               min_stars=min_stars)
+        write_annotation(result, chosen, output, prov, workdir)
         log.info("%s", result.summary())
-        return
-    _write_frame(result.rows, core.ANNOTATION_COLUMNS, chosen, output, prov,
-                 table_columns=["sample", "variant", "zygosity", "gene", "classification",
-                                "stars", "conditions"],
-                 title=f"Classified variants against {result.snapshot.name}",
-                 caption=f"{result.summary()}\n{_provenance_caption(prov)}")
-    log.info("%s", result.summary())
+        result.con.close()
 
 
 MinPriorityOpt = Annotated[str, typer.Option(
@@ -283,65 +297,17 @@ AllOpt = Annotated[bool, typer.Option("--all", help="Everything, down to low pri
                                       "(same as --min-priority low).")]
 ExitCodeOpt = Annotated[bool, typer.Option("--exit-code", help="Exit 1 when any change was "
                                            "reported, 0 when none.")]
-_PRIORITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "dim"}
 
 
-def _min_priority(value: str, show_all: bool) -> Any:
-    from varreinterp.diff import Priority, parse_priority
+def _min_priority(value: str, show_all: bool) -> Priority:
+    from varreinterp.changes import Priority, parse_priority
 
     return Priority.LOW if show_all else parse_priority(value)
 
 
-def _emit_report(report: Any, columns: list[str], chosen: str, output: Path | None,
-                 exit_code: bool) -> int:
-    """Write a ReclassificationReport: JSON Lines start with one {"provenance": ...} object."""
-    from varreinterp import render
-
-    prov = report.provenance
-    if chosen == "json":
-        with render.output_stream(output) as fh:
-            head: dict[str, Any] = {"provenance": prov, "min_priority": report.min_priority.value,
-                                    "changes": len(report.rows)}
-            if report.transitions is not None:
-                head["transitions"] = report.transitions.to_dict(orient="records")
-            fh.write(render.json_line(head))
-            for record in report.rows[columns].to_dict(orient="records"):
-                fh.write(render.json_line(_clean(record)))
-    elif chosen == "tsv":
-        with render.output_stream(output) as fh:
-            flat = {"tool_version": prov["tool_version"],
-                    **{f"from_{k}": v for k, v in prov["from_snapshot"].items()},
-                    **{f"to_{k}": v for k, v in prov["to_snapshot"].items()}}
-            fh.write("#" + " ".join(f"{k}={v}" for k, v in flat.items()) + "\n")
-            report.rows[columns].to_csv(fh, sep="\t", index=False, na_rep="",
-                                        lineterminator="\n")
-    else:
-        a, b = prov["from_snapshot"], prov["to_snapshot"]
-        caption = "\n".join([
-            *report.per_sample_summary(), report.summary(),
-            f"varreinterp {prov['tool_version']}; from {a['snapshot']} ({a['release_date']}, "
-            f"sha256 {a['source_sha256'][:12]}) to {b['snapshot']} ({b['release_date']}, "
-            f"sha256 {b['source_sha256'][:12]})"])
-        table_cols = (["sample"] if "sample" in columns else []) + [
-            "priority", "change", "variant", "gene", "before", "after", "stars_before",
-            "stars_after"] + (["zygosity"] if "zygosity" in columns else [])
-        if report.transitions is not None and len(report.transitions):
-            order = ["pathogenic", "conflicting", "uncertain", "benign", "other", "(absent)"]
-            cells = {(r["tier_before"], r["tier_after"]): r["variants"]
-                     for r in report.transitions.to_dict(orient="records")}
-            matrix = [{"from \\ to": a, **{b: cells.get((a, b), "") for b in order}}
-                      for a in order if any((a, b) in cells for b in order)]
-            render.print_table(sys.stdout, ["from \\ to", *order], matrix,
-                               title="Tier transitions, variants (all priorities)")
-        _write_frame(report.rows, columns, "table", output, prov, title="Reclassifications",
-                     caption=caption, table_columns=table_cols,
-                     style_row=lambda r: _PRIORITY_STYLE.get(str(r.get("priority"))))
-    log.info("%s", report.summary())
-    return 1 if exit_code and len(report.rows) else 0
-
-
 @app.command("diff")
 def diff_cmd(
+    ctx: typer.Context,
     vcfs: VcfArgs,
     from_: Annotated[str, typer.Option("--from", help="Snapshot the patient was reported "
                                        "against.")],
@@ -356,16 +322,23 @@ def diff_cmd(
 ) -> int:
     """What changed for these patients' carried variants between two snapshots?"""
     from varreinterp import diff as core
+    from varreinterp.output.results import write_changes
 
+    inv = _inv(ctx)
     chosen = _format(fmt)
-    report = core.diff_patients(_store(), vcfs, from_, to, samples=sample,
-                                reference_path=reference,
-                                min_priority=_min_priority(min_priority, show_all))
-    return _emit_report(report, core.PATIENT_COLUMNS, chosen, output, exit_code)
+    store = inv.store()
+    with store.workdir() as workdir:
+        report = core.diff_patients(store, vcfs, from_, to, workdir, samples=sample,
+                                    reference_path=reference,
+                                    min_priority=_min_priority(min_priority, show_all))
+    write_changes(report, core.PATIENT_COLUMNS, chosen, output, report.provenance(inv.command))
+    log.info("%s", report.summary())
+    return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
 
 
 @snapshot_app.command("diff")
 def snapshot_diff_cmd(
+    ctx: typer.Context,
     from_: Annotated[str, typer.Argument(metavar="A", help="Older snapshot.")],
     to: Annotated[str, typer.Argument(metavar="B", help="Newer snapshot.")],
     min_priority: MinPriorityOpt = "medium",
@@ -376,14 +349,23 @@ def snapshot_diff_cmd(
 ) -> int:
     """Every classified variant whose classification changed between two snapshots."""
     from varreinterp import diff as core
+    from varreinterp.changes import VARIANT_COLUMNS
+    from varreinterp.output.results import write_changes
 
+    inv = _inv(ctx)
     chosen = _format(fmt)
-    report = core.diff_snapshots(_store(), from_, to, _min_priority(min_priority, show_all))
-    return _emit_report(report, core.VARIANT_COLUMNS, chosen, output, exit_code)
+    store = inv.store()
+    with store.workdir() as workdir:
+        report = core.diff_snapshots(store, from_, to, _min_priority(min_priority, show_all),
+                                     workdir)
+    write_changes(report, VARIANT_COLUMNS, chosen, output, report.provenance(inv.command))
+    log.info("%s", report.summary())
+    return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
 
 
 @app.command("history")
 def history_cmd(
+    ctx: typer.Context,
     vcfs: VcfArgs,
     sample: SampleOpt = None,
     reference: ReferenceOpt = None,
@@ -394,28 +376,15 @@ def history_cmd(
 ) -> None:
     """Each carried variant's classification in every stored snapshot, oldest first."""
     from varreinterp import history as core
-    from varreinterp import render
+    from varreinterp.output.results import write_history
 
+    inv = _inv(ctx)
     chosen = _format(fmt)
-    result = core.history(_store(), vcfs, samples=sample, reference_path=reference,
-                          show_all=show_all)
-    names = [s.name for s in result.snapshots]
-    if chosen != "table":
-        prov = {"tool": "varreinterp", "tool_version": __version__,
-                "snapshots": ",".join(names)}
-        _write_frame(result.rows, core.HISTORY_COLUMNS, chosen, output, prov, title="",
-                     caption="")
-        return
-    wide: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in result.rows.to_dict(orient="records"):
-        key = (r["sample"], r["chrom"], r["pos"], r["ref"], r["alt"])
-        row = wide.setdefault(key, {"sample": r["sample"], "variant": render.variant_label(r),
-                                    "gene": r["gene"]})
-        row[r["snapshot"]] = f"{r['classification']} {render.stars(r['stars'])}"
-    with render.output_stream(output) as fh:
-        render.print_table(fh, ["sample", "variant", "gene", *names], list(wide.values()),
-                           title="Classification history (oldest snapshot first)",
-                           caption=f"{len(wide)} variant call(s); varreinterp {__version__}")
+    store = inv.store()
+    with store.workdir() as workdir:
+        result = core.history(store, vcfs, workdir, samples=sample, reference_path=reference,
+                              show_all=show_all)
+    write_history(result, chosen, output, result.provenance(inv.command))
 
 
 @contextlib.contextmanager
@@ -424,17 +393,12 @@ def _progress(label: str, total: int) -> Iterator[Any]:
     if not sys.stderr.isatty() or total < 2:
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True, console=_stderr_console()) as bar:
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done, _total: bar.update(task, completed=done)
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 # ------------------------------------------------------------------------------ cohort
@@ -445,6 +409,7 @@ app.add_typer(cohort_app, name="cohort")
 
 @cohort_app.command("add")
 def cohort_add_cmd(
+    ctx: typer.Context,
     vcfs: VcfArgs,
     sample: SampleOpt = None,
     patient_id: Annotated[str | None, typer.Option(
@@ -459,9 +424,9 @@ def cohort_add_cmd(
     from varreinterp import cohort
 
     with _progress("Registering", len(vcfs)) as advance:
-        outcomes = cohort.cohort_add(_store(), vcfs, samples=sample, patient_id=patient_id,
-                                     baseline=baseline, reference_path=reference,
-                                     progress=advance)
+        outcomes = cohort.cohort_add(_inv(ctx).store(), vcfs, samples=sample,
+                                     patient_id=patient_id, baseline=baseline,
+                                     reference_path=reference, progress=advance)
     # One line per patient on a terminal; under cron only the summary line.
     per_patient = logging.INFO if sys.stderr.isatty() or len(outcomes) <= 20 else logging.DEBUG
     for o in outcomes:
@@ -484,70 +449,64 @@ _COHORT_COLUMNS = ["patient", "sample", "assembly", "reviewed_snapshot", "newest
 
 
 @cohort_app.command("list")
-def cohort_list_cmd(fmt: FormatOpt = None) -> None:
+def cohort_list_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     """List registered patients."""
     from varreinterp import cohort
+    from varreinterp.output.formats import write_rows
 
     chosen = _format(fmt)
     rows = [{"patient": p.patient_id, "sample": p.sample, "assembly": p.assembly,
              "reviewed_snapshot": p.reviewed_snapshot, "baseline_snapshot": p.baseline_snapshot,
              "alleles": p.alleles, "source": p.source}
-            for p in sorted(cohort.Registry.load(_store()).patients.values(),
+            for p in sorted(cohort.Registry.load(_inv(ctx).store()).patients.values(),
                             key=lambda p: p.patient_id)]
     cols = ["patient", "sample", "assembly", "reviewed_snapshot", "baseline_snapshot",
             "alleles", "source"]
-    _rows_out(rows, cols, chosen, "Cohort")
-
-
-def _rows_out(rows: list[dict[str, Any]], cols: list[str], chosen: str, title: str) -> None:
-    from varreinterp import render
-
-    if chosen == "json":
-        render.write_jsonl(sys.stdout, rows)
-    elif chosen == "tsv":
-        render.write_tsv(sys.stdout, cols, rows)
-    else:
-        render.print_table(sys.stdout, cols, rows, title=title,
-                           caption=f"{len(rows)} row(s); varreinterp {__version__}")
+    write_rows(rows, cols, chosen, title="Cohort",
+               caption=f"{len(rows)} row(s); varreinterp {__version__}")
 
 
 @cohort_app.command("show")
-def cohort_show_cmd(patient: str, fmt: FormatOpt = None) -> None:
+def cohort_show_cmd(ctx: typer.Context, patient: str, fmt: FormatOpt = None) -> None:
     """Show one patient's registration."""
     from dataclasses import asdict
 
-    from varreinterp import cohort, render
+    from varreinterp import cohort
+    from varreinterp.output.formats import Format, write_rows
 
     chosen = _format(fmt)
-    p = asdict(cohort.Registry.load(_store()).get(patient))
-    if chosen == "json":
-        sys.stdout.write(render.json_line(p))
+    p = asdict(cohort.Registry.load(_inv(ctx).store()).get(patient))
+    if chosen is Format.JSON:
+        write_rows([p], list(p), chosen, title="")
     else:
-        _rows_out([{"field": k, "value": v} for k, v in p.items()], ["field", "value"],
-                  chosen, f"Patient {patient}")
+        write_rows([{"field": k, "value": v} for k, v in p.items()], ["field", "value"],
+                   chosen, title=f"Patient {patient}")
 
 
 @cohort_app.command("remove")
-def cohort_remove_cmd(patient: str) -> None:
+def cohort_remove_cmd(ctx: typer.Context, patient: str) -> None:
     """Remove a patient and its rows of the cohort index."""
     from varreinterp import cohort
 
-    cohort.cohort_remove(_store(), patient)
+    cohort.cohort_remove(_inv(ctx).store(), patient)
     log.info("removed patient %s", patient)
 
 
 @cohort_app.command("status")
 def cohort_status_cmd(
+    ctx: typer.Context,
     min_priority: MinPriorityOpt = "medium",
     fmt: FormatOpt = None,
 ) -> None:
     """Patients per assembly, each one's last reviewed snapshot, and the changes waiting
     against the newest snapshot."""
-    from varreinterp import cohort
+    from varreinterp.output.formats import write_rows
+    from varreinterp.reanalyze import cohort_status
 
     chosen = _format(fmt)
-    rows, _ = cohort.cohort_status(_store(), _min_priority(min_priority, False))
-    _rows_out(rows, _COHORT_COLUMNS, chosen, "Cohort status")
+    rows, _ = cohort_status(_inv(ctx).store(), _min_priority(min_priority, False))
+    write_rows(rows, _COHORT_COLUMNS, chosen, title="Cohort status",
+               caption=f"{len(rows)} row(s); varreinterp {__version__}")
     by_assembly: dict[str, int] = {}
     for r in rows:
         by_assembly[r["assembly"]] = by_assembly.get(r["assembly"], 0) + 1
@@ -557,6 +516,7 @@ def cohort_status_cmd(
 
 @app.command("reanalyze")
 def reanalyze_cmd(
+    ctx: typer.Context,
     to: Annotated[str | None, typer.Option(help="Snapshot to reanalyze against (default: "
                                            "newest of each patient's assembly).")] = None,
     min_priority: MinPriorityOpt = "medium",
@@ -569,110 +529,18 @@ def reanalyze_cmd(
 ) -> int:
     """Nightly job: every patient's new changes since the snapshot it was last reviewed
     against; each change is reported once."""
-    from varreinterp import cohort
+    from varreinterp.output.results import write_reanalysis
+    from varreinterp.reanalyze import reanalyze
 
-    result = cohort.reanalyze(_store(), to=to, min_priority=_min_priority(min_priority, False),
-                              out=out, dry_run=dry_run)
+    inv = _inv(ctx)
+    result = reanalyze(inv.store(), to=to, min_priority=_min_priority(min_priority, False),
+                       out=out, dry_run=dry_run, command=inv.command)
     if dry_run or fmt:
-        chosen = _format(fmt)
-        prov = {"tool": "varreinterp", "tool_version": __version__,
-                "to_snapshot": result.to_snapshot.name}
-        _write_frame(result.rows, cohort.REANALYZE_COLUMNS, chosen, None, prov,
-                     title="Reanalysis (dry run)" if dry_run else "Reanalysis",
-                     caption=result.summary(),
-                     table_columns=["patient", "priority", "change", "variant", "gene",
-                                    "before", "after", "stars_before", "stars_after"])
+        write_reanalysis(result, _format(fmt), result.provenance(inv.command), dry_run)
     for problem in result.problems:
         log.debug("skipped %s: %s", problem.patient_id, problem.problem)
     log.info("%s", result.summary())
-    return 1 if exit_code and len(result.rows) else 0
-
-
-def _export(result: Any, chosen: str, output: Path | None, prov: dict[str, Any]) -> None:
-    """Large annotation outputs are written by DuckDB (COPY) into a private temporary file,
-    then renamed into place or streamed to stdout: never half-written."""
-    import json
-    import shutil
-    import tempfile
-
-    from varreinterp import render
-
-    with tempfile.TemporaryDirectory(prefix="varreinterp-out-") as tmp:
-        body = Path(tmp) / f"rows.{chosen}"
-        extra = ({f"provenance_{k}": v for k, v in prov.items() if k != "snapshot"}
-                 if chosen == "json" else None)
-        result.export(body, chosen, extra)
-        if chosen == "parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(body)
-            table = table.replace_schema_metadata({"varreinterp": json.dumps(prov)})
-            with render.output_stream(output, binary=True) as fh:
-                pq.write_table(table, fh)
-            return
-        with render.output_stream(output, binary=True) as fh, open(body, "rb") as src:
-            if chosen == "tsv":
-                fh.write(("#" + " ".join(f"{k}={v}" for k, v in prov.items()) + "\n").encode())
-            shutil.copyfileobj(src, fh, 4 << 20)  # bytes: no decoding of what DuckDB wrote
-
-
-def _provenance_caption(prov: dict[str, Any]) -> str:
-    return (f"varreinterp {prov['tool_version']}; snapshot {prov['snapshot']} released "
-            f"{prov['release_date']} ({prov['assembly']}), source sha256 "
-            f"{str(prov['source_sha256'])[:12]}")
-
-
-def _write_frame(frame: Any, columns: list[str], chosen: str, output: Path | None,
-                 prov: dict[str, Any], *, title: str, caption: str,
-                 table_columns: list[str] | None = None, style_row: Any = None) -> None:
-    """Rows to the chosen format. TSV starts with one '#' provenance line; JSON Lines carry the
-    provenance on every row; Parquet in its key-value metadata."""
-    import json
-
-    from varreinterp import render
-
-    rows = frame[columns]
-    if chosen == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(rows, preserve_index=False)
-        table = table.replace_schema_metadata({"varreinterp": json.dumps(prov)})
-        with render.output_stream(output, binary=True) as fh:
-            pq.write_table(table, fh)
-        return
-    with render.output_stream(output) as fh:
-        if chosen == "tsv":
-            fh.write("#" + " ".join(f"{k}={v}" for k, v in prov.items()) + "\n")
-            rows.to_csv(fh, sep="\t", index=False, na_rep="", lineterminator="\n")
-        elif chosen == "json":
-            extra = {f"provenance_{k}": v for k, v in prov.items() if k != "snapshot"}
-            for record in rows.to_dict(orient="records"):
-                fh.write(render.json_line({**_clean(record), **extra}))
-        else:
-            records = [_clean(r) for r in rows.to_dict(orient="records")]
-            for r in records:
-                r["variant"] = render.variant_label(r)
-                for key in ("stars", "stars_before", "stars_after"):
-                    if key in r:
-                        r[key] = render.stars(r[key])
-            render.print_table(fh, table_columns or columns, records, title=title,
-                               caption=caption, style_row=style_row)
-
-
-def _clean(record: dict[str, Any]) -> dict[str, Any]:
-    """pandas NaN/NA to None, numpy scalars to Python."""
-    import pandas as pd
-
-    out: dict[str, Any] = {}
-    for k, v in record.items():
-        if v is None or (not isinstance(v, list | dict | str) and pd.isna(v)):
-            out[k] = None
-        elif hasattr(v, "item"):
-            out[k] = v.item()
-        else:
-            out[k] = v
-    return out
+    return ExitCode.CHANGES_FOUND if exit_code and len(result.rows) else ExitCode.OK
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -692,13 +560,10 @@ def _framework_exit(exc: BaseException) -> int | None:
 
 def run(argv: list[str] | None = None) -> int:
     """Console entry point: the one place exceptions become exit codes."""
-    from varreinterp.runinfo import set_command_line
-
     args = sys.argv[1:] if argv is None else argv
-    set_command_line(args)
     debug = "--debug" in args
     try:
-        result = app(args=args, prog_name="varreinterp", standalone_mode=False)
+        result = app(args=args, prog_name="varreinterp", standalone_mode=False, obj=list(args))
         code = int(result) if isinstance(result, int) else ExitCode.OK
         if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a return value
             sys.stderr.write("varreinterp: interrupted\n")

@@ -1,4 +1,6 @@
-"""One exception hierarchy; the CLI maps it to exit codes in one place (`cli.run`)."""
+"""One exception hierarchy; the CLI maps it to exit codes in one place (`cli.run`).
+
+The table of exit codes lives here and in the README; nothing else chooses a process status."""
 
 from __future__ import annotations
 
@@ -13,8 +15,15 @@ class ExitCode(IntEnum):
     BAD_INPUT = 3
     STORE = 4
     LOCKED = 5
-    INTERNAL = 70
-    INTERRUPTED = 130
+    PARTIAL = 6  # reanalyze: some patients could not be reanalyzed (listed)
+    STALE = 7  # --fail-if-stale: the newest snapshot is older than stale_after_days
+    NOTIFY_FAILED = 8  # the report was delivered, a notification was not
+    NETWORK = 69  # sysexits EX_UNAVAILABLE: a download failed (after retries)
+    INTERNAL = 70  # sysexits EX_SOFTWARE: a bug
+    IO_ERROR = 74  # sysexits EX_IOERR: disk full, permission, read-only, output is a directory
+    INTERRUPTED = 130  # 128 + SIGINT
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`| head`)
+    TERMINATED = 143  # 128 + SIGTERM
 
 
 class VarreinterpError(Exception):
@@ -61,3 +70,34 @@ class SnapshotNotFoundError(StoreError):
 
 class LockHeldError(VarreinterpError):
     exit_code = ExitCode.LOCKED
+
+
+class StaleSnapshotError(VarreinterpError):
+    exit_code = ExitCode.STALE
+
+
+class NetworkError(VarreinterpError):
+    """A download failed after its retries (connection refused or reset, timeout, HTTP 5xx)."""
+
+    exit_code = ExitCode.NETWORK
+
+
+class NotificationError(VarreinterpError):
+    exit_code = ExitCode.NOTIFY_FAILED
+
+
+class EnvironmentIOError(VarreinterpError):
+    """The operating system refused a read or write: no space, permission, read-only file
+    system, a directory where a file was expected. Names the path and the OS reason."""
+
+    exit_code = ExitCode.IO_ERROR
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path: str | Path | None = None) -> EnvironmentIOError:
+        where = path if path is not None else (exc.filename or "(unknown path)")
+        return cls(where, exc.strerror or str(exc))

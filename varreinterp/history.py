@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from varreinterp.annotate import parquet_sql, prepare_inputs
+from varreinterp import db
 from varreinterp.errors import StoreError
-from varreinterp.importers.common import duckdb_connect
-from varreinterp.patient_vcf import key_match_sql, load, select_samples
+from varreinterp.matching import key_match_sql, prepare_inputs
+from varreinterp.patient_vcf import load, select_samples
+from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
 
 if TYPE_CHECKING:
@@ -24,12 +26,20 @@ class HistoryResult:
     snapshots: list[Snapshot]
     rows: pd.DataFrame  # one row per (sample, variant, snapshot), release-date order
 
+    def provenance(self, command: str) -> Provenance:
+        return Provenance.of(command, *((f"snapshot_{i}", s)
+                                        for i, s in enumerate(self.snapshots, start=1)))
 
-def history(store: Store, vcfs: list[Path], *, samples: list[str] | None = None,
-            reference_path: Path | None = None, show_all: bool = False) -> HistoryResult:
+
+def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
+            samples: list[str] | None = None, reference_path: Path | None = None,
+            show_all: bool = False) -> HistoryResult:
+    """Each carried variant's classification in every stored snapshot of the VCFs' build,
+    oldest first; by default only variants whose classification differs somewhere."""
     import pandas as pd
 
-    inputs = prepare_inputs(vcfs, "", "", samples, reference_path, check=False)
+    inputs = prepare_inputs(vcfs, workdir, assembly=None, what="", samples=samples,
+                            reference_path=reference_path)
     assembly = {a for h in inputs.headers if (a := h.assembly()) is not None}
     stored = store.snapshots()
     if len(assembly) > 1:
@@ -38,31 +48,30 @@ def history(store: Store, vcfs: list[Path], *, samples: list[str] | None = None,
     snaps = [s for s in stored if s.manifest.assembly == build]
     if not snaps:
         raise StoreError(f"no stored snapshot of assembly {build or '(unknown)'}")
-    con = duckdb_connect()
+    con = db.connect(workdir)
     union = " UNION ALL ".join(
-        f"SELECT '{s.name}' AS snapshot, '{s.manifest.release_date}' AS release_date, {i} AS k, "
-        f"chrom, pos, ref, alt, gene, classification, tier, stars, review_status "
-        f"FROM {parquet_sql(s.variants)} WHERE classification IS NOT NULL"
+        f"SELECT {db.quote(s.name)} AS snapshot, {db.quote(s.manifest.release_date)} "
+        f"AS release_date, {i} AS k, chrom, pos, ref, alt, gene, classification, tier, stars, "
+        f"review_status FROM {db.parquet(s.variants)} WHERE classification IS NOT NULL"
         for i, s in enumerate(snaps))
     frames = []
-    with inputs.workdir:
-        for header in inputs.headers:
-            load(con, header, select_samples(header, samples), inputs.reference)
-            frames.append(con.execute(f"""
-                WITH h AS (
-                    SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
-                           s.snapshot, s.release_date, s.k, s.gene, s.classification, s.tier,
-                           s.stars, s.review_status
-                    FROM carried c JOIN ({union}) s
-                      ON {key_match_sql('s', 'c')}),
-                changed AS (
-                    SELECT sample, key_chrom, pos, ref, alt FROM h
-                    GROUP BY ALL
-                    HAVING count(DISTINCT classification) > 1 OR count(*) < {len(snaps)})
-                SELECT h.* EXCLUDE (key_chrom, k) FROM h
-                {"" if show_all else "SEMI JOIN changed USING (sample, key_chrom, pos, ref, alt)"}
-                ORDER BY sample, key_chrom, pos, ref, alt, k
-            """).df())
+    for header in inputs.headers:
+        calls = load(con, header, select_samples(header, samples), inputs.reference)
+        frames.append(con.execute(f"""
+            WITH h AS (
+                SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
+                       s.snapshot, s.release_date, s.k, s.gene, s.classification, s.tier,
+                       s.stars, s.review_status
+                FROM {calls.carried} c JOIN ({union}) s
+                  ON {key_match_sql('s', 'c')}),
+            changed AS (
+                SELECT sample, key_chrom, pos, ref, alt FROM h
+                GROUP BY ALL
+                HAVING count(DISTINCT classification) > 1 OR count(*) < {len(snaps)})
+            SELECT h.* EXCLUDE (key_chrom, k) FROM h
+            {"" if show_all else "SEMI JOIN changed USING (sample, key_chrom, pos, ref, alt)"}
+            ORDER BY sample, key_chrom, pos, ref, alt, k
+        """).df())
     con.close()
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=HISTORY_COLUMNS)

@@ -4,16 +4,18 @@ The text is parsed columnar by DuckDB (about 5-10x faster than a per-record loop
 alleles that need it (multi-allelic leftovers, untrimmed alleles, indels to left-align against a
 FASTA) go through Python. BCF is first rewritten as VCF text by htslib (pysam).
 
-After `load()`, the connection holds:
-  rec     one row per data line read: rid (0-based data-line index), chrom, pos, ref, alt,
-          filter, complex, g_i (every line, or with `sites` the lines the prefilter kept)
-  allele  one row per ALT after splitting: rid, ai (1-based ALT index), chrom (patient's spelling),
-          key_chrom, pos/ref/alt (normalized), skip (reason, NULL when usable)
-  carried one row per (sample, usable allele) whose genotype contains that allele
+`load()` returns a `PatientCalls` handle naming the DuckDB relations it created (each load gets
+its own names, so several files can live on one connection):
+  rec      one row per data line read: rid (0-based data-line index), chrom, pos, ref, alt,
+           filter, complex, g_i (every line, or with `sites` the lines the prefilter kept)
+  allele   one row per ALT after splitting: rid, ai (1-based ALT index), chrom (patient's
+           spelling), key_chrom, pos/ref/alt (normalized), skip (reason, NULL when usable)
+  carried  one row per (sample, usable allele) whose genotype contains that allele
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import tempfile
@@ -24,6 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from varreinterp import db
 from varreinterp.assembly import (
     Assembly,
     assembly_from_contig_lengths,
@@ -33,15 +36,9 @@ from varreinterp.assembly import (
 )
 from varreinterp.bgzf import split_body
 from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
-from varreinterp.importers.common import (
-    duckdb_input_error,
-    first_row,
-    open_text,
-    raw_field,
-    read_delimited_sql,
-)
 from varreinterp.normalize import left_align, needs_trim, trim
 from varreinterp.prefilter import Prefiltered, Sites, prefilter
+from varreinterp.textfile import open_text, raw_field
 
 if TYPE_CHECKING:
     import duckdb
@@ -82,6 +79,7 @@ class VcfHeader:
     samples: list[str]
     contigs: dict[str, int]
     reference: str | None
+    workdir: Path  # private temporary folder of this run (inside the store)
 
     @property
     def n_lines(self) -> int:
@@ -155,7 +153,7 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
         raise InputError("malformed #CHROM line", path, len(lines))
     samples = columns[9:]
     reference = next((ln.split("=", 1)[1] for ln in lines if ln.startswith("##reference=")), None)
-    return VcfHeader(path, text_path, lines, samples, _contig_lengths(lines), reference)
+    return VcfHeader(path, text_path, lines, samples, _contig_lengths(lines), reference, workdir)
 
 
 def _is_bcf(path: Path) -> bool:
@@ -273,6 +271,60 @@ def skip_sql(a: str, n_alt: str, pass_only: bool) -> str:
         END"""
 
 
+_LOADS = itertools.count()
+
+
+@dataclass
+class PatientCalls:
+    """One patient file read into DuckDB: the names of the relations `load()` created on `con`
+    (see the module docstring for their columns), the samples read and what happened to every
+    record. Matching (`matching.py`) and the cohort index work from this handle only."""
+
+    con: duckdb.DuckDBPyConnection
+    header: VcfHeader
+    sample_idx: list[int]
+    stats: ReadStats
+    pass_only: bool
+    prefix: str
+
+    @property
+    def rec_table(self) -> str:
+        return f"{self.prefix}rec_table"
+
+    @property
+    def rec(self) -> str:
+        return f"{self.prefix}rec"
+
+    @property
+    def contigs(self) -> str:
+        return f"{self.prefix}contigs"
+
+    @property
+    def complex_allele(self) -> str:
+        return f"{self.prefix}complex_allele"
+
+    @property
+    def allele(self) -> str:
+        return f"{self.prefix}allele"
+
+    @property
+    def gtmap(self) -> str:
+        return f"{self.prefix}gtmap"
+
+    @property
+    def carried(self) -> str:
+        return f"{self.prefix}carried"
+
+    @property
+    def samples(self) -> list[str]:
+        return [self.header.samples[i] for i in self.sample_idx]
+
+    def carried_sql(self, alleles: str | None = None, payload: Sequence[str] = ()) -> str:
+        """(sample, allele) rows whose genotype carries the allele, from an allele relation
+        (default: every allele of the file), with its `payload` columns carried through."""
+        return _carried_sql(self, alleles or self.allele, payload)
+
+
 def load(
     con: duckdb.DuckDBPyConnection,
     header: VcfHeader,
@@ -280,15 +332,17 @@ def load(
     reference: FastaReference | None = None,
     pass_only: bool = False,
     sites: Sites | None = None,
-) -> ReadStats:
-    """Create rec, allele and carried for one file (replacing any earlier ones).
+) -> PatientCalls:
+    """Read one file into new relations on `con` and return their handle.
 
     Most records (one ALT, nothing to trim, no indel to left-align) are used as they are;
     only the others are split and normalized. Genotypes are classified once per distinct GT
     string (a few dozen in a WGS), not once per record. With `sites` (the positions of every
     variant the caller will look up), substitutions elsewhere are only counted (`prefilter`):
     `rec` and `allele` then hold the other records, and the stats still cover every record."""
-    stats = ReadStats(str(header.path))
+    calls = PatientCalls(con, header, sample_idx, ReadStats(str(header.path)), pass_only,
+                         f"p{next(_LOADS)}_")
+    stats = calls.stats
     n_cols = 9 + len(header.samples)
     names = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format"]
     names += [f"s{i}" for i in range(len(header.samples))]
@@ -301,7 +355,7 @@ def load(
     def create_rec(source: str, rid: str) -> None:
         # `rid` is the 0-based data line: the table's own rowid unless the prefilter gave one.
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE rec_table AS
+            CREATE OR REPLACE TEMP TABLE {calls.rec_table} AS
             SELECT {rid + " AS rid, " if rid else ""}chrom, try_cast(pos AS BIGINT) AS pos,
                    upper(ref) AS ref, upper(alt) AS alt,
                    coalesce(filter, '.') AS filter,  -- an empty FILTER is missing, like '.'
@@ -311,101 +365,103 @@ def load(
                    {gts}
             FROM {source}
         """)
-        con.execute("CREATE OR REPLACE TEMP VIEW rec AS SELECT "
-                    f"{'' if rid else 'rowid AS rid, '}* FROM rec_table")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {calls.rec} AS SELECT "
+                    f"{'' if rid else 'rowid AS rid, '}* FROM {calls.rec_table}")
 
-    with tempfile.TemporaryDirectory(prefix="varreinterp-read-") as tmp:
-        pre = _read_prefiltered(con, header, sample_idx, sites, pass_only, reference is not None,
-                                Path(tmp),
+    with tempfile.TemporaryDirectory(prefix="read-", dir=header.workdir) as tmp:
+        pre = _read_prefiltered(calls, sites, reference is not None, Path(tmp),
                                 lambda src: create_rec(src, "p.rid"), names)
         if pre is None:
-            _read_all(con, header, Path(tmp), lambda src: create_rec(src, ""), names)
-    bad = first_row(con.execute("""
-        SELECT rid, chrom, pos, ref, alt FROM rec
+            _read_all(header, Path(tmp), lambda src: create_rec(src, ""), names)
+    bad = db.first_row(con, f"""
+        SELECT rid, chrom, pos, ref, alt FROM {calls.rec}
         WHERE pos IS NULL OR pos < 1 OR chrom IS NULL OR ref IS NULL OR alt IS NULL
-        ORDER BY rid LIMIT 1""").fetchall())
+        ORDER BY rid LIMIT 1""")
     if bad:
         line = header.n_lines + int(bad[0]) + 1
         pos = raw_field(header.text_path, line, 1)
         raise InputError(f"malformed record (CHROM={bad[1]!r} POS={pos!r} REF={bad[3]!r} "
                          f"ALT={bad[4]!r})", header.path, line)
-    stats.records = (pre.records if pre else
-                     con.execute("SELECT count(*) FROM rec").fetchall()[0][0])
+    stats.records = pre.records if pre else db.count(con, calls.rec)
     # Contig spellings are few: their matching keys are computed once, not per record.
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE contigs AS
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {calls.contigs} AS
                     SELECT chrom, {contig_sql('chrom')} AS key_chrom
-                    FROM (SELECT DISTINCT chrom FROM rec)""")
+                    FROM (SELECT DISTINCT chrom FROM {calls.rec})""")
     g_cols = "".join(f", g{i}" for i in sample_idx)
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE complex_allele AS
+        CREATE OR REPLACE TEMP TABLE {calls.complex_allele} AS
         WITH split AS (
             SELECT r.rid, r.chrom, c.key_chrom, pos, ref, filter {g_cols},
                    unnest(string_split(alt, ',')) AS a,
                    unnest(range(1, len(string_split(alt, ',')) + 1)) AS ai,
                    len(string_split(alt, ',')) AS n_alt
-            FROM rec r JOIN contigs c ON c.chrom = r.chrom WHERE complex)
+            FROM {calls.rec} r JOIN {calls.contigs} c ON c.chrom = r.chrom WHERE complex)
         SELECT rid, CAST(ai AS INTEGER) AS ai, chrom, key_chrom, pos, ref, a AS alt,
                filter, {skip_sql('a', 'n_alt', pass_only)} AS skip {g_cols}
         FROM split
     """)
-    _normalize_in_python(con, reference)
+    _normalize_in_python(calls, reference)
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW allele AS
+        CREATE OR REPLACE TEMP VIEW {calls.allele} AS
         SELECT r.rid, 1 AS ai, r.chrom, c.key_chrom, pos, ref, alt, filter,
                {skip_sql('alt', '1', pass_only)} AS skip {g_cols}
-        FROM rec r JOIN contigs c ON c.chrom = r.chrom WHERE NOT complex
+        FROM {calls.rec} r JOIN {calls.contigs} c ON c.chrom = r.chrom WHERE NOT complex
         UNION ALL
         SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip {g_cols}
-        FROM complex_allele
+        FROM {calls.complex_allele}
     """)
-    _genotypes(con, header, sample_idx, stats)
+    _genotypes(calls)
     if pre:
         _count_prefiltered(stats, pre)
-    return stats
+    return calls
 
 
-def _read_prefiltered(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
-                      sites: Sites | None, pass_only: bool, left_align: bool, tmp: Path,
+def _read_prefiltered(calls: PatientCalls, sites: Sites | None, left_align: bool, tmp: Path,
                       create: Callable[[str], None], names: list[str]) -> Prefiltered | None:
     if sites is None:
         return None
-    pre = prefilter(header.text_path, header.n_lines, len(header.samples), sample_idx, sites,
-                    pass_only, left_align, tmp)
+    header, con = calls.header, calls.con
+    pre = prefilter(header.text_path, header.n_lines, len(header.samples), calls.sample_idx,
+                    sites, calls.pass_only, left_align, tmp)
     if pre is None:
         return None
-    con.register("prefilter_rids", {"rid": pre.rids, "kept_pos": pre.positions})
+    rids = f"{calls.prefix}prefilter_rids"
+    con.register(rids, {"rid": pre.rids, "kept_pos": pre.positions})
     try:
-        create(f"{read_delimited_sql(pre.kept, names, skip=0)} POSITIONAL JOIN prefilter_rids p")
+        create(f"{db.read_delimited(pre.kept, names, skip=0)} POSITIONAL JOIN {rids} p")
         # Line numbers travel by position: prove every row got its own (same count, same POS)
         # before anything is reported against them.
-        rows, wrong = con.execute("""
+        row = db.first_row(con, f"""
             SELECT count(*), count(*) FILTER (r.rid IS DISTINCT FROM p.rid
                                               OR r.pos IS DISTINCT FROM p.kept_pos)
-            FROM rec_table r POSITIONAL JOIN prefilter_rids p""").fetchall()[0]
-    except Exception as exc:  # the ordinary path names the file and line of the problem
+            FROM {calls.rec_table} r POSITIONAL JOIN {rids} p""")
+    except Exception as exc:
+        if not db.is_data_error(exc):
+            raise
+        # The ordinary path names the file and line of the problem.
         log.debug("prefiltered read failed (%s); reading the whole file", exc)
         return None
     finally:
-        con.unregister("prefilter_rids")
-    if rows != len(pre.rids) or wrong:
+        con.unregister(rids)
+    if row is None or row[0] != len(pre.rids) or row[1]:
         log.debug("prefiltered read misnumbered its lines; reading the whole file")
         return None
     return pre
 
 
-def _read_all(con: duckdb.DuckDBPyConnection, header: VcfHeader, tmp: Path,
-              create: Callable[[str], None], names: list[str]) -> None:
+def _read_all(header: VcfHeader, tmp: Path, create: Callable[[str], None],
+              names: list[str]) -> None:
     parts = split_body(header.text_path, header.n_lines, tmp)
     if parts:  # a bgzip file cut in two: parsed on both cores
         try:
-            create(read_delimited_sql(parts, names, skip=0))
+            create(db.read_delimited(parts, names, skip=0))
             return
-        except Exception:  # the plain path below names the file and line of the problem
-            pass
-    try:
-        create(read_delimited_sql(header.text_path, names, skip=header.n_lines))
-    except Exception as exc:  # duckdb raises several unrelated classes for bad input
-        raise duckdb_input_error(exc, header.path) from exc
+        except Exception as exc:
+            if not db.is_data_error(exc):
+                raise
+            # The plain path below names the file and line of the problem.
+    with db.reading(header.path):
+        create(db.read_delimited(header.text_path, names, skip=header.n_lines))
 
 
 def _count_prefiltered(stats: ReadStats, pre: Prefiltered) -> None:
@@ -418,12 +474,13 @@ def _count_prefiltered(stats: ReadStats, pre: Prefiltered) -> None:
             _count_call(stats, gt, 1, n)
 
 
-def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReference | None) -> None:
+def _normalize_in_python(calls: PatientCalls, reference: FastaReference | None) -> None:
     """Trim shared bases (and left-align indels with a FASTA) for the alleles that need it;
     with a FASTA, a REF that disagrees with it is marked, not matched."""
+    con = calls.con
     indel = "OR length(ref) <> length(alt)" if reference else ""
     rows = con.execute(f"""
-        SELECT rid, ai, chrom, pos, ref, alt FROM complex_allele
+        SELECT rid, ai, chrom, pos, ref, alt FROM {calls.complex_allele}
         WHERE skip IS NULL AND ((length(ref) > 1 AND length(alt) > 1
               AND (ref[1] = alt[1] OR ref[-1] = alt[-1])) {indel})
     """).fetchall()
@@ -451,24 +508,14 @@ def _normalize_in_python(con: duckdb.DuckDBPyConnection, reference: FastaReferen
         "pos": pa.array(fixed["pos"], pa.int64()), "ref": pa.array(fixed["ref"], pa.string()),
         "alt": pa.array(fixed["alt"], pa.string()), "skip": pa.array(fixed["skip"], pa.string()),
     })
-    con.register("fixed_alleles", table)
-    con.execute("""
-        UPDATE complex_allele SET pos = f.pos, ref = f.ref, alt = f.alt, skip = f.skip
-        FROM fixed_alleles f WHERE complex_allele.rid = f.rid AND complex_allele.ai = f.ai
+    name = f"{calls.prefix}fixed_alleles"
+    con.register(name, table)
+    con.execute(f"""
+        UPDATE {calls.complex_allele} SET pos = f.pos, ref = f.ref, alt = f.alt, skip = f.skip
+        FROM {name} f WHERE {calls.complex_allele}.rid = f.rid
+                        AND {calls.complex_allele}.ai = f.ai
     """)
-    con.unregister("fixed_alleles")
-
-
-def check_matched_refs(con: duckdb.DuckDBPyConnection, reference: FastaReference,
-                       table: str) -> int:
-    """With a FASTA, also check the REF of every matched allele that did not go through
-    normalization (SNVs mostly); mismatches are removed from `table` and counted."""
-    rows = con.execute(f"SELECT DISTINCT chrom, pos, ref FROM {table}").fetchall()
-    bad = [(c, p, r) for c, p, r in rows
-           if reference.has(c) and reference.fetch(c, p - 1, p - 1 + len(r)).upper() != r]
-    if bad:
-        con.executemany(f"DELETE FROM {table} WHERE chrom = ? AND pos = ? AND ref = ?", bad)
-    return len(bad)
+    con.unregister(name)
 
 
 def genotype_status(gt: str | None, ai: int) -> tuple[str, str | None]:
@@ -492,14 +539,14 @@ def genotype_status(gt: str | None, ai: int) -> tuple[str, str | None]:
     return "carried", Zygosity.UNKNOWN.value
 
 
-def _genotypes(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
-               stats: ReadStats) -> None:
+def _genotypes(calls: PatientCalls) -> None:
     """Count alleles and calls in one pass per sample, then build `gtmap` (one row per
     distinct GT string and ALT index) and the `carried` view."""
+    con, sample_idx, stats = calls.con, calls.sample_idx, calls.stats
     first = f"coalesce(g{sample_idx[0]}, '')" if sample_idx else "''"
     seen: set[str] = set()
     for skip, ai, gt, n in con.execute(
-            f"SELECT skip, ai, {first}, count(*) FROM allele GROUP BY ALL").fetchall():
+            f"SELECT skip, ai, {first}, count(*) FROM {calls.allele} GROUP BY ALL").fetchall():
         stats.alleles += n
         if skip is not None:
             stats.skipped[skip] += n
@@ -508,19 +555,21 @@ def _genotypes(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: li
             seen.add(gt)
     if len(sample_idx) > 1:
         for ai, gt, n in con.execute(
-                f"SELECT ai, gt, count(*) FROM {_calls_sql('allele', sample_idx[1:], 'ai')} "
+                f"SELECT ai, gt, count(*) FROM {_calls_sql(calls.allele, sample_idx[1:], 'ai')} "
                 "GROUP BY ALL").fetchall():
             _count_call(stats, gt, ai, n)
             seen.add(gt)
-    max_ai = con.execute("SELECT coalesce(max(ai), 1) FROM complex_allele").fetchall()[0][0]
+    max_ai = int(db.scalar(con, f"SELECT coalesce(max(ai), 1) FROM {calls.complex_allele}")
+                 or 1)
     # A few dozen rows: a VALUES list, which spares importing pyarrow (and pandas) here.
     carrying = [(gt, ai, zyg) for gt in sorted(seen) for ai in range(1, max_ai + 1)
                 for status, zyg in [genotype_status(gt, ai)] if status == "carried"]
-    values = ", ".join(f"({_quote(gt)}, {ai}, {_quote(str(zyg))})" for gt, ai, zyg in carrying)
-    con.execute("CREATE OR REPLACE TEMP TABLE gtmap (gt VARCHAR, ai INTEGER, zygosity VARCHAR)")
+    values = ", ".join(f"({db.quote(gt)}, {ai}, {db.quote(zyg)})" for gt, ai, zyg in carrying)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {calls.gtmap} "
+                "(gt VARCHAR, ai INTEGER, zygosity VARCHAR)")
     if values:
-        con.execute(f"INSERT INTO gtmap VALUES {values}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW carried AS {carried_sql(header, sample_idx)}")
+        con.execute(f"INSERT INTO {calls.gtmap} VALUES {values}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {calls.carried} AS {calls.carried_sql()}")
 
 
 def _count_call(stats: ReadStats, gt: str, ai: int, n: int) -> None:
@@ -543,74 +592,19 @@ def _calls_sql(alleles: str, sample_idx: list[int], columns: str) -> str:
             f"ON {names} INTO NAME gcol VALUE gt))")
 
 
-def carried_sql(header: VcfHeader, sample_idx: list[int], alleles: str = "allele",
-                payload: Sequence[str] = ()) -> str:
-    """(sample, allele) rows whose genotype carries the allele, from an allele relation
-    (with its `payload` columns carried through)."""
+def _carried_sql(calls: PatientCalls, alleles: str, payload: Sequence[str]) -> str:
     cols = ", ".join(["rid", "ai", "chrom", "key_chrom", "pos", "ref", "alt", "filter",
                       *payload])
     extra = "".join(f", c.{p}" for p in payload)
-    if not sample_idx:  # sites-only use (no sample selected in this file): no calls
+    if not calls.sample_idx:  # sites-only use (no sample selected in this file): no calls
         return (f"SELECT NULL::VARCHAR AS sample, c.rid, c.ai, c.chrom, c.key_chrom, c.pos, "
                 f"c.ref, c.alt, c.filter, NULL::VARCHAR AS zygosity{extra} FROM {alleles} c "
                 "WHERE false")
-    names = ", ".join(f"({i}, {_quote(header.samples[i])})" for i in sample_idx)
+    names = ", ".join(f"({i}, {db.quote(calls.header.samples[i])})" for i in calls.sample_idx)
     return (f"SELECT n.sample, c.rid, c.ai, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, "
-            f"c.filter, g.zygosity{extra} FROM {_calls_sql(alleles, sample_idx, cols)} c "
-            f"JOIN gtmap g ON g.gt = c.gt AND g.ai = c.ai "
+            f"c.filter, g.zygosity{extra} FROM {_calls_sql(alleles, calls.sample_idx, cols)} c "
+            f"JOIN {calls.gtmap} g ON g.gt = c.gt AND g.ai = c.ai "
             f"JOIN (VALUES {names}) n(k, sample) ON n.k = c.k")
-
-
-# Below this many rows in `rec` (a prefiltered file), an integer position filter costs more
-# than it saves.
-_POSITION_FILTER_ROWS = 500_000
-
-
-def candidate_alleles_sql(con: duckdb.DuckDBPyConnection, keys: str, sample_idx: list[int],
-                          pass_only: bool) -> str:
-    """Every allele that may match relation `keys` (rid, ai, chrom, key_chrom, pos, ref, alt,
-    filter, skip, split, g_i): a large `rec` (not prefiltered) is first cut to the positions
-    of `keys` with an integer filter, which drops ~95% of a WGS cheaply."""
-    g_cols = "".join(f", g{i}" for i in sample_idx)
-    rows = con.execute("SELECT count(*) FROM rec_table").fetchall()[0][0]
-    narrow = f"AND pos IN (SELECT pos FROM {keys})" if rows > _POSITION_FILTER_ROWS else ""
-    return f"""
-        SELECT r.rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt, r.filter,
-               {skip_sql('alt', '1', pass_only)} AS skip, false AS split {g_cols}
-        FROM (SELECT * FROM rec WHERE NOT complex {narrow}) r
-        JOIN contigs ct ON ct.chrom = r.chrom
-        UNION ALL
-        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip, true AS split {g_cols}
-        FROM complex_allele"""
-
-
-def carried_at(con: duckdb.DuckDBPyConnection, header: VcfHeader, sample_idx: list[int],
-               keys: str, table: str, pass_only: bool = False,
-               payload: Sequence[str] = (), join_keys: bool = True) -> None:
-    """Materialize into `table` the carried alleles whose key is in relation `keys`
-    (chrom, pos, ref, alt, with key-form contigs), with the `payload` columns of `keys` joined
-    on (one scan of `keys` does both). The key join runs before genotypes are expanded, so only
-    the few matching alleles pay for it. With join_keys=False, the carried alleles at the
-    positions of `keys` (or all, when `rec` is already small), for a caller that joins next."""
-    join = "JOIN" if payload else "SEMI JOIN"
-    key_join = f"{join} {keys} k ON {key_match_sql('k', 'a0')}" if join_keys else ""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {table} AS
-        WITH a0 AS ({candidate_alleles_sql(con, keys, sample_idx, pass_only)}),
-        a AS (
-            SELECT a0.*{"".join(f", k.{p}" for p in payload)} FROM a0 {key_join})
-        {carried_sql(header, sample_idx, "a", payload)}
-    """)
-
-
-def key_match_sql(snapshot: str, allele: str) -> str:
-    """A snapshot row (key-form `chrom`) and a patient allele (`key_chrom`) are the same variant."""
-    return (f"{snapshot}.chrom = {allele}.key_chrom AND {snapshot}.pos = {allele}.pos "
-            f"AND {snapshot}.ref = {allele}.ref AND {snapshot}.alt = {allele}.alt")
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def check_samples_exist(headers: list[VcfHeader], wanted: list[str] | None) -> None:

@@ -65,7 +65,8 @@ class Sites:
         if not len(keys):
             return np.zeros(len(pos), np.bool_)
         at = np.minimum(np.searchsorted(keys, needle), len(keys) - 1)
-        return keys[at] == needle
+        found: np.ndarray = keys[at] == needle
+        return found
 
 
 def load_sites(con: duckdb.DuckDBPyConnection, relation: str) -> Sites:
@@ -271,11 +272,13 @@ class _Words:
 
         top = self.size - 8
         if idx.min() >= 0 and idx.max() <= top:
-            return self.u64[idx]
+            words: np.ndarray = self.u64[idx]
+            return words
         clipped = np.clip(idx, 0, top)
         left = (clipped - idx).clip(0).astype(np.uint64) * np.uint64(8)
         right = (idx - clipped).clip(0).astype(np.uint64) * np.uint64(8)
-        return (self.u64[clipped] << left) >> right
+        shifted: np.ndarray = (self.u64[clipped] << left) >> right
+        return shifted
 
     def before(self, end: np.ndarray) -> np.ndarray:
         """The 8 bytes before `end`, the last of them in the most significant byte."""
@@ -378,7 +381,7 @@ class _Scanner:
 
         r0, a0 = tabs[2] + 1, tabs[3] + 1
         rlen, alen = tabs[3] - r0, tabs[4] - a0
-        usable = (rlen == 1) & (alen == 1) & self.acgt[arr[r0]] & self.acgt[arr[a0]]
+        usable: np.ndarray = (rlen == 1) & (alen == 1) & self.acgt[arr[r0]] & self.acgt[arr[a0]]
         rest = np.flatnonzero(~usable & (rlen >= 1) & (alen >= 1) & (rlen <= 8) & (alen <= 8))
         if not len(rest):
             return usable
@@ -430,7 +433,8 @@ class _Scanner:
         d = (d * np.uint64(10) + (d >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
         d = (d * np.uint64(100) + (d >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
         d = (d * np.uint64(10000) + (d >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
-        return d.astype(np.int64)
+        parsed: np.ndarray = d.astype(np.int64)
+        return parsed
 
     def _in_sites(self, text: bytes, words: _Words, starts: np.ndarray, tabs: np.ndarray,
                   pos: np.ndarray) -> np.ndarray:

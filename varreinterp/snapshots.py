@@ -9,11 +9,12 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from varreinterp import __version__
+from varreinterp import __version__, db
 from varreinterp.assembly import Assembly
 from varreinterp.errors import InputError, StoreError, UsageError
-from varreinterp.importers.common import duckdb_connect, finalize, open_text
+from varreinterp.importers.common import finalize
 from varreinterp.store import VARIANTS_FILE, Snapshot, SnapshotManifest, Store, sha256_file
+from varreinterp.textfile import open_text
 
 log = logging.getLogger("varreinterp")
 
@@ -83,6 +84,9 @@ def add_snapshot(
     release_date: date | None = None,
     allow_unknown_terms: bool = False,
 ) -> AddResult:
+    """Import a ClinVar VCF, a variant_summary file or a mapped lab table as a new immutable
+    snapshot (a no-op when the same content is already stored). Staged under the store's
+    tmp/ and renamed into place, so an interrupted import leaves the store as it was."""
     _check_source(path)
     if name is not None:
         check_name(name)
@@ -106,12 +110,12 @@ def add_snapshot(
         if name and store.exists(name):
             raise StoreError(f"snapshot {name!r} already exists with different content "
                              f"(source sha256 {store.get(name).manifest.source_sha256[:12]}...)")
-        con = duckdb_connect()
-        with store.staging() as staged_dir:
+        with store.staging() as staged_dir, store.workdir() as workdir:
+            con = db.connect(workdir)
             if fmt is SourceFormat.CLINVAR_VCF:
                 from varreinterp.importers.clinvar_vcf import stage_clinvar_vcf
 
-                source = stage_clinvar_vcf(con, path, assembly)
+                source = stage_clinvar_vcf(con, path, assembly, workdir)
             elif fmt is SourceFormat.VARIANT_SUMMARY:
                 from varreinterp.importers.variant_summary import stage_variant_summary
 

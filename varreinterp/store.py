@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from varreinterp.atomic import write_json_atomic
 from varreinterp.errors import LockHeldError, SnapshotNotFoundError, StoreError
 
 log = logging.getLogger("varreinterp")
@@ -54,23 +55,6 @@ def default_store_path(option: str | os.PathLike[str] | None) -> Path:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "varreinterp"
-
-
-def write_json_atomic(path: Path, payload: object) -> None:
-    """Write JSON next to its destination, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass
@@ -121,6 +105,17 @@ class SnapshotManifest:
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+    @property
+    def lineage(self) -> str:
+        """The series this snapshot belongs to: ClinVar VCF releases, variant_summary
+        releases, or one lab table's releases (by its name), each per build."""
+        base = {"clinvar-vcf": "clinvar", "variant-summary": "clinvar-summary"}.get(
+            self.source_kind)
+        if base is None:  # a lab table: the name's part before the build
+            base = self.name.split(f"-{self.assembly}-")[0] if f"-{self.assembly}-" in \
+                self.name else self.name
+        return f"{base}/{self.assembly}"
 
 
 @dataclass(frozen=True)
@@ -215,9 +210,28 @@ class Store:
             os.close(fd)
 
     def _clean_tmp(self) -> None:
-        """Leftovers of a killed writer; only ever removed while holding the lock."""
+        """Leftovers of a killed writer; only ever removed while holding the lock. A reader's
+        working folder (`work-<pid>-...`) is left alone while that process lives."""
         for leftover in self.tmp_dir.iterdir():
+            if _owner_alive(leftover.name):
+                continue
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+
+    @contextlib.contextmanager
+    def workdir(self) -> Iterator[Path]:
+        """A private (0700) working folder for this command inside the store, for every
+        temporary file (decompressed parts, BCF conversions, DuckDB spill): they may hold
+        genotypes, which must not land in a shared /tmp. Removed on every exit path; a folder
+        left by a killed process is reclaimed by the next command."""
+        self.ensure()
+        for leftover in self.tmp_dir.glob("work-*"):
+            if not _owner_alive(leftover.name):
+                shutil.rmtree(leftover, ignore_errors=True)
+        path = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self.tmp_dir))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
@@ -308,6 +322,23 @@ class Store:
                 elif sha256_file(fpath) != expected:
                     problems.append(VerifyProblem(n, f"{fname} checksum mismatch (corrupt)"))
         return problems
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether a `work-<pid>-...` folder's process still runs (other names: no owner)."""
+    parts = name.split("-")
+    if len(parts) < 3 or parts[0] != "work" or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read_holder(fd: int) -> dict[str, str]:

@@ -38,6 +38,18 @@ _TIER_RANK = {Tier.BENIGN: 0, Tier.UNCERTAIN: 1, Tier.PATHOGENIC: 2}
 # Display/sort order: what matters clinically first.
 TIER_ORDER = [Tier.PATHOGENIC, Tier.CONFLICTING, Tier.UNCERTAIN, Tier.BENIGN, Tier.OTHER]
 
+
+def tier_order_sql(column: str) -> str:
+    """SQL: a tier's position in TIER_ORDER (unknown or NULL last)."""
+    whens = " ".join(f"WHEN '{t.value}' THEN {i}" for i, t in enumerate(TIER_ORDER))
+    return f"(CASE {column} {whens} ELSE {len(TIER_ORDER)} END)"
+
+
+def tier_rank_sql(column: str) -> str:
+    """SQL: `Tier.rank` (benign < uncertain < pathogenic); NULL off that axis."""
+    whens = " ".join(f"WHEN '{t.value}' THEN {r}" for t, r in _TIER_RANK.items())
+    return f"(CASE {column} {whens} END)"
+
 # Atomic classification terms, keyed by their lower-case underscore form. The value is the
 # canonical (current ClinVar VCF) spelling and its tier.
 _ATOMS: dict[str, tuple[str, Tier]] = {}

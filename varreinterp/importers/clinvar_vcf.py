@@ -14,19 +14,12 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from varreinterp import db
 from varreinterp.assembly import Assembly, contig_sql, normalize_contig, parse_assembly
 from varreinterp.bgzf import split_body
 from varreinterp.errors import InputError
-from varreinterp.importers.common import (
-    STAGED_COLUMNS,
-    StagedSource,
-    duckdb_input_error,
-    first_row,
-    open_text,
-    raw_field,
-    read_delimited_sql,
-    read_header,
-)
+from varreinterp.importers.common import STAGED_COLUMNS, StagedSource
+from varreinterp.textfile import header_lines, open_text, raw_field
 
 if TYPE_CHECKING:
     import duckdb
@@ -109,9 +102,10 @@ def locate_info(path: Path, header_lines: int, key: str, raw: str) -> int | None
 
 
 def stage_clinvar_vcf(
-    con: duckdb.DuckDBPyConnection, path: Path, assembly_option: Assembly | None
+    con: duckdb.DuckDBPyConnection, path: Path, assembly_option: Assembly | None,
+    workdir: Path,
 ) -> StagedSource:
-    header, n_header = read_header(path)
+    header, n_header = header_lines(path)
     columns = check_vcf_header(path, header)
     info_keys = declared_info(header)
     if "CLNSIG" not in info_keys:
@@ -130,17 +124,17 @@ def stage_clinvar_vcf(
     if "CLNALLE" in info_keys:
         _stage_numeric(con, source, n_header)
     else:
-        _stage_current(con, source, columns, n_header, info_keys)
+        _stage_current(con, source, columns, n_header, info_keys, workdir)
         source.locate = lambda field, raw: locate_info(path, n_header, _FIELD_KEY[field], raw)
     return source
 
 
 def _stage_current(
     con: duckdb.DuckDBPyConnection, source: StagedSource, columns: list[str], n_header: int,
-    declared: set[str],
+    declared: set[str], workdir: Path,
 ) -> None:
     names = VCF_COLUMNS + [f"extra{i}" for i in range(len(columns) - len(VCF_COLUMNS))]
-    reader = read_delimited_sql(source.path, names, skip=n_header)
+    reader = db.read_delimited(source.path, names, skip=n_header)
 
     def field(col: str, key: str) -> str:
         # Each extraction scans every INFO string: skip the fields the header does not declare
@@ -152,24 +146,25 @@ def _stage_current(
         return f"(CASE WHEN contains(info_, '{guard}') THEN {value} END)" if guard else value
 
     extracted = ", ".join(f"{field(col, key)} AS {col}" for col, key in INFO_FIELDS.items())
-    with tempfile.TemporaryDirectory(prefix="varreinterp-split-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="split-", dir=workdir) as tmp:
         parts = split_body(source.path, n_header, Path(tmp))
         if parts:
             try:  # a bgzip file cut in two: parsed and extracted on both cores in one pass
                 _create_staged(con, extracted, f"(SELECT chrom, pos, id, ref, alt, "
                                f"';' || info AS info_ FROM "
-                               f"{read_delimited_sql(parts, names, skip=0)})")
-            except Exception:  # the plain path below names the file and line of the problem
+                               f"{db.read_delimited(parts, names, skip=0)})")
+            except Exception as exc:
+                if not db.is_data_error(exc):
+                    raise
+                # The plain path below names the file and line of the problem.
                 con.execute("DROP TABLE IF EXISTS staged")
                 parts = None
     if not parts:
         # Decompression is single-threaded: read once into memory, then extract in parallel.
-        try:
+        with db.reading(source.path):
             con.execute(f"""
                 CREATE TEMP TABLE raw AS
                 SELECT chrom, pos, id, ref, alt, ';' || info AS info_ FROM {reader}""")
-        except Exception as exc:  # duckdb raises several unrelated classes for bad input
-            raise duckdb_input_error(exc, source.path) from exc
         _create_staged(con, extracted, "raw")
         con.execute("DROP TABLE raw")
     _finish_staged(con, source, n_header)
@@ -213,11 +208,11 @@ def _gene_sql(geneinfo: str) -> str:
 
 def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
     """Every data row needs an integer POS and non-empty REF: find the first that has not."""
-    bad = first_row(con.execute("""
+    bad = db.first_row(con, """
         SELECT rowid, chrom, ref FROM staged
         WHERE pos IS NULL OR pos < 1 OR ref IS NULL OR ref = '' OR chrom IS NULL OR chrom = ''
         ORDER BY rowid LIMIT 1
-    """).fetchall())
+    """)
     if bad:
         rowid, chrom, ref = bad
         line = n_header + int(rowid) + 1

@@ -1,26 +1,31 @@
-"""What every importer shares: reading delimited text with DuckDB, and turning a staged table of
-raw rows into the snapshot's Parquet file (vocabulary mapping, allele trimming, de-duplication).
+"""What every importer shares: turning a staged table of raw rows into the snapshot's Parquet file
+(vocabulary mapping, allele trimming, de-duplication).
 
 An importer's job ends with a DuckDB table named `staged` holding STAGED_COLUMNS (all VARCHAR but
 `pos` BIGINT), in file order, plus a `locate` callback that finds a raw term's line for errors."""
 
 from __future__ import annotations
 
-import gzip
 import logging
-import tempfile
-import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from varreinterp import db
 from varreinterp.assembly import Assembly
 from varreinterp.errors import InputError
 from varreinterp.normalize import needs_trim, trim
-from varreinterp.vocabulary import Tier, UnknownTerm, check_term, classify, review_status
+from varreinterp.vocabulary import (
+    Tier,
+    UnknownTerm,
+    check_term,
+    classify,
+    review_status,
+    tier_order_sql,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -65,97 +70,6 @@ class FinalizedSnapshot:
     stars: dict[str, int]
     skipped: dict[str, int]
     unknown_terms: dict[str, int]
-
-
-def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
-    """Lines of a plain or gzip/bgzip file, with decompression errors as InputError. With
-    newline="\n", only LF ends a line (a lone CR stays inside it), as in the columnar readers."""
-    try:
-        with open(path, "rb") as probe:
-            magic = probe.read(2)
-        opener = gzip.open if magic == b"\x1f\x8b" else open
-        with opener(path, "rt", encoding="utf-8", errors="strict",  # type: ignore[operator]
-                    newline=newline) as fh:
-            yield from fh
-    except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"cannot read file ({_reason(exc)})", path) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("not a text file (binary content)", path) from exc
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, EOFError) or "end-of-stream" in text or "Compressed file ended" in text:
-        return "truncated gzip"
-    return getattr(exc, "strerror", None) or text
-
-
-def raw_field(path: Path, line: int, index: int) -> str | None:
-    """Field `index` of file line `line` (1-based), for error messages only."""
-    for n, text in enumerate(open_text(path), start=1):
-        if n == line:
-            parts = text.rstrip("\r\n").split("\t")
-            return parts[index] if index < len(parts) else None
-    return None
-
-
-def read_header(path: Path) -> tuple[list[str], int]:
-    """The '#' lines at the top and their count (the data starts right after them)."""
-    header: list[str] = []
-    for line in open_text(path):
-        if not line.startswith("#"):
-            break
-        header.append(line.rstrip("\r\n"))
-    return header, len(header)
-
-
-def first_row(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
-    return rows[0] if rows else None
-
-
-def duckdb_connect() -> duckdb.DuckDBPyConnection:
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = true")
-    # Bulk work stays under the 2 GB budget: DuckDB spills to disk past this.
-    con.execute("SET memory_limit = '1200MB'")
-    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/varreinterp-duckdb-spill'")
-    return con
-
-
-def read_delimited_sql(path: Path | list[Path], columns: list[str], skip: int,
-                       header: bool = False) -> str:
-    """A DuckDB table function reading tab-separated text (gz or plain) as VARCHAR columns;
-    several files are read in parallel, in order."""
-    cols = ", ".join(f"'{c}': 'VARCHAR'" for c in columns)
-    paths = path if isinstance(path, list) else [path]
-    quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-    escaped = f"[{quoted}]" if isinstance(path, list) else quoted
-    return (
-        f"read_csv({escaped}, delim='\t', header={str(header).lower()}, skip={skip}, "
-        f"quote='', escape='', auto_detect=false, columns={{{cols}}}, "
-        "null_padding=false, strict_mode=true, compression='auto')"
-    )
-
-
-def duckdb_input_error(exc: Exception, path: Path) -> InputError:
-    """A DuckDB read error as a one-line InputError, with the file's line number where given."""
-    import re
-
-    text = str(exc)
-    line = None
-    m = re.search(r"[Ll]ine:? (\d+)", text)
-    if m:
-        line = int(m.group(1))  # DuckDB counts the skipped header lines too
-    if "GZIP" in text.upper() or "gzip" in text:
-        return InputError("truncated or corrupt gzip data", path)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    if "Expected Number of Columns" in text or "column" in text.lower():
-        first = "malformed line (wrong number of tab-separated columns)"
-    elif "Invalid unicode" in text or "UTF" in text.upper():
-        first = "not a text file (binary content)"
-    return InputError(first, path, line)
 
 
 # ------------------------------------------------------------------------------- finalize
@@ -224,12 +138,9 @@ def finalize(
     con.execute("""
         CREATE OR REPLACE TEMP TABLE dup_keys AS
         SELECT chrom, pos, ref, alt FROM staged GROUP BY ALL HAVING count(*) > 1""")
-    rank = """row_number() OVER (
+    rank = f"""row_number() OVER (
             PARTITION BY s.chrom, s.pos, s.ref, s.alt
-            ORDER BY r.stars DESC NULLS LAST,
-                     CASE c.tier WHEN 'pathogenic' THEN 0 WHEN 'conflicting' THEN 1
-                                 WHEN 'uncertain' THEN 2 WHEN 'benign' THEN 3 ELSE 4 END,
-                     s.variation_id)"""
+            ORDER BY r.stars DESC NULLS LAST, {tier_order_sql('c.tier')}, s.variation_id)"""
     mapped = f"""
         SELECT s.chrom, s.pos, s.ref, s.alt,
                c.classification, c.tier, r.stars, r.term AS review_status,
@@ -244,16 +155,16 @@ def finalize(
                                    SEMI JOIN dup_keys d USING (chrom, pos, ref, alt))
         WHERE k = 1"""
     # Written straight to Parquet; the counts are then read back from the file's columns.
-    escaped = str(out).replace("'", "''")
     # Row order inside a snapshot carries no meaning (it is read by joins): let both threads
     # write.
     con.execute("SET preserve_insertion_order = false")
-    con.execute(
-        f"COPY (SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM ({final})) "
-        f"TO '{escaped}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
-    )
+    with db.writing(out):
+        con.execute(
+            f"COPY (SELECT {', '.join(SNAPSHOT_COLUMNS)} FROM ({final})) "
+            f"TO {db.quote(str(out))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+        )
     con.execute("SET preserve_insertion_order = true")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW final AS SELECT * FROM read_parquet('{escaped}')")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW final AS SELECT * FROM {db.parquet(out)}")
     staged_n = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
     records = con.execute("SELECT count(*) FROM final").fetchall()[0][0]
     if staged_n > records:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from varreinterp import db
 from varreinterp.assembly import Assembly, contig_sql
 from varreinterp.errors import InputError, UsageError
 from varreinterp.importers.clinvar_vcf import (
@@ -45,14 +46,8 @@ from varreinterp.importers.clinvar_vcf import (
     parse_file_date,
     with_info_,
 )
-from varreinterp.importers.common import (
-    StagedSource,
-    duckdb_input_error,
-    first_row,
-    open_text,
-    read_delimited_sql,
-    read_header,
-)
+from varreinterp.importers.common import StagedSource
+from varreinterp.textfile import header_lines, open_text
 
 if TYPE_CHECKING:
     import duckdb
@@ -115,7 +110,7 @@ def stage_mapped_table(
     con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, assembly: Assembly | None
 ) -> StagedSource:
     if mapping.format == "vcf":
-        header, skip = read_header(path)
+        header, skip = header_lines(path)
         names = check_vcf_header(path, header)
         available = set(_VCF_FIXED) | declared_info(header)
         file_date = header_value(header, "fileDate")
@@ -152,8 +147,8 @@ def stage_mapped_table(
         name = chosen[fld]
         return expr(name) if name else "CAST(NULL AS VARCHAR)"
 
-    reader = read_delimited_sql(path, col_names, skip=skip)
-    try:
+    reader = db.read_delimited(path, col_names, skip=skip)
+    with db.reading(path):
         con.execute(f"""
             CREATE TEMP TABLE raw AS
             SELECT {sel('contig')} AS chrom, {sel('position')} AS pos, upper({sel('ref')}) AS ref,
@@ -163,12 +158,10 @@ def stage_mapped_table(
                    {sel('last_evaluated')} AS last_evaluated
             FROM {with_info_(reader) if mapping.format == "vcf" else reader}
         """)
-    except Exception as exc:  # duckdb raises several unrelated classes for bad input
-        raise duckdb_input_error(exc, path) from exc
-    bad = first_row(con.execute("""
+    bad = db.first_row(con, """
         SELECT rowid, chrom, pos FROM raw
         WHERE chrom IS NULL OR try_cast(pos AS BIGINT) IS NULL OR ref IS NULL
-        ORDER BY rowid LIMIT 1""").fetchall())
+        ORDER BY rowid LIMIT 1""")
     if bad:
         raise InputError(f"malformed record (contig={bad[1]!r}, position={bad[2]!r})", path,
                          skip + int(bad[0]) + 1)

@@ -6,25 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from varreinterp import db
 from varreinterp.assembly import Assembly, contig_sql
 from varreinterp.errors import InputError, UsageError
-from varreinterp.importers.common import (
-    StagedSource,
-    duckdb_input_error,
-    first_row,
-    open_text,
-    read_delimited_sql,
-)
+from varreinterp.importers.common import StagedSource
+from varreinterp.textfile import open_text
 
 if TYPE_CHECKING:
     import duckdb
 
 REQUIRED = ["Assembly", "Chromosome", "PositionVCF", "ReferenceAlleleVCF", "AlternateAlleleVCF",
             "ClinicalSignificance", "ReviewStatus", "VariationID"]
-# Present in the 2024 layout only.
-SOMATIC = ["SomaticClinicalImpact", "ReviewStatusClinicalImpact", "Oncogenicity",
-           "ReviewStatusOncogenicity"]
-
 _FIELD_COLUMN = {"classification": "ClinicalSignificance", "review_status": "ReviewStatus"}
 
 
@@ -36,10 +28,6 @@ def header_columns(path: Path) -> list[str]:
 
 def is_variant_summary(columns: list[str]) -> bool:
     return all(c in columns for c in REQUIRED)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def locate_column(path: Path, columns: list[str], column: str, raw: str) -> int | None:
@@ -62,11 +50,9 @@ def stage_variant_summary(
                          f"{', '.join(missing)}", path, 1)
     names = [f"c{i}" for i in range(len(columns))]
     col = {name: f"c{columns.index(name)}" for name in columns}
-    try:
+    with db.reading(path):
         con.execute(f"CREATE TEMP TABLE raw AS SELECT * FROM "
-                    f"{read_delimited_sql(path, names, skip=1)}")
-    except Exception as exc:  # duckdb raises several unrelated classes for bad input
-        raise duckdb_input_error(exc, path) from exc
+                    f"{db.read_delimited(path, names, skip=1)}")
     builds = [r[0] for r in con.execute(
         f"SELECT DISTINCT {col['Assembly']} FROM raw ORDER BY 1").fetchall()]
     known = [b for b in builds if b in (a.value for a in Assembly)]
@@ -89,12 +75,12 @@ def stage_variant_summary(
         FROM raw GROUP BY 1 HAVING reason IS NOT NULL
     """).fetchall()
     source.skipped.update({r: n for r, n in counts})
-    bad = first_row(con.execute(f"""
+    bad = db.first_row(con, f"""
         SELECT rowid, {col['PositionVCF']} FROM raw
         WHERE {col['Assembly']} = '{assembly.value}' AND {col['PositionVCF']} NOT IN ('na', '-1')
           AND try_cast({col['PositionVCF']} AS BIGINT) IS NULL
         ORDER BY rowid LIMIT 1
-    """).fetchall())
+    """)
     if bad:
         raise InputError(f"PositionVCF is not a number: {bad[1]!r}", path, int(bad[0]) + 2)
     con.execute(f"""

@@ -1,0 +1,72 @@
+"""The one atomic-write helper: write beside the destination, fsync, rename over it. A reader
+never sees a half-written file, and a failed or interrupted write leaves nothing behind.
+
+Operating-system refusals (no space, permission, read-only, a directory in the way) become
+EnvironmentIOError naming the destination and the reason (exit 74)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from varreinterp.errors import EnvironmentIOError
+
+# Everything written into the store holds or points at patient data: owner-only.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE) -> Iterator[IO[Any]]:
+    """A file object whose content replaces `path` only when the block ends without error."""
+    if path.is_dir():
+        raise EnvironmentIOError(path, "is a directory")
+    with _os_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    done = False
+    try:
+        with _os_errors(path):
+            os.fchmod(fd, mode)
+            fh = os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8")
+        with fh:
+            try:
+                yield fh
+            except OSError as exc:
+                if exc.filename is None:  # a write to `fh` itself failed (no space, I/O)
+                    raise EnvironmentIOError.from_os_error(exc, path) from exc
+                raise
+            with _os_errors(path):
+                fh.flush()
+                os.fsync(fh.fileno())
+        with _os_errors(path):
+            os.replace(tmp, path)
+        done = True
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _os_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise EnvironmentIOError.from_os_error(exc, path) from exc
+
+
+def write_json_atomic(path: Path, payload: object, mode: int = FILE_MODE) -> None:
+    with atomic_file(path, mode=mode) as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+
+
+def write_text_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
+    with atomic_file(path, mode=mode) as fh:
+        fh.write(text)

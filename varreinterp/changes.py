@@ -1,0 +1,165 @@
+"""What a change is: the kinds, the priorities, and the rules that assign them, written once in
+SQL and shared by `snapshot diff`, `diff`, `report` and the nightly `reanalyze`.
+
+Changes compare normalized terms only, so ClinVar's renames and separator drift are not
+changes. Every literal in the SQL below comes from the enums (ChangeKind, Priority, Tier); the
+tests hold an independent plain-Python version of the same rules (tests/naive_changes.py)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from varreinterp import db
+from varreinterp.errors import UsageError
+from varreinterp.vocabulary import Tier, tier_rank_sql
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from varreinterp.store import Snapshot
+
+
+class ChangeKind(StrEnum):
+    UPGRADE = "upgrade"
+    DOWNGRADE = "downgrade"
+    CONFLICT = "conflict"
+    RESOLVED = "resolved"
+    NEW = "new"
+    GONE = "gone"
+    RECLASSIFIED = "reclassified"
+    REVIEW = "review"
+    # The patient's own calls changed (a replaced VCF), not the classification.
+    NEWLY_CARRIED = "newly_carried"
+    NO_LONGER_CARRIED = "no_longer_carried"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return list(Priority).index(self)
+
+
+# Most urgent first.
+PRIORITY_ORDER = sorted(Priority, key=lambda p: -p.rank)
+
+
+def parse_priority(value: str) -> Priority:
+    try:
+        return Priority(value.lower())
+    except ValueError:
+        raise UsageError(f"--min-priority {value!r}: use low, medium or high") from None
+
+
+def _lit(value: StrEnum) -> str:
+    return f"'{value.value}'"
+
+
+def change_sql(a: str = "a", b: str = "b") -> str:
+    """SQL: the change kind between `{a}_cls/_tier/_stars/_rev` and `{b}_...` (NULL: none).
+
+    A tier crossing toward pathogenic on the benign < uncertain < pathogenic axis is an
+    upgrade, away from it a downgrade; into or out of conflicting is conflict/resolved; any
+    other class change (within a tier, or between `other` and the axis) is reclassified."""
+    ar, br = tier_rank_sql(f"{a}_tier"), tier_rank_sql(f"{b}_tier")
+    k = ChangeKind
+    path, conf = _lit(Tier.PATHOGENIC), _lit(Tier.CONFLICTING)
+    return f"""(CASE
+        WHEN {a}_cls IS NULL AND {b}_cls IS NULL THEN NULL
+        WHEN {a}_cls IS NULL THEN {_lit(k.NEW)}
+        WHEN {b}_cls IS NULL THEN {_lit(k.GONE)}
+        WHEN {a}_cls <> {b}_cls THEN CASE
+            WHEN {a}_tier = {b}_tier THEN {_lit(k.RECLASSIFIED)}
+            WHEN {b}_tier = {conf} THEN {_lit(k.CONFLICT)}
+            WHEN {a}_tier = {conf} THEN {_lit(k.RESOLVED)}
+            WHEN {b}_tier = {path} THEN {_lit(k.UPGRADE)}
+            WHEN {a}_tier = {path} THEN {_lit(k.DOWNGRADE)}
+            WHEN {ar} IS NOT NULL AND {br} IS NOT NULL AND {br} > {ar} THEN {_lit(k.UPGRADE)}
+            WHEN {ar} IS NOT NULL AND {br} IS NOT NULL THEN {_lit(k.DOWNGRADE)}
+            ELSE {_lit(k.RECLASSIFIED)} END
+        WHEN {a}_stars IS DISTINCT FROM {b}_stars OR {a}_rev IS DISTINCT FROM {b}_rev
+            THEN {_lit(k.REVIEW)}
+        END)"""
+
+
+def priority_sql(a: str = "a", b: str = "b") -> str:
+    """SQL: high when the tier crosses into or out of pathogenic, medium for any other tier
+    change, low otherwise (a reclassification within a tier, a review change)."""
+    path = _lit(Tier.PATHOGENIC)
+    return f"""(CASE
+        WHEN (coalesce({a}_tier, '') = {path}) <> (coalesce({b}_tier, '') = {path})
+            THEN {_lit(Priority.HIGH)}
+        WHEN coalesce({a}_tier, '') <> coalesce({b}_tier, '') THEN {_lit(Priority.MEDIUM)}
+        ELSE {_lit(Priority.LOW)} END)"""
+
+
+def carried_priority_sql(tier: str) -> str:
+    """SQL: the priority of a newly carried allele, by its tier as for `new` (absent ->
+    tier): pathogenic is high, any other classification medium."""
+    return (f"(CASE WHEN {tier} = {_lit(Tier.PATHOGENIC)} THEN {_lit(Priority.HIGH)} "
+            f"ELSE {_lit(Priority.MEDIUM)} END)")
+
+
+def priority_filter_sql(min_priority: Priority, column: str = "priority") -> str:
+    allowed = [p for p in Priority if p.rank >= min_priority.rank]
+    return f"{column} IN (" + ", ".join(_lit(p) for p in allowed) + ")"
+
+
+def priority_order_sql(column: str = "priority") -> str:
+    """SQL sort key: most urgent first."""
+    whens = " ".join(f"WHEN {_lit(p)} THEN {i}" for i, p in enumerate(PRIORITY_ORDER))
+    return f"(CASE {column} {whens} ELSE {len(PRIORITY_ORDER)} END)"
+
+
+# ------------------------------------------------------------------ snapshot x snapshot
+VARIANT_COLUMNS = ["chrom", "pos", "ref", "alt", "gene", "change", "priority", "before", "after",
+                   "tier_before", "tier_after", "stars_before", "stars_after", "review_before",
+                   "review_after", "review_changed", "variation_id", "conditions",
+                   "from_snapshot", "to_snapshot"]
+
+
+def side_sql(alias: str, snap: Snapshot, positions: str | None = None) -> str:
+    """A snapshot's classified rows, with columns prefixed for the change rules; optionally only
+    at the positions of a (small) relation, which spares reading the rest."""
+    where = f" AND pos IN (SELECT pos FROM {positions})" if positions else ""
+    return f"""(SELECT chrom, pos, ref, alt, classification AS {alias}_cls, tier AS {alias}_tier,
+                       stars AS {alias}_stars, review_status AS {alias}_rev,
+                       gene AS {alias}_gene, variation_id AS {alias}_vid,
+                       conditions AS {alias}_cond
+                FROM {db.parquet(snap.variants)}
+                WHERE classification IS NOT NULL{where})"""
+
+
+def select_change_columns(a: Snapshot, b: Snapshot) -> str:
+    """The report columns of a change, from the prefixed `a_`/`b_` columns of both sides."""
+    return f"""coalesce(b_gene, a_gene) AS gene, change, priority,
+               a_cls AS before, b_cls AS after, a_tier AS tier_before, b_tier AS tier_after,
+               a_stars AS stars_before, b_stars AS stars_after,
+               a_rev AS review_before, b_rev AS review_after,
+               (a_cls IS NOT NULL AND b_cls IS NOT NULL AND
+                (a_stars IS DISTINCT FROM b_stars OR a_rev IS DISTINCT FROM b_rev))
+                 AS review_changed,
+               coalesce(b_vid, a_vid) AS variation_id, coalesce(b_cond, a_cond) AS conditions,
+               {db.quote(a.name)} AS from_snapshot, {db.quote(b.name)} AS to_snapshot"""
+
+
+def snapshot_changes(con: duckdb.DuckDBPyConnection, a: Snapshot, b: Snapshot,
+                     table: str) -> str:
+    """Every changed variant between two snapshots, all priorities, into `table`; returns
+    `table`."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        WITH j AS (
+            SELECT coalesce(a.chrom, b.chrom) AS chrom, coalesce(a.pos, b.pos) AS pos,
+                   coalesce(a.ref, b.ref) AS ref, coalesce(a.alt, b.alt) AS alt,
+                   a.* EXCLUDE (chrom, pos, ref, alt), b.* EXCLUDE (chrom, pos, ref, alt)
+            FROM {side_sql('a', a)} a FULL OUTER JOIN {side_sql('b', b)} b
+              USING (chrom, pos, ref, alt)),
+        c AS (SELECT *, {change_sql()} AS change, {priority_sql()} AS priority FROM j)
+        SELECT * FROM c WHERE change IS NOT NULL
+    """)
+    return table

@@ -1,0 +1,141 @@
+"""Matching patient alleles to snapshot rows: the one join annotate, diff, history and the cohort
+share.
+
+A snapshot row (contig in key form: no `chr`, `MT`) and a patient allele (split, trimmed and,
+with a FASTA, left-aligned by `patient_vcf`) are the same variant when contig key, position, REF
+and ALT are equal. The join runs on the few alleles that can match: a large file is first cut
+to the snapshot's positions (`prefilter` before parsing, an integer filter after), and genotypes
+are expanded only for the matching alleles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from varreinterp import db
+from varreinterp.errors import UsageError
+from varreinterp.patient_vcf import (
+    FastaReference,
+    PatientCalls,
+    VcfHeader,
+    check_assembly,
+    check_samples_exist,
+    read_header,
+    skip_sql,
+)
+from varreinterp.store import Snapshot
+from varreinterp.vocabulary import Tier
+
+if TYPE_CHECKING:
+    import duckdb
+
+# Below this many rows in `rec` (a prefiltered file), an integer position filter costs more
+# than it saves.
+_POSITION_FILTER_ROWS = 500_000
+
+
+@dataclass
+class PreparedInputs:
+    """Every input checked before any work: headers read, builds compared, FASTA opened."""
+
+    headers: list[VcfHeader]
+    reference: FastaReference | None
+
+
+def prepare_inputs(vcfs: Sequence[Path], workdir: Path, *, assembly: str | None,
+                   what: str, samples: list[str] | None,
+                   reference_path: Path | None) -> PreparedInputs:
+    """Read every header and check it against `assembly` (None: no build to compare with yet)
+    before any work, so that all header problems are reported at once, not after hours."""
+    if not vcfs:
+        raise UsageError("no VCF given")
+    headers = [read_header(p, workdir) for p in vcfs]
+    if assembly is not None:
+        for h in headers:
+            check_assembly(h, assembly, what)
+    check_samples_exist(headers, samples)
+    reference = FastaReference(reference_path, workdir) if reference_path else None
+    return PreparedInputs(headers, reference)
+
+
+def key_match_sql(snapshot: str, allele: str) -> str:
+    """A snapshot row (key-form `chrom`) and a patient allele (`key_chrom`) are the same
+    variant."""
+    return (f"{snapshot}.chrom = {allele}.key_chrom AND {snapshot}.pos = {allele}.pos "
+            f"AND {snapshot}.ref = {allele}.ref AND {snapshot}.alt = {allele}.alt")
+
+
+def snapshot_filter_sql(tiers: Sequence[Tier] | None, min_stars: int | None) -> str:
+    clauses = ["s.classification IS NOT NULL"]
+    if tiers:
+        clauses.append("s.tier IN (" + ", ".join(db.quote(t.value) for t in tiers) + ")")
+    if min_stars:
+        clauses.append(f"coalesce(s.stars, 0) >= {int(min_stars)}")
+    return " AND ".join(clauses)
+
+
+def snapshot_relation_sql(snapshot: Snapshot, columns: Sequence[str],
+                          tiers: Sequence[Tier] | None = None,
+                          min_stars: int | None = None) -> str:
+    """A snapshot's classified variants: keys and the given report columns."""
+    return (f"(SELECT chrom, pos, ref, alt, {', '.join(columns)} "
+            f"FROM {db.parquet(snapshot.variants)} s "
+            f"WHERE {snapshot_filter_sql(tiers, min_stars)})")
+
+
+def snapshot_keys_sql(*snapshots: Snapshot) -> str:
+    """The allele keys of classified variants in these snapshots."""
+    return "(" + " UNION ALL ".join(
+        f"SELECT chrom, pos, ref, alt FROM {db.parquet(s.variants)} "
+        "WHERE classification IS NOT NULL" for s in snapshots) + ")"
+
+
+def candidate_alleles_sql(calls: PatientCalls, keys: str) -> str:
+    """Every allele of `calls` that may match relation `keys` (rid, ai, chrom, key_chrom, pos,
+    ref, alt, filter, skip, split, g_i): a large `rec` (not prefiltered) is first cut to the
+    positions of `keys` with an integer filter, which drops ~95% of a WGS cheaply."""
+    g_cols = "".join(f", g{i}" for i in calls.sample_idx)
+    rows = db.count(calls.con, calls.rec_table)
+    narrow = f"AND pos IN (SELECT pos FROM {keys})" if rows > _POSITION_FILTER_ROWS else ""
+    return f"""
+        SELECT r.rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt, r.filter,
+               {skip_sql('alt', '1', calls.pass_only)} AS skip, false AS split {g_cols}
+        FROM (SELECT * FROM {calls.rec} WHERE NOT complex {narrow}) r
+        JOIN {calls.contigs} ct ON ct.chrom = r.chrom
+        UNION ALL
+        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip, true AS split {g_cols}
+        FROM {calls.complex_allele}"""
+
+
+def carried_at(calls: PatientCalls, keys: str, table: str, payload: Sequence[str] = (),
+               join_keys: bool = True) -> str:
+    """Materialize into `table` the carried alleles whose key is in relation `keys`
+    (chrom, pos, ref, alt, with key-form contigs), with the `payload` columns of `keys` joined
+    on (one scan of `keys` does both). The key join runs before genotypes are expanded, so only
+    the few matching alleles pay for it. With join_keys=False, the carried alleles at the
+    positions of `keys` (or all, when `rec` is already small), for a caller that joins next.
+    Returns `table`."""
+    join = "JOIN" if payload else "SEMI JOIN"
+    key_join = f"{join} {keys} k ON {key_match_sql('k', 'a0')}" if join_keys else ""
+    calls.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        WITH a0 AS ({candidate_alleles_sql(calls, keys)}),
+        a AS (
+            SELECT a0.*{"".join(f", k.{p}" for p in payload)} FROM a0 {key_join})
+        {calls.carried_sql("a", payload)}
+    """)
+    return table
+
+
+def check_matched_refs(con: duckdb.DuckDBPyConnection, reference: FastaReference,
+                       table: str) -> int:
+    """With a FASTA, also check the REF of every matched allele that did not go through
+    normalization (SNVs mostly); mismatches are removed from `table` and counted."""
+    rows = con.execute(f"SELECT DISTINCT chrom, pos, ref FROM {table}").fetchall()
+    bad = [(c, p, r) for c, p, r in rows
+           if reference.has(c) and reference.fetch(c, p - 1, p - 1 + len(r)).upper() != r]
+    if bad:
+        con.executemany(f"DELETE FROM {table} WHERE chrom = ? AND pos = ? AND ref = ?", bad)
+    return len(bad)

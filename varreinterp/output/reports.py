@@ -1,0 +1,133 @@
+"""The report folder of a `reanalyze` run: run.json, changes.tsv and patients/<id>.tsv, staged
+whole and renamed into place, never overwriting a report that was delivered."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from varreinterp.atomic import DIR_MODE, FILE_MODE
+from varreinterp.errors import EnvironmentIOError, UsageError
+from varreinterp.provenance import Provenance
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from varreinterp.reanalyze import ReanalysisResult
+    from varreinterp.store import Store
+
+RUN_SCHEMA_VERSION = 1
+
+
+def patient_file_name(patient_id: str, suffix: str = ".tsv") -> str:
+    """A readable, filesystem-safe file name for a patient's report."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", patient_id).lstrip(".") or "patient"
+    if safe != patient_id:
+        safe += "-" + hashlib.sha256(patient_id.encode()).hexdigest()[:8]
+    return safe + suffix
+
+
+def _check_out(delivered: set[str], out: Path) -> None:
+    """Never overwrite a report that was delivered: its patients were recorded as reviewed and
+    would not be reported again. A report of a run killed before it was recorded is redone."""
+    report = out / "run.json"
+    if not report.exists():
+        return
+    try:
+        run_id = json.loads(report.read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        run_id = None
+    if run_id is None or run_id in delivered:
+        raise UsageError(f"--out {out} already holds a delivered report; choose a new folder")
+
+
+def _write_tsv(path: Path, frame: pd.DataFrame, columns: list[str], prov: Provenance) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(prov.tsv_line() + "\n")
+        frame[columns].to_csv(fh, sep="\t", index=False, na_rep="", lineterminator="\n")
+    os.chmod(path, FILE_MODE)
+
+
+def write_report_folder(store: Store, delivered: set[str], result: ReanalysisResult,
+                        out: Path | None, prov: Provenance) -> Path:
+    """Stage the whole report folder, then rename it into place (run.json written last)."""
+    try:
+        return _write_report_folder(store, delivered, result, out, prov)
+    except OSError as exc:
+        raise EnvironmentIOError.from_os_error(exc, out or store.root / "reports") from exc
+
+
+def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisResult,
+                         out: Path | None, prov: Provenance) -> Path:
+    from varreinterp.reanalyze import REANALYZE_COLUMNS
+
+    if out is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = store.root / "reports" / f"{stamp}-{result.to_snapshot.name}-{result.run_id[:6]}"
+    _check_out(delivered, out)
+    out.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    # Staged in the store's tmp/ (cleaned under the lock) when the report lives in the store;
+    # beside a custom --out otherwise, so the final rename stays on one file system.
+    inside = out.resolve().is_relative_to(store.root.resolve())
+    if not inside:
+        for leftover in out.parent.glob(f".{out.name}.stage-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.stage-",
+                                  dir=store.tmp_dir if inside else out.parent))
+    try:
+        (stage / "patients").mkdir(mode=DIR_MODE)
+        rows = result.rows
+        cols = REANALYZE_COLUMNS
+        _write_tsv(stage / "changes.tsv", rows, cols, prov)
+        per_patient = result.per_patient()
+        for pid, group in rows.groupby("patient", sort=True):
+            _write_tsv(stage / "patients" / patient_file_name(str(pid)), group, cols,
+                       prov.with_facts(("patient", str(pid))))
+        report: dict[str, Any] = {
+            "schema_version": RUN_SCHEMA_VERSION, "run_id": result.run_id,
+            "tool": "varreinterp", "tool_version": prov.tool_version,
+            "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "to_snapshot": result.to_snapshot.name, "min_priority": result.min_priority.value,
+            "provenance": prov.to_json(),
+            "comparisons": {
+                f"{c.from_snapshot.name}->{c.to_snapshot.name}": Provenance.of(
+                    prov.command, ("from_snapshot", c.from_snapshot),
+                    ("to_snapshot", c.to_snapshot)).to_json()
+                for c in result.comparisons},
+            "patients": {
+                "reanalyzed": len(result.processed), "up_to_date": len(result.up_to_date),
+                "skipped": [asdict(p) for p in result.problems]},
+            "changes": {"total": len(rows), "per_patient": per_patient,
+                        "patient_files": {pid: "patients/" + patient_file_name(pid)
+                                          for pid in per_patient}},
+            "timings": result.timings,
+        }
+        with open(stage / "run.json", "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2, sort_keys=True, default=str)
+        os.chmod(stage / "run.json", FILE_MODE)
+        if (out / "run.json").exists():
+            # An undelivered report of a killed run (checked above): replace it whole.
+            trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=stage.parent))
+            os.rename(out, trash / "old")
+            os.rename(stage, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        elif not out.exists():
+            os.rename(stage, out)
+        else:  # an existing folder of the user's: add our files, touch nothing else
+            (out / "patients").mkdir(exist_ok=True, mode=DIR_MODE)
+            for f in sorted((stage / "patients").iterdir()):
+                os.replace(f, out / "patients" / f.name)
+            os.replace(stage / "changes.tsv", out / "changes.tsv")
+            os.replace(stage / "run.json", out / "run.json")
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+    return out

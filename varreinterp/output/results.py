@@ -1,0 +1,142 @@
+"""Writers for the core's result objects: annotations, change reports, histories and reanalysis
+listings, each in the formats its command offers."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from varreinterp import db
+from varreinterp.output.formats import (
+    Format,
+    clean_record,
+    json_line,
+    output_stream,
+    print_table,
+    row_provenance,
+    stars,
+    variant_label,
+    write_frame,
+)
+
+if TYPE_CHECKING:
+    from varreinterp.annotate import AnnotationResult
+    from varreinterp.diff import ReclassificationReport
+    from varreinterp.history import HistoryResult
+    from varreinterp.provenance import Provenance
+    from varreinterp.reanalyze import ReanalysisResult
+
+PRIORITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "dim"}
+_ANNOTATION_TABLE = ["sample", "variant", "zygosity", "gene", "classification", "stars",
+                     "conditions"]
+
+
+def write_annotation(result: AnnotationResult, fmt: Format, output: Path | None,
+                     prov: Provenance, workdir: Path) -> None:
+    """Large outputs (TSV, JSON, Parquet) are written by DuckDB (COPY) into the run's private
+    folder, then renamed into place or streamed to stdout: never half-written."""
+    from varreinterp.annotate import ANNOTATION_COLUMNS
+
+    if fmt is Format.TABLE:
+        write_frame(result.rows, ANNOTATION_COLUMNS, fmt, output, prov,
+                    table_columns=_ANNOTATION_TABLE,
+                    title=f"Classified variants against {result.snapshot.name}",
+                    caption=result.summary())
+        return
+    body = workdir / f"rows.{fmt.value}"
+    extra = list(row_provenance(prov).items()) if fmt is Format.JSON else []
+    options = {Format.TSV: "FORMAT csv, DELIMITER '\t', HEADER, QUOTE '', ESCAPE ''",
+               Format.JSON: "FORMAT json",
+               Format.PARQUET: "FORMAT parquet, COMPRESSION zstd"}[fmt]
+    with db.writing(body):
+        result.con.execute(f"COPY ({result.ordered_sql(extra)}) TO {db.quote(str(body))} "
+                           f"({options})")
+    if fmt is Format.PARQUET:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(body)
+        table = table.replace_schema_metadata(prov.metadata())
+        with output_stream(output, binary=True) as fh:
+            pq.write_table(table, fh)
+        return
+    with output_stream(output, binary=True) as fh, open(body, "rb") as src:
+        if fmt is Format.TSV:
+            fh.write((prov.tsv_line() + "\n").encode())
+        shutil.copyfileobj(src, fh, 4 << 20)  # bytes: no decoding of what DuckDB wrote
+
+
+def write_changes(report: ReclassificationReport, columns: list[str], fmt: Format,
+                  output: Path | None, prov: Provenance) -> None:
+    """A change report. JSON Lines start with one {"provenance": ...} object (with the tier
+    transitions of a snapshot diff); TSV with the '#' provenance line."""
+    if fmt is Format.JSON:
+        with output_stream(output) as fh:
+            head: dict[str, Any] = {"provenance": prov.to_json(),
+                                    "min_priority": report.min_priority.value,
+                                    "changes": len(report.rows)}
+            if report.transitions is not None:
+                head["transitions"] = report.transitions.to_dict(orient="records")
+            fh.write(json_line(head))
+            for record in report.rows[columns].to_dict(orient="records"):
+                fh.write(json_line(clean_record(record)))
+        return
+    if fmt is Format.TSV:
+        with output_stream(output) as fh:
+            fh.write(prov.tsv_line() + "\n")
+            report.rows[columns].to_csv(fh, sep="\t", index=False, na_rep="",
+                                        lineterminator="\n")
+        return
+    caption = "\n".join([*report.per_sample_summary(), report.summary()])
+    table_cols = (["sample"] if "sample" in columns else []) + [
+        "priority", "change", "variant", "gene", "before", "after", "stars_before",
+        "stars_after"] + (["zygosity"] if "zygosity" in columns else [])
+    if report.transitions is not None and len(report.transitions):
+        _print_transitions(report)
+    write_frame(report.rows, columns, Format.TABLE, output, prov, title="Reclassifications",
+                caption=caption, table_columns=table_cols,
+                style_row=lambda r: PRIORITY_STYLE.get(str(r.get("priority"))))
+
+
+def _print_transitions(report: ReclassificationReport) -> None:
+    assert report.transitions is not None
+    order = ["pathogenic", "conflicting", "uncertain", "benign", "other", "(absent)"]
+    cells = {(r["tier_before"], r["tier_after"]): r["variants"]
+             for r in report.transitions.to_dict(orient="records")}
+    matrix = [{"from \\ to": a, **{b: cells.get((a, b), "") for b in order}}
+              for a in order if any((a, b) in cells for b in order)]
+    print_table(sys.stdout, ["from \\ to", *order], matrix,
+                title="Tier transitions, variants (all priorities)")
+
+
+def write_history(result: HistoryResult, fmt: Format, output: Path | None,
+                  prov: Provenance) -> None:
+    from varreinterp.history import HISTORY_COLUMNS
+
+    if fmt is not Format.TABLE:
+        write_frame(result.rows, HISTORY_COLUMNS, fmt, output, prov, title="", caption="")
+        return
+    names = [s.name for s in result.snapshots]
+    wide: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in result.rows.to_dict(orient="records"):
+        key = (r["sample"], r["chrom"], r["pos"], r["ref"], r["alt"])
+        row = wide.setdefault(key, {"sample": r["sample"], "variant": variant_label(r),
+                                    "gene": r["gene"]})
+        row[r["snapshot"]] = f"{r['classification']} {stars(r['stars'])}"
+    with output_stream(output) as fh:
+        print_table(fh, ["sample", "variant", "gene", *names], list(wide.values()),
+                    title="Classification history (oldest snapshot first)",
+                    caption=f"{len(wide)} variant call(s)\n{prov.caption()}")
+
+
+def write_reanalysis(result: ReanalysisResult, fmt: Format, prov: Provenance,
+                     dry_run: bool) -> None:
+    from varreinterp.reanalyze import REANALYZE_COLUMNS
+
+    write_frame(result.rows, REANALYZE_COLUMNS, fmt, None, prov,
+                title="Reanalysis (dry run)" if dry_run else "Reanalysis",
+                caption=result.summary(),
+                table_columns=["patient", "priority", "change", "variant", "gene", "before",
+                               "after", "stars_before", "stars_after"],
+                style_row=lambda r: PRIORITY_STYLE.get(str(r.get("priority"))))

@@ -1,0 +1,58 @@
+"""Reading text inputs line by line (plain, gzip or bgzip), for headers and error messages.
+
+Bulk reading is columnar (DuckDB); this module serves the small reads around it: a file's '#'
+header lines, the raw text of one field named in an error message."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from varreinterp.errors import InputError
+
+
+def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
+    """Lines of a plain or gzip/bgzip file, with decompression errors as InputError. With
+    newline="\\n", only LF ends a line (a lone CR stays inside it), as in the columnar readers."""
+    try:
+        with open(path, "rb") as probe:
+            magic = probe.read(2)
+        if magic == b"\x1f\x8b":
+            with gzip.open(path, "rt", encoding="utf-8", errors="strict",
+                           newline=newline) as fh:
+                yield from fh
+        else:
+            with open(path, encoding="utf-8", errors="strict", newline=newline) as fh:
+                yield from fh
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read file ({_reason(exc)})", path) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("not a text file (binary content)", path) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, EOFError) or "end-of-stream" in text or "Compressed file ended" in text:
+        return "truncated gzip"
+    return getattr(exc, "strerror", None) or text
+
+
+def raw_field(path: Path, line: int, index: int) -> str | None:
+    """Field `index` of file line `line` (1-based), for error messages only."""
+    for n, text in enumerate(open_text(path), start=1):
+        if n == line:
+            parts = text.rstrip("\r\n").split("\t")
+            return parts[index] if index < len(parts) else None
+    return None
+
+
+def header_lines(path: Path) -> tuple[list[str], int]:
+    """The '#' lines at the top and their count (the data starts right after them)."""
+    header: list[str] = []
+    for line in open_text(path):
+        if not line.startswith("#"):
+            break
+        header.append(line.rstrip("\r\n"))
+    return header, len(header)
