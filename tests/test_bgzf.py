@@ -1,5 +1,6 @@
-"""The two-core reading of bgzip files (varreinterp.bgzf) must see exactly the lines a plain read
-sees: the cut between the two parts falls inside a BGZF block, at a line boundary."""
+"""Compressed inputs (varreinterp.bgzf): the verified text equals what a plain read sees, and any
+damage (a file cut at a block boundary, a flipped bit, a wrong size, a plain gzip cut short) is
+an input error (exit 3) on every path, never a shorter file read as complete."""
 
 from __future__ import annotations
 
@@ -52,19 +53,15 @@ def clinvar_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return plain, packed
 
 
-def test_split_parts_hold_exactly_the_data_lines(clinvar_pair, tmp_path: Path) -> None:
+def test_decompressed_text_is_exactly_the_plain_text(clinvar_pair, tmp_path: Path) -> None:
     plain, packed = clinvar_pair
-    parts = bgzf.split_body(packed, HEADER.count("\n"), tmp_path)
-    assert parts is not None and len(parts) == 2
-    body = b"".join(gzip.decompress(p.read_bytes()) for p in parts)
-    expected = plain.read_bytes().split(b"\n#CHROM")[1].split(b"\n", 1)[1]
-    assert body == expected
-    assert all(gzip.decompress(p.read_bytes()).endswith(b"\n") for p in parts)
-
-
-def test_small_or_plain_files_are_not_split(clinvar_pair, tmp_path: Path) -> None:
-    plain, _ = clinvar_pair
-    assert bgzf.split_body(plain, HEADER.count("\n"), tmp_path) is None
+    text = bgzf.decompressed_text(packed, tmp_path)
+    assert text.parent == tmp_path
+    assert text.read_bytes() == plain.read_bytes()
+    assert bgzf.decompressed_text(plain, tmp_path) == plain  # plain text is read in place
+    gz = tmp_path / "plain-gzip.vcf.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    assert bgzf.decompressed_text(gz, tmp_path).read_bytes() == plain.read_bytes()
 
 
 def test_inflate_all_matches_gzip(clinvar_pair) -> None:
@@ -149,15 +146,116 @@ def test_inflate_all_refuses_an_impossible_block_size(clinvar_pair) -> None:
 
 
 def test_a_corrupt_middle_block_is_an_input_error(clinvar_pair, tmp_path: Path) -> None:
-    """The block where the file is cut in two is inflated here: damage there is left to the
-    ordinary reader's one-line error (exit 3), not an internal error."""
     raw = bytearray(clinvar_pair[1].read_bytes())
     found = bgzf.blocks(bytes(raw))
     start, _, _ = found[len(found) // 2]
     raw[start + 18] |= 0x06  # deflate block type 11: reserved, invalid
     bad = tmp_path / "clinvar_20240303.vcf.gz"
     bad.write_bytes(bytes(raw))
-    assert bgzf.split_body(bad, 1, tmp_path) is None
     r = invoke(tmp_path / "store", "snapshot", "add", bad, "--name", "broken")
     assert r.code == 3, r.err
     assert "corrupt" in r.err and str(bad) in r.err
+
+
+# ------------------------------------------------------------------ damage that used to pass
+def _cut_at_block(packed: Path, dest: Path, keep: float) -> Path:
+    """The file cut at a BGZF block boundary: a valid gzip stream, only shorter."""
+    raw = packed.read_bytes()
+    found = bgzf.blocks(raw)
+    dest.write_bytes(raw[:found[int(len(found) * keep)][0]])
+    return dest
+
+
+def _flip_bit(packed: Path, dest: Path) -> Path:
+    """One bit flipped inside a literal run of a middle block: inflates without complaint,
+    only the CRC tells."""
+    raw = bytearray(packed.read_bytes())
+    found = bgzf.blocks(bytes(raw))
+    for start, end, data in found[len(found) // 2:]:
+        for offset in range(data + 200, end - 8):
+            candidate = bytearray(raw)
+            candidate[offset] ^= 0x01
+            try:
+                bgzf.inflate(bytes(candidate), (start, end, data))
+            except ValueError as exc:
+                if "CRC" in str(exc):
+                    dest.write_bytes(bytes(candidate))
+                    return dest
+    raise AssertionError("no silent bit flip found")
+
+
+@pytest.mark.parametrize("damage", ["cut_at_block", "bit_flip", "cut_inside_block"])
+def test_damaged_clinvar_release_is_refused_and_nothing_stored(clinvar_pair, tmp_path: Path,
+                                                               damage: str) -> None:
+    _, packed = clinvar_pair
+    bad = tmp_path / "clinvar_20240303.vcf.gz"
+    if damage == "cut_at_block":
+        _cut_at_block(packed, bad, 0.5)
+    elif damage == "bit_flip":
+        _flip_bit(packed, bad)
+    else:
+        raw = packed.read_bytes()
+        bad.write_bytes(raw[:len(raw) // 2 + 1000])
+    store = tmp_path / "store"
+    r = invoke(store, "snapshot", "add", bad)
+    assert r.code == 3, r.err
+    assert r.err.count("\n") == 1 and str(bad) in r.err
+    assert not list((store / "snapshots").glob("*"))
+    assert not list((store / "tmp").glob("*"))
+
+
+@pytest.mark.parametrize("damage", ["cut_at_block", "bit_flip"])
+def test_damaged_patient_vcf_is_refused_on_every_command(clinvar_pair, tmp_path: Path,
+                                                         damage: str) -> None:
+    """annotate (both the prefilter and the full read), --format vcf, diff, history and
+    cohort add all refuse the same damaged patient file."""
+    plain, packed = clinvar_pair
+    store = tmp_path / "s"
+    assert invoke(store, "snapshot", "add", packed, "--name", "cv").code == 0
+    lines = ["##fileformat=VCFv4.2\n##reference=GRCh38\n##contig=<ID=chr1,length=248956422>\n"
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tP1\n"]
+    for line in plain.read_text().splitlines():
+        if not line.startswith("#"):
+            chrom, pos, _, ref, alt = line.split("\t")[:5]
+            lines.append(f"chr{chrom}\t{pos}\t.\t{ref}\t{alt}\t50\tPASS\t.\tGT\t0/1\n")
+    vcf = tmp_path / "p.vcf"
+    vcf.write_text("".join(lines))
+    good = tmp_path / "p.vcf.gz"
+    pysam.tabix_compress(str(vcf), str(good), force=True)
+    bad = tmp_path / "bad.vcf.gz"
+    if damage == "bit_flip":
+        _flip_bit(good, bad)
+    else:
+        _cut_at_block(good, bad, 0.7)
+    out = tmp_path / "out.tsv"
+    for args in (["annotate", bad, "--snapshot", "cv", "-f", "tsv", "-o", out],
+                 ["annotate", bad, "--snapshot", "cv", "-f", "vcf", "-o", out],
+                 ["diff", bad, "--from", "cv", "--to", "cv", "-f", "tsv", "-o", out],
+                 ["history", bad, "-f", "tsv", "-o", out],
+                 ["cohort", "add", bad, "--baseline", "cv"]):
+        r = invoke(store, *args)
+        assert r.code == 3, (args, r.err)
+        assert str(bad) in r.err and r.err.count("\n") == 1, r.err
+        assert not out.exists()
+    assert not (store / "cohort" / "patients.json").exists()
+    assert not list((store / "tmp").glob("*"))
+
+
+def test_a_bcf_cut_at_a_block_boundary_is_refused(tmp_path: Path) -> None:
+    from conftest import shared
+
+    bcf = shared("patients/GRCh38/NA12878.platinum.chr21.bcf")
+    bad = _cut_at_block(bcf, tmp_path / "cut.bcf", 0.6)
+    r = invoke(tmp_path / "s", "history", bad, "-f", "tsv")
+    assert r.code in (3, 4), r.err  # refused for the damage (3) before any store lookup
+    assert "no BGZF end-of-file marker" in r.err
+
+
+def test_a_bcf_with_a_flipped_bit_is_refused_in_one_line(tmp_path: Path) -> None:
+    from conftest import shared
+
+    bcf = shared("patients/GRCh38/NA12878.platinum.chr21.bcf")
+    bad = _flip_bit(bcf, tmp_path / "flip.bcf")
+    r = invoke(tmp_path / "s", "history", bad, "-f", "tsv")
+    assert r.code == 3, r.err
+    assert "CRC" in r.err and r.err.count("\n") == 1

@@ -1,31 +1,50 @@
-"""BGZF (bgzip) files read on both cores.
+"""Compressed inputs, checked the way htslib checks them, and inflated on both cores.
 
-gzip decompression is single-threaded, and it bounds how fast a large VCF can be read. BGZF is a
-series of independent gzip members of at most 64 KiB, so blocks can be inflated in parallel, and
-a file can be cut between blocks into parts that are themselves valid gzip files, which DuckDB
-then reads in parallel."""
+Every (b)gzip file we read goes through here, so damage is never read as data:
+- a BGZF file must end with the 28-byte BGZF end-of-file marker: a file cut at a block boundary
+  (a killed `bgzip` or `bcftools` leaves exactly this) is otherwise a valid, shorter file;
+- every block's CRC32 and ISIZE are compared with the inflated text (one flipped bit in a block
+  otherwise inflates to different text without any error);
+- a plain gzip file goes through zlib, which checks each member's CRC and length, and refuses a
+  member cut short.
+
+BGZF is a series of independent gzip members of at most 64 KiB, so blocks are inflated in
+parallel (ISA-L frees the GIL); the verified text is written to a private working file that the
+columnar reader parses on every core."""
 
 from __future__ import annotations
 
+import gzip
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 from isal import isal_zlib  # ISA-L: inflates 3.4x faster than zlib here, and frees the GIL
+
+from varreinterp.errors import InputError
 
 # isal's stub declares `error` as an instance; it is the exception class.
 _InflateError = cast(type[Exception], isal_zlib.error)
 
 Block = tuple[int, int, int]  # (member start, member end, deflate data start)
 
+# The empty block every BGZF file ends with (SAM/BAM specification, section 4.1.2).
+EOF_MARKER = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+_CHUNK_BLOCKS = 256  # blocks per work item: about 16 MB of text
+
+
+def is_gzip(head: bytes) -> bool:
+    return head[:2] == b"\x1f\x8b"
+
 
 def is_bgzf(head: bytes) -> bool:
     return head[:2] == b"\x1f\x8b" and head[12:14] == b"BC"
 
 
-def blocks(raw: bytes) -> list[Block]:
+def blocks(raw: bytes | memoryview) -> list[Block]:
     """Every member of a BGZF file; ValueError when the data is not BGZF or is truncated."""
     try:
         return _blocks(raw)
@@ -33,7 +52,7 @@ def blocks(raw: bytes) -> list[Block]:
         raise ValueError("truncated or malformed BGZF block") from None
 
 
-def _blocks(raw: bytes) -> list[Block]:
+def _blocks(raw: bytes | memoryview) -> list[Block]:
     out: list[Block] = []
     i = 0
     while i < len(raw):
@@ -53,17 +72,41 @@ def _blocks(raw: bytes) -> list[Block]:
     return out
 
 
-def inflate(raw: bytes, block: Block) -> bytes:
-    """One block's text; ValueError when its data is corrupt."""
+def check_eof(raw: bytes | memoryview) -> None:
+    """ValueError unless the data ends with the BGZF end-of-file marker."""
+    if bytes(raw[-len(EOF_MARKER):]) != EOF_MARKER:
+        raise ValueError("no BGZF end-of-file marker: the file is truncated")
+
+
+def has_eof_marker(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        if size < len(EOF_MARKER):
+            return False
+        fh.seek(size - len(EOF_MARKER))
+        return fh.read() == EOF_MARKER
+
+
+def inflate(raw: bytes | memoryview, block: Block) -> bytes:
+    """One block's text, checked against the block's CRC32 and ISIZE; ValueError when its data
+    is corrupt."""
+    start, end, data = block
     try:
-        return isal_zlib.decompress(raw[block[2]:block[1] - 8], -15)
+        text: bytes = isal_zlib.decompress(raw[data:end - 8], -15)
     except _InflateError as exc:
-        raise ValueError(f"corrupt BGZF block ({exc})") from exc
+        raise ValueError(f"corrupt BGZF block at byte {start} ({exc})") from exc
+    crc, size = struct.unpack_from("<II", raw, end - 8)
+    if len(text) != size:
+        raise ValueError(f"corrupt BGZF block at byte {start} (size check failed)")
+    if isal_zlib.crc32(text) != crc:
+        raise ValueError(f"corrupt BGZF block at byte {start} (CRC check failed)")
+    return text
 
 
 def inflate_all(raw: bytes) -> bytearray:
-    """The whole text, inflated on both cores (inflating frees the GIL) straight into one
-    buffer sized from the blocks' ISIZE fields; ValueError when a block's size is wrong."""
+    """The whole text of a BGZF file, verified (end-of-file marker, CRC32 and size of every
+    block), inflated on both cores straight into one buffer sized from the blocks' ISIZE."""
+    check_eof(raw)
     found = blocks(raw)
     sizes = [struct.unpack_from("<I", raw, end - 4)[0] for _, end, _ in found]
     if any(size > 65536 for size in sizes):  # a BGZF block holds at most 64 KiB
@@ -74,51 +117,90 @@ def inflate_all(raw: bytes) -> bytearray:
     out = bytearray(starts[-1])
 
     def run(k: int) -> None:
-        for i in range(k, min(k + 256, len(found))):
-            text = inflate(raw, found[i])
-            if len(text) != sizes[i]:
-                raise ValueError("BGZF block size does not match its data")
-            out[starts[i]:starts[i + 1]] = text
+        for i in range(k, min(k + _CHUNK_BLOCKS, len(found))):
+            out[starts[i]:starts[i + 1]] = inflate(raw, found[i])
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(run, range(0, len(found), 256)))
+        list(pool.map(run, range(0, len(found), _CHUNK_BLOCKS)))
     return out
 
 
-def _gzip(data: bytes) -> bytes:
-    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
-    return packer.compress(data) + packer.flush()
+def iter_text(raw: bytes, chunk_blocks: int = _CHUNK_BLOCKS) -> Iterator[bytes]:
+    """The verified text of a BGZF file in file order, a chunk of blocks at a time, inflated
+    two chunks at a time on both cores; memory holds a few chunks whatever the file's size."""
+    check_eof(raw)
+    found = blocks(raw)
+
+    def work(k: int) -> bytes:
+        return b"".join(inflate(raw, b) for b in found[k:k + chunk_blocks])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield from pool.map(work, range(0, len(found), chunk_blocks))
 
 
-def split_body(path: Path, header_lines: int, workdir: Path) -> list[Path] | None:
-    """Two gzip files holding the data lines (header removed), cut at a line boundary near the
-    middle, or None when the file is not BGZF or too small to be worth it."""
-    raw = path.read_bytes()
-    if not is_bgzf(raw[:16]):
-        return None
+def decompressed_text(path: Path, workdir: Path) -> Path:
+    """`path` itself when it is plain text; else its verified text in a new file under
+    `workdir` (the run's private folder). Damage is an InputError naming the file."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if not is_gzip(head):
+        return path
+    out = workdir / (path.name.removesuffix(".gz").removesuffix(".bgz") + ".txt")
+    n = 1
+    while out.exists():
+        n += 1
+        out = workdir / f"{n}-{out.name}"
     try:
-        found = blocks(raw)
-        if len(found) < 64:
-            return None
-        text, used = b"", 0
-        while text.count(b"\n") < header_lines and used < len(found):
-            text += inflate(raw, found[used])
-            used += 1
-        start = 0
-        for _ in range(header_lines):
-            start = text.index(b"\n", start) + 1
-        mid = len(found) // 2
-        if mid <= used:
-            return None
-        cut_block = inflate(raw, found[mid])
-    except ValueError:
-        return None  # the ordinary reader reports the damage with its own message
-    newline = cut_block.find(b"\n")
-    if newline < 0:
-        return None
-    first = workdir / "part1.vcf.gz"
-    second = workdir / "part2.vcf.gz"
-    first.write_bytes(_gzip(text[start:]) + raw[found[used][0]:found[mid][0]]
-                      + _gzip(cut_block[:newline + 1]))
-    second.write_bytes(_gzip(cut_block[newline + 1:]) + raw[found[mid][1]:])
-    return [first, second]
+        with open(out, "wb") as dst:
+            if is_bgzf(head):
+                for text in iter_text(path.read_bytes()):
+                    dst.write(text)
+            else:
+                _gunzip(path, dst.write)
+    except (ValueError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        out.unlink(missing_ok=True)
+        raise InputError(damage_message(exc), path) from exc
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _gunzip(path: Path, write: Callable[[bytes], object]) -> None:
+    """Plain gzip through zlib: each member's CRC32 and length are checked at its end, and a
+    member cut short raises EOFError."""
+    with gzip.open(path, "rb") as src:
+        while block := src.read(4 << 20):
+            write(block)
+
+
+def damage_message(exc: BaseException) -> str:
+    """One line for a damaged compressed file."""
+    text = str(exc)
+    if isinstance(exc, EOFError) or "end-of-stream" in text or "ended before" in text:
+        return "truncated gzip data (the file ends inside a compressed member)"
+    if "end-of-file marker" in text:
+        return "truncated bgzip file: no BGZF end-of-file marker (a cut file)"
+    if "CRC" in text or "size check" in text or "Incorrect length" in text:
+        return f"corrupt compressed data: {text}"
+    return f"corrupt compressed data ({text})"
+
+
+def check_file(path: Path) -> None:
+    """Cheap up-front check of a BGZF file: the end-of-file marker is there (the blocks' CRCs
+    are checked while they are read). InputError otherwise."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if is_bgzf(head) and not has_eof_marker(path):
+        raise InputError(damage_message(ValueError("no BGZF end-of-file marker")), path)
+
+
+def open_verified(path: Path) -> IO[bytes]:
+    """A binary stream of a file's verified text (plain, gzip or BGZF), for line-by-line reads
+    of headers and error messages."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if not is_gzip(head):
+        return open(path, "rb")
+    check_file(path)
+    return cast(IO[bytes], gzip.open(path, "rb"))

@@ -26,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from varreinterp import db
+from varreinterp import bgzf, db
 from varreinterp.assembly import (
     Assembly,
     assembly_from_contig_lengths,
@@ -34,7 +34,6 @@ from varreinterp.assembly import (
     normalize_contig,
     parse_assembly,
 )
-from varreinterp.bgzf import split_body
 from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
 from varreinterp.normalize import left_align, needs_trim, trim
 from varreinterp.prefilter import Prefiltered, Sites, prefilter
@@ -133,6 +132,7 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
     with open(path, "rb") as fh:
         magic = fh.read(4)
     text_path = path
+    bgzf.check_file(path)
     if magic[:3] == b"BCF" or (magic[:2] == b"\x1f\x8b" and _is_bcf(path)):
         text_path = _bcf_to_vcf(path, workdir)
     lines: list[str] = []
@@ -167,17 +167,25 @@ def _is_bcf(path: Path) -> bool:
 
 
 def _bcf_to_vcf(path: Path, workdir: Path) -> Path:
-    """htslib rewrites BCF as VCF text so one columnar reader serves both."""
+    """htslib rewrites BCF as VCF text so one columnar reader serves both. The BGZF layer is
+    verified and inflated by us first (bgzf.py), so damage gets our one-line error, not
+    htslib's messages on stderr."""
     import pysam
 
+    plain = bgzf.decompressed_text(path, workdir)
     out = Path(tempfile.mkstemp(suffix=".vcf", dir=workdir)[1])
+    previous = pysam.set_verbosity(0)
     try:
-        with pysam.VariantFile(str(path)) as src, \
+        with pysam.VariantFile(str(plain)) as src, \
                 pysam.VariantFile(str(out), "w", header=src.header) as dst:
             for rec in src:
                 dst.write(rec)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read BCF ({exc})", path) from exc
+        raise InputError("cannot read BCF: malformed record data", path) from exc
+    finally:
+        pysam.set_verbosity(previous)
+        if plain != path:
+            plain.unlink(missing_ok=True)
     return out
 
 
@@ -200,6 +208,7 @@ class FastaReference:
 
         if not path.is_file():
             raise InputError("reference FASTA: no such file", path)
+        bgzf.check_file(path)
         try:
             self._fasta = pysam.FastaFile(str(_indexable(path, workdir)))
         except (OSError, ValueError) as exc:
@@ -451,17 +460,10 @@ def _read_prefiltered(calls: PatientCalls, sites: Sites | None, left_align: bool
 
 def _read_all(header: VcfHeader, tmp: Path, create: Callable[[str], None],
               names: list[str]) -> None:
-    parts = split_body(header.text_path, header.n_lines, tmp)
-    if parts:  # a bgzip file cut in two: parsed on both cores
-        try:
-            create(db.read_delimited(parts, names, skip=0))
-            return
-        except Exception as exc:
-            if not db.is_data_error(exc):
-                raise
-            # The plain path below names the file and line of the problem.
+    """Every line, parsed on every core from the verified text (see bgzf.py)."""
+    text = bgzf.decompressed_text(header.text_path, tmp)
     with db.reading(header.path):
-        create(db.read_delimited(header.text_path, names, skip=header.n_lines))
+        create(db.read_delimited(text, names, skip=header.n_lines))
 
 
 def _count_prefiltered(stats: ReadStats, pre: Prefiltered) -> None:

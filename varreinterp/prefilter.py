@@ -138,6 +138,7 @@ def _prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: l
             if not bgzf.is_bgzf(raw[:16]):
                 raise _Unsuitable  # plain gzip cannot be cut: the ordinary reader is as fast
             try:
+                bgzf.check_eof(raw)
                 found = bgzf.blocks(raw)
             except ValueError:
                 raise _Unsuitable from None  # the ordinary reader reports the damage

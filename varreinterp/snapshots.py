@@ -119,12 +119,12 @@ def add_snapshot(
             elif fmt is SourceFormat.VARIANT_SUMMARY:
                 from varreinterp.importers.variant_summary import stage_variant_summary
 
-                source = stage_variant_summary(con, path, assembly)
+                source = stage_variant_summary(con, path, assembly, workdir)
             else:
                 from varreinterp.importers.mapped_table import stage_mapped_table
 
                 assert mapping is not None
-                source = stage_mapped_table(con, path, mapping, assembly)
+                source = stage_mapped_table(con, path, mapping, assembly, workdir)
             if source.assembly is None:
                 raise UsageError(f"{path}: the file does not say its assembly; "
                                  "give --assembly GRCh37|GRCh38")

@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from varreinterp.bgzf import check_file
 from varreinterp.errors import InputError
 
 
@@ -20,6 +21,7 @@ def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
         with open(path, "rb") as probe:
             magic = probe.read(2)
         if magic == b"\x1f\x8b":
+            check_file(path)  # a BGZF file cut at a block boundary reads as complete
             with gzip.open(path, "rt", encoding="utf-8", errors="strict",
                            newline=newline) as fh:
                 yield from fh

@@ -8,15 +8,13 @@ CLNALLE choosing the allele) are small and irregular and are read row by row."""
 from __future__ import annotations
 
 import re
-import tempfile
 from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from varreinterp import db
+from varreinterp import bgzf, db
 from varreinterp.assembly import Assembly, contig_sql, normalize_contig, parse_assembly
-from varreinterp.bgzf import split_body
 from varreinterp.errors import InputError
 from varreinterp.importers.common import STAGED_COLUMNS, StagedSource
 from varreinterp.textfile import header_lines, open_text, raw_field
@@ -134,7 +132,6 @@ def _stage_current(
     declared: set[str], workdir: Path,
 ) -> None:
     names = VCF_COLUMNS + [f"extra{i}" for i in range(len(columns) - len(VCF_COLUMNS))]
-    reader = db.read_delimited(source.path, names, skip=n_header)
 
     def field(col: str, key: str) -> str:
         # Each extraction scans every INFO string: skip the fields the header does not declare
@@ -146,27 +143,12 @@ def _stage_current(
         return f"(CASE WHEN contains(info_, '{guard}') THEN {value} END)" if guard else value
 
     extracted = ", ".join(f"{field(col, key)} AS {col}" for col, key in INFO_FIELDS.items())
-    with tempfile.TemporaryDirectory(prefix="split-", dir=workdir) as tmp:
-        parts = split_body(source.path, n_header, Path(tmp))
-        if parts:
-            try:  # a bgzip file cut in two: parsed and extracted on both cores in one pass
-                _create_staged(con, extracted, f"(SELECT chrom, pos, id, ref, alt, "
-                               f"';' || info AS info_ FROM "
-                               f"{db.read_delimited(parts, names, skip=0)})")
-            except Exception as exc:
-                if not db.is_data_error(exc):
-                    raise
-                # The plain path below names the file and line of the problem.
-                con.execute("DROP TABLE IF EXISTS staged")
-                parts = None
-    if not parts:
-        # Decompression is single-threaded: read once into memory, then extract in parallel.
-        with db.reading(source.path):
-            con.execute(f"""
-                CREATE TEMP TABLE raw AS
-                SELECT chrom, pos, id, ref, alt, ';' || info AS info_ FROM {reader}""")
-        _create_staged(con, extracted, "raw")
-        con.execute("DROP TABLE raw")
+    # Verified text (bgzf.py), then parsed and extracted on every core in one pass.
+    reader = db.read_delimited(bgzf.decompressed_text(source.path, workdir), names,
+                               skip=n_header)
+    with db.reading(source.path):
+        _create_staged(con, extracted, f"(SELECT chrom, pos, id, ref, alt, "
+                       f"';' || info AS info_ FROM {reader})")
     _finish_staged(con, source, n_header)
 
 

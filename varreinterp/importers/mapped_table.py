@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from varreinterp import db
+from varreinterp import bgzf, db
 from varreinterp.assembly import Assembly, contig_sql
 from varreinterp.errors import InputError, UsageError
 from varreinterp.importers.clinvar_vcf import (
@@ -107,7 +107,8 @@ def _pick(options: list[str], available: set[str]) -> str | None:
 
 
 def stage_mapped_table(
-    con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, assembly: Assembly | None
+    con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, assembly: Assembly | None,
+    workdir: Path,
 ) -> StagedSource:
     if mapping.format == "vcf":
         header, skip = header_lines(path)
@@ -147,7 +148,7 @@ def stage_mapped_table(
         name = chosen[fld]
         return expr(name) if name else "CAST(NULL AS VARCHAR)"
 
-    reader = db.read_delimited(path, col_names, skip=skip)
+    reader = db.read_delimited(bgzf.decompressed_text(path, workdir), col_names, skip=skip)
     with db.reading(path):
         con.execute(f"""
             CREATE TEMP TABLE raw AS

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from varreinterp import db
+from varreinterp import bgzf, db
 from varreinterp.assembly import Assembly, contig_sql
 from varreinterp.errors import InputError, UsageError
 from varreinterp.importers.common import StagedSource
@@ -41,7 +41,7 @@ def locate_column(path: Path, columns: list[str], column: str, raw: str) -> int 
 
 
 def stage_variant_summary(
-    con: duckdb.DuckDBPyConnection, path: Path, assembly: Assembly | None
+    con: duckdb.DuckDBPyConnection, path: Path, assembly: Assembly | None, workdir: Path
 ) -> StagedSource:
     columns = header_columns(path)
     missing = [c for c in REQUIRED if c not in columns]
@@ -50,9 +50,10 @@ def stage_variant_summary(
                          f"{', '.join(missing)}", path, 1)
     names = [f"c{i}" for i in range(len(columns))]
     col = {name: f"c{columns.index(name)}" for name in columns}
+    text = bgzf.decompressed_text(path, workdir)
     with db.reading(path):
         con.execute(f"CREATE TEMP TABLE raw AS SELECT * FROM "
-                    f"{db.read_delimited(path, names, skip=1)}")
+                    f"{db.read_delimited(text, names, skip=1)}")
     builds = [r[0] for r in con.execute(
         f"SELECT DISTINCT {col['Assembly']} FROM raw ORDER BY 1").fetchall()]
     known = [b for b in builds if b in (a.value for a in Assembly)]
