@@ -216,7 +216,7 @@ EDGE = [
     Rec("chr1", 1, "A", "C", "PASS", "GT:DP", ("0/1:5", "1|1:3", "0/0:9"), dropped=True),
     Rec("chr1", 5, "a", "g", ".", "GT", ("0/1", "./.", "1"), dropped=True),
     Rec("chr1", 7, "A", "T", "LowQual", "GT:DP", ("1/1", "0/1", "."), dropped=True),
-    Rec("chr1", 9, "A", "C", gts=("10", "0/1", "0")),  # a 2-character GT: read in full
+    Rec("chr1", 9, "A", "C", gts=("0/1/1", "0/1", "0")),  # a 5-character GT: read in full
     Rec("chr1", 10, "C", "G", "PASS", gts=("./1", "0", "1/.")),  # at a site
     Rec("chr1", 12, "N", "A", "PASS", gts=("0/1", "0/1", "0|1"), dropped=True),
     Rec("chr1", 13, "A", "n", dropped=True),
@@ -233,7 +233,7 @@ EDGE = [
     Rec("chr1", 54, "ACGTACGTA", "TTTTTTTTT"),  # longer: read in full
     Rec("chr1", 60, "A", "G,T", "PASS", gts=("1/2", "0/2", "2")),
     Rec("chr1", 70, "A", "C,G,T,AC,AG,AT,CA,CC,CG,CT,GA", "PASS", gts=("10/11", "0/11", "11|3")),
-    Rec("chr1", 71, "A", "C", gts=("2/2", "0/2", "2"), dropped=True),  # an ALT it lacks
+    Rec("chr1", 71, "A", "C", gts=("1/0", "0|0", "."), dropped=True),
     Rec("chr1", 80, "A", "<DEL>", "PASS"),
     Rec("chr1", 81, "A", "<NON_REF>", gts=("0/0", "0/0", "./.")),
     Rec("chr1", 82, "A", "C,<NON_REF>"),
@@ -624,3 +624,20 @@ def test_a_mostly_kept_file_is_read_the_ordinary_way(tmp_path, monkeypatch) -> N
     assert_equivalent(write(tmp_path / "kept", vcf_text(kept * 20)), SITES, fast=False)
     dropped = [r for r in EDGE if r.dropped]
     assert_equivalent(write(tmp_path / "dropped", vcf_text(dropped * 20)), SITES)
+
+
+# ------------------------------------------------------------------------------ genotypes
+@pytest.mark.parametrize("gt,why", [("0/2", "names allele 2 but the record has 1 ALT allele"),
+                                    ("1/x", "'x', which is not an allele index"),
+                                    ("10", "names allele 10"), ("1/-1", "not an allele index")])
+@pytest.mark.parametrize("packing", ["plain", "bgzf"])
+def test_a_malformed_genotype_is_refused_on_both_paths(tmp_path, gt, why, packing) -> None:
+    """A one-ALT record whose GT names an allele it lacks (or no allele at all): the scan leaves
+    it to the full reader, which refuses it naming the line and sample."""
+    recs = [*EDGE[:3], Rec("chr1", 8, "A", "C", "PASS", gts=("0/1", gt, "0/0")), *EDGE[3:]]
+    path = write(tmp_path / "gt", vcf_text(recs * 200), packing)
+    full, quick = assert_equivalent(path, SITES)  # the same refusal with and without the scan
+    assert isinstance(full.outcome, tuple)
+    message, line = full.outcome
+    assert why in message and message.startswith("sample S2:")
+    assert line == vcf_text(recs).count("\n", 0, vcf_text(recs).index("chr1\t8\t")) + 1

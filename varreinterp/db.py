@@ -80,6 +80,17 @@ def read_delimited(path: Path | Sequence[Path], columns: Sequence[str], skip: in
     )
 
 
+MAX_POS = 2**31 - 1  # VCF POS is a 32-bit signed integer
+
+
+def strict_pos_sql(column: str) -> str:
+    """SQL: a position written as plain decimal digits in 1..2^31-1, else NULL (refused by the
+    caller with its line). try_cast alone would accept '26091499.6' (rounded), '2.60915e7',
+    '+26091500', ' 26091500' and '26_091_500'."""
+    return (f"(CASE WHEN regexp_full_match({column}, '[0-9]{{1,10}}') AND "
+            f"CAST({column} AS BIGINT) BETWEEN 1 AND {MAX_POS} THEN CAST({column} AS BIGINT) END)")
+
+
 def is_data_error(exc: BaseException) -> bool:
     """A DuckDB error caused by the content of an input, not by our SQL or the system."""
     import duckdb

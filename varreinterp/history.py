@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from varreinterp import db
 from varreinterp.errors import StoreError
-from varreinterp.matching import key_match_sql, prepare_inputs
+from varreinterp.matching import key_match_sql, prepare_inputs, unique_calls_columns
 from varreinterp.patient_vcf import load, select_samples
 from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
@@ -62,7 +62,9 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
                 SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
                        s.snapshot, s.release_date, s.k, s.gene, s.classification, s.tier,
                        s.stars, s.review_status
-                FROM {calls.carried} c JOIN ({union}) s
+                FROM (SELECT {unique_calls_columns()} FROM {calls.carried}
+                      GROUP BY sample, key_chrom, pos, ref, alt) c
+                JOIN ({union}) s
                   ON {key_match_sql('s', 'c')}),
             changed AS (
                 SELECT sample, key_chrom, pos, ref, alt FROM h

@@ -19,6 +19,7 @@ from varreinterp.errors import UsageError
 from varreinterp.patient_vcf import (
     FastaReference,
     PatientCalls,
+    Skip,
     VcfHeader,
     check_assembly,
     check_samples_exist,
@@ -101,7 +102,8 @@ def candidate_alleles_sql(calls: PatientCalls, keys: str) -> str:
     narrow = f"AND pos IN (SELECT pos FROM {keys})" if rows > _POSITION_FILTER_ROWS else ""
     return f"""
         SELECT r.rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt, r.filter,
-               {skip_sql('alt', '1', calls.pass_only)} AS skip, false AS split {g_cols}
+               coalesce({skip_sql('alt', '1', calls.pass_only)}, ct.contig_skip) AS skip,
+               false AS split {g_cols}
         FROM (SELECT * FROM {calls.rec} WHERE NOT complex {narrow}) r
         JOIN {calls.contigs} ct ON ct.chrom = r.chrom
         UNION ALL
@@ -116,17 +118,35 @@ def carried_at(calls: PatientCalls, keys: str, table: str, payload: Sequence[str
     on (one scan of `keys` does both). The key join runs before genotypes are expanded, so only
     the few matching alleles pay for it. With join_keys=False, the carried alleles at the
     positions of `keys` (or all, when `rec` is already small), for a caller that joins next.
-    Returns `table`."""
+
+    One row per (sample, allele): a record repeated in the file is reported once, and every
+    repeat is counted in the file's stats as `duplicate_record`. Returns `table`."""
     join = "JOIN" if payload else "SEMI JOIN"
     key_join = f"{join} {keys} k ON {key_match_sql('k', 'a0')}" if join_keys else ""
-    calls.con.execute(f"""
+    con = calls.con
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         WITH a0 AS ({candidate_alleles_sql(calls, keys)}),
         a AS (
-            SELECT a0.*{"".join(f", k.{p}" for p in payload)} FROM a0 {key_join})
-        {calls.carried_sql("a", payload)}
+            SELECT a0.*{"".join(f", k.{p}" for p in payload)} FROM a0 {key_join}),
+        c AS ({calls.carried_sql("a", payload)})
+        SELECT {unique_calls_columns(payload)}
+        FROM c GROUP BY sample, key_chrom, pos, ref, alt
     """)
+    repeats = db.scalar(con, f"SELECT coalesce(sum(copies - 1), 0) FROM {table}")
+    if repeats:
+        calls.stats.skipped[Skip.DUPLICATE_RECORD.value] += int(repeats)
     return table
+
+
+def unique_calls_columns(payload: Sequence[str] = ()) -> str:
+    """SELECT list collapsing repeated (sample, allele) rows to one: the first copy's
+    coordinates and FILTER, every zygosity seen, and how many copies there were."""
+    extra = "".join(f", any_value({p}) AS {p}" for p in payload)
+    return ("sample, min(rid) AS rid, arg_min(ai, rid) AS ai, arg_min(chrom, rid) AS chrom, "
+            "key_chrom, pos, ref, alt, arg_min(filter, rid) AS filter, "
+            "string_agg(DISTINCT zygosity, ',' ORDER BY zygosity) AS zygosity, "
+            f"count(*) AS copies{extra}")
 
 
 def check_matched_refs(con: duckdb.DuckDBPyConnection, reference: FastaReference,

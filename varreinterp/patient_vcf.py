@@ -68,6 +68,58 @@ class Skip(StrEnum):
     HOM_REF = "hom_ref"
     OTHER_ALLELE = "other_allele_called"
     NO_GENOTYPE = "no_genotype"
+    DUPLICATE_RECORD = "duplicate_record"  # the same carried allele again: reported once
+    # per contig
+    NON_RCRS_MITOCHONDRION = "non_rcrs_mitochondrion"  # UCSC hg19's chrM: other coordinates
+    UNVERIFIED_MITOCHONDRION = "unverified_mitochondrion"  # chrM of a GRCh37 file, no length
+
+
+RCRS_LENGTH = 16569  # NC_012920: GRCh37 MT, GRCh38 chrM/MT and ClinVar
+HG19_CHRM_LENGTH = 16571  # NC_001807, UCSC hg19's chrM: positions drift by 1-2 after m.310
+
+
+@dataclass(frozen=True)
+class MitoPolicy:
+    """Which mitochondrial contigs of one file may be matched to rCRS positions.
+
+    A contig is never matched when its declared length (or the FASTA's) is hg19's 16,571; when
+    its length is unknown, a `chrM`/`M` of a GRCh37 (hg19) file is not trusted either, since
+    UCSC hg19 spells its non-rCRS mitochondrion that way. `MT`, and any 16,569 bp contig, are
+    the rCRS."""
+
+    declared: dict[str, int]  # ##contig lengths, by the file's names
+    sequence: dict[str, int]  # --reference lengths, by contig key
+    build: Assembly | None
+
+    def length(self, name: str) -> int | None:
+        return self.sequence.get(normalize_contig(name), self.declared.get(name))
+
+    def verdict(self, name: str) -> Skip | None:
+        if normalize_contig(name) != "MT":
+            return None
+        length = self.length(name)
+        if length == HG19_CHRM_LENGTH:
+            return Skip.NON_RCRS_MITOCHONDRION
+        if length == RCRS_LENGTH:
+            return None
+        if length is not None:
+            return Skip.UNVERIFIED_MITOCHONDRION
+        if name.upper() in ("CHRM", "M") and self.build is not Assembly.GRCh38:
+            return Skip.UNVERIFIED_MITOCHONDRION
+        return None
+
+    def explain(self, name: str, verdict: Skip) -> str:
+        length = self.length(name)
+        if verdict is Skip.NON_RCRS_MITOCHONDRION:
+            return (f"contig {name} is {length:,} bp: UCSC hg19's chrM (NC_001807), not the rCRS "
+                    "that ClinVar uses; its calls are not matched")
+        if length is not None:
+            return (f"contig {name} is {length:,} bp, neither the rCRS ({RCRS_LENGTH:,}) nor "
+                    f"hg19's chrM ({HG19_CHRM_LENGTH:,}); its calls are not matched")
+        return (f"contig {name} has no declared length in a "
+                f"{self.build.value if self.build else 'build-less'} file: it may be UCSC "
+                "hg19's chrM, which is not the rCRS; its calls are not matched (declare "
+                "##contig=<ID=...,length=16569> or give --reference)")
 
 
 @dataclass
@@ -152,6 +204,10 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
     if columns[:8] != ["CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
         raise InputError("malformed #CHROM line", path, len(lines))
     samples = columns[9:]
+    repeated = sorted({s for s in samples if samples.count(s) > 1})
+    if repeated:
+        raise InputError(f"sample name(s) {', '.join(repeated)} appear in more than one column "
+                         "of the #CHROM line", path, len(lines))
     reference = next((ln.split("=", 1)[1] for ln in lines if ln.startswith("##reference=")), None)
     return VcfHeader(path, text_path, lines, samples, _contig_lengths(lines), reference, workdir)
 
@@ -219,6 +275,10 @@ class FastaReference:
 
     def has(self, contig: str) -> bool:
         return normalize_contig(contig) in self._names
+
+    def lengths(self) -> dict[str, int]:
+        """Contig lengths by the FASTA's own names."""
+        return dict(zip(self._fasta.references, self._fasta.lengths, strict=True))
 
     def fetch(self, contig: str, start: int, end: int) -> str:
         return str(self._fasta.fetch(self._names[normalize_contig(contig)], start, end))
@@ -334,6 +394,16 @@ class PatientCalls:
         return _carried_sql(self, alleles or self.allele, payload)
 
 
+def mito_policy(header: VcfHeader, reference: FastaReference | None) -> MitoPolicy:
+    sequence = ({normalize_contig(k): v for k, v in reference.lengths().items()}
+                if reference is not None else {})  # the sequence itself decides
+    try:
+        build = header.assembly()
+    except InputError:
+        build = None
+    return MitoPolicy(dict(header.contigs), sequence, build)
+
+
 def load(
     con: duckdb.DuckDBPyConnection,
     header: VcfHeader,
@@ -356,8 +426,10 @@ def load(
     names = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format"]
     names += [f"s{i}" for i in range(len(header.samples))]
     names = names[:n_cols]
+    # GT is found by name wherever FORMAT puts it (first, in nearly every file).
     gts = "".join(
         f", CASE WHEN format = 'GT' OR starts_with(format, 'GT:') THEN split_part(s{i}, ':', 1) "
+        f"ELSE split_part(s{i}, ':', list_position(string_split(format, ':'), 'GT')) "
         f"END AS g{i}" for i in sample_idx)
     indel = "OR length(ref) <> length(alt)" if reference else ""
 
@@ -365,7 +437,7 @@ def load(
         # `rid` is the 0-based data line: the table's own rowid unless the prefilter gave one.
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {calls.rec_table} AS
-            SELECT {rid + " AS rid, " if rid else ""}chrom, try_cast(pos AS BIGINT) AS pos,
+            SELECT {rid + " AS rid, " if rid else ""}chrom, {db.strict_pos_sql('pos')} AS pos,
                    upper(ref) AS ref, upper(alt) AS alt,
                    coalesce(filter, '.') AS filter,  -- an empty FILTER is missing, like '.'
                    (CASE WHEN length(alt) = 1 AND length(ref) = 1 THEN false
@@ -377,9 +449,11 @@ def load(
         con.execute(f"CREATE OR REPLACE TEMP VIEW {calls.rec} AS SELECT "
                     f"{'' if rid else 'rowid AS rid, '}* FROM {calls.rec_table}")
 
+    mito = mito_policy(header, reference)
     with tempfile.TemporaryDirectory(prefix="read-", dir=header.workdir) as tmp:
         pre = _read_prefiltered(calls, sites, reference is not None, Path(tmp),
-                                lambda src: create_rec(src, "p.rid"), names)
+                                lambda src: create_rec(src, "p.rid"), names,
+                                lambda name: mito.verdict(name) is not None)
         if pre is None:
             _read_all(header, Path(tmp), lambda src: create_rec(src, ""), names)
     bad = db.first_row(con, f"""
@@ -394,29 +468,33 @@ def load(
     stats.records = pre.records if pre else db.count(con, calls.rec)
     # Contig spellings are few: their matching keys are computed once, not per record.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {calls.contigs} AS
-                    SELECT chrom, {contig_sql('chrom')} AS key_chrom
+                    SELECT chrom, {contig_sql('chrom')} AS key_chrom,
+                           CAST(NULL AS VARCHAR) AS contig_skip
                     FROM (SELECT DISTINCT chrom FROM {calls.rec})""")
+    _mark_mitochondria(calls, mito)
     g_cols = "".join(f", g{i}" for i in sample_idx)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {calls.complex_allele} AS
         WITH split AS (
-            SELECT r.rid, r.chrom, c.key_chrom, pos, ref, filter {g_cols},
+            SELECT r.rid, r.chrom, c.key_chrom, c.contig_skip, pos, ref, filter {g_cols},
                    unnest(string_split(alt, ',')) AS a,
                    unnest(range(1, len(string_split(alt, ',')) + 1)) AS ai,
                    len(string_split(alt, ',')) AS n_alt
             FROM {calls.rec} r JOIN {calls.contigs} c ON c.chrom = r.chrom WHERE complex)
         SELECT rid, CAST(ai AS INTEGER) AS ai, chrom, key_chrom, pos, ref, a AS alt,
-               filter, {skip_sql('a', 'n_alt', pass_only)} AS skip {g_cols}
+               filter, coalesce({skip_sql('a', 'n_alt', pass_only)}, contig_skip) AS skip,
+               CAST(n_alt AS INTEGER) AS n_alt {g_cols}
         FROM split
     """)
     _normalize_in_python(calls, reference)
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {calls.allele} AS
         SELECT r.rid, 1 AS ai, r.chrom, c.key_chrom, pos, ref, alt, filter,
-               {skip_sql('alt', '1', pass_only)} AS skip {g_cols}
+               coalesce({skip_sql('alt', '1', pass_only)}, c.contig_skip) AS skip,
+               1 AS n_alt {g_cols}
         FROM {calls.rec} r JOIN {calls.contigs} c ON c.chrom = r.chrom WHERE NOT complex
         UNION ALL
-        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip {g_cols}
+        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip, n_alt {g_cols}
         FROM {calls.complex_allele}
     """)
     _genotypes(calls)
@@ -425,13 +503,27 @@ def load(
     return calls
 
 
+def _mark_mitochondria(calls: PatientCalls, mito: MitoPolicy) -> None:
+    """Mitochondrial contigs that are not the rCRS get a skip reason for all their alleles,
+    and one warning each."""
+    for (name,) in calls.con.execute(
+            f"SELECT chrom FROM {calls.contigs} WHERE key_chrom = 'MT'").fetchall():
+        verdict = mito.verdict(name)
+        if verdict is None:
+            continue
+        calls.con.execute(f"UPDATE {calls.contigs} SET contig_skip = ? WHERE chrom = ?",
+                          [verdict.value, name])
+        log.warning("%s: %s", calls.header.path, mito.explain(name, verdict))
+
+
 def _read_prefiltered(calls: PatientCalls, sites: Sites | None, left_align: bool, tmp: Path,
-                      create: Callable[[str], None], names: list[str]) -> Prefiltered | None:
+                      create: Callable[[str], None], names: list[str],
+                      keep_contig: Callable[[str], bool]) -> Prefiltered | None:
     if sites is None:
         return None
     header, con = calls.header, calls.con
     pre = prefilter(header.text_path, header.n_lines, len(header.samples), calls.sample_idx,
-                    sites, calls.pass_only, left_align, tmp)
+                    sites, calls.pass_only, left_align, tmp, keep_contig)
     if pre is None:
         return None
     rids = f"{calls.prefix}prefilter_rids"
@@ -547,20 +639,28 @@ def _genotypes(calls: PatientCalls) -> None:
     con, sample_idx, stats = calls.con, calls.sample_idx, calls.stats
     first = f"coalesce(g{sample_idx[0]}, '')" if sample_idx else "''"
     seen: set[str] = set()
-    for skip, ai, gt, n in con.execute(
-            f"SELECT skip, ai, {first}, count(*) FROM {calls.allele} GROUP BY ALL").fetchall():
+    bad: set[tuple[str, int]] = set()
+    for skip, ai, n_alt, gt, n in con.execute(
+            f"SELECT skip, ai, n_alt, {first}, count(*) FROM {calls.allele} "
+            "GROUP BY ALL").fetchall():
         stats.alleles += n
         if skip is not None:
             stats.skipped[skip] += n
         elif sample_idx:
+            if gt_problem(gt, n_alt):
+                bad.add((gt, n_alt))
             _count_call(stats, gt, ai, n)
             seen.add(gt)
     if len(sample_idx) > 1:
-        for ai, gt, n in con.execute(
-                f"SELECT ai, gt, count(*) FROM {_calls_sql(calls.allele, sample_idx[1:], 'ai')} "
+        for ai, n_alt, gt, n in con.execute(
+                f"SELECT ai, n_alt, gt, count(*) FROM "
+                f"{_calls_sql(calls.allele, sample_idx[1:], 'ai, n_alt')} "
                 "GROUP BY ALL").fetchall():
+            if gt_problem(gt, n_alt):
+                bad.add((gt, n_alt))
             _count_call(stats, gt, ai, n)
             seen.add(gt)
+    _refuse_bad_genotypes(calls, bad)
     max_ai = int(db.scalar(con, f"SELECT coalesce(max(ai), 1) FROM {calls.complex_allele}")
                  or 1)
     # A few dozen rows: a VALUES list, which spares importing pyarrow (and pandas) here.
@@ -572,6 +672,43 @@ def _genotypes(calls: PatientCalls) -> None:
     if values:
         con.execute(f"INSERT INTO {calls.gtmap} VALUES {values}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {calls.carried} AS {calls.carried_sql()}")
+
+
+_GT_TOKEN = re.compile(r"[0-9]+|\.")
+
+
+def gt_problem(gt: str, n_alt: int) -> str | None:
+    """Why a GT string is not a genotype of a record with `n_alt` ALT alleles (VCF 4.3,
+    1.6.2): alleles are '.' or indexes 0..n_alt, separated by '/' or '|'."""
+    if not gt:
+        return None  # no GT for this sample: counted as no_genotype
+    for token in re.split(r"[/|]", gt):
+        if not _GT_TOKEN.fullmatch(token):
+            return f"GT {gt!r} holds {token!r}, which is not an allele index"
+        if token != "." and int(token) > n_alt:
+            return (f"GT {gt!r} names allele {token} but the record has "
+                    f"{n_alt} ALT allele{'s' if n_alt != 1 else ''}")
+    return None
+
+
+def _refuse_bad_genotypes(calls: PatientCalls, bad: set[tuple[str, int]]) -> None:
+    """Refuse malformed genotypes, naming the first line (and its first sample) that has one,
+    whichever way the file was read."""
+    if not bad:
+        return
+    pairs = ", ".join(f"({n_alt}, {db.quote(gt)})" for gt, n_alt in sorted(bad))
+    first: tuple[int, int, str, int] | None = None
+    for i in calls.sample_idx:
+        row = db.first_row(calls.con, f"""
+            SELECT rid, coalesce(g{i}, ''), n_alt FROM {calls.allele}
+            WHERE skip IS NULL AND (n_alt, coalesce(g{i}, '')) IN ({pairs})
+            ORDER BY rid LIMIT 1""")
+        if row is not None and (first is None or int(row[0]) < first[0]):
+            first = (int(row[0]), i, row[1], int(row[2]))
+    assert first is not None
+    rid, i, gt, n_alt = first
+    raise InputError(f"sample {calls.header.samples[i]}: {gt_problem(gt, n_alt)}",
+                     calls.header.path, calls.header.n_lines + rid + 1)
 
 
 def _count_call(stats: ReadStats, gt: str, ai: int, n: int) -> None:

@@ -118,18 +118,20 @@ class _Segment:
 
 def prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: list[int],
               sites: Sites, pass_only: bool, left_align: bool,
-              workdir: Path) -> Prefiltered | None:
+              workdir: Path, keep_contig: Callable[[str], bool] = lambda name: False,
+              ) -> Prefiltered | None:
     """Drop and count the substitutions at positions outside `sites`; None when the fast path
     does not apply (plain gzip, unusual layout): the caller then reads everything."""
     try:
         return _prefilter(text_path, header_lines, n_samples, sample_idx, sites, pass_only,
-                          left_align, workdir)
+                          left_align, workdir, keep_contig)
     except _Unsuitable:
         return None
 
 
 def _prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: list[int],
-               sites: Sites, pass_only: bool, left_align: bool, workdir: Path) -> Prefiltered:
+               sites: Sites, pass_only: bool, left_align: bool, workdir: Path,
+               keep_contig: Callable[[str], bool]) -> Prefiltered:
 
     with open(text_path, "rb") as fh:
         if fh.read(2) == b"\x1f\x8b":
@@ -148,7 +150,7 @@ def _prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: l
                                 for b in found[k * _CHUNK_BLOCKS:(k + 1) * _CHUNK_BLOCKS])
             n_chunks = (len(found) + _CHUNK_BLOCKS - 1) // _CHUNK_BLOCKS
             return _scan_chunks(text_of, n_chunks, header_lines, n_samples, sample_idx, sites,
-                                pass_only, left_align, workdir)
+                                pass_only, left_align, workdir, keep_contig)
         size = fh.seek(0, 2)
         if not size:
             raise _Unsuitable
@@ -158,17 +160,18 @@ def _prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: l
                 return text[k * _CHUNK_BYTES:(k + 1) * _CHUNK_BYTES]
             return _scan_chunks(plain_of, (size + _CHUNK_BYTES - 1) // _CHUNK_BYTES,
                                 header_lines, n_samples, sample_idx, sites, pass_only,
-                                left_align, workdir)
+                                left_align, workdir, keep_contig)
 
 
 def _scan_chunks(text_of: Callable[[int], bytes], n_chunks: int, header_lines: int,
                  n_samples: int, sample_idx: list[int], sites: Sites, pass_only: bool,
-                 left_align: bool, workdir: Path) -> Prefiltered:
+                 left_align: bool, workdir: Path,
+                 keep_contig: Callable[[str], bool]) -> Prefiltered:
     """Chunks are scanned on both cores and consumed in file order: each one's kept lines go
     to disk at once, so memory holds a few chunks, whatever the file's size."""
     import numpy as np
 
-    scan = _Scanner(8 + n_samples, sample_idx, sites, pass_only, left_align)
+    scan = _Scanner(8 + n_samples, sample_idx, sites, pass_only, left_align, keep_contig)
 
     def work(k: int) -> tuple[bytes, _Segment, bytes]:
         text = text_of(k)
@@ -286,6 +289,15 @@ class _Words:
         return self.at(end - 8)
 
 
+_SLASH, _PIPE = ord("/"), ord("|")
+_CALLS = (ord("0"), ord("1"), ord("."))
+
+
+def _allele_ok(b: np.ndarray) -> np.ndarray:
+    ok: np.ndarray = (b == _CALLS[0]) | (b == _CALLS[1]) | (b == _CALLS[2])
+    return ok
+
+
 def _byte(word: np.ndarray, k: int) -> np.ndarray:
     import numpy as np
 
@@ -298,7 +310,7 @@ class _Scanner:
     position of every line's k-th tab (k = n_tabs: its newline)."""
 
     def __init__(self, n_tabs: int, sample_idx: list[int], sites: Sites, pass_only: bool,
-                 left_align: bool):
+                 left_align: bool, keep_contig: Callable[[str], bool] = lambda name: False):
         import numpy as np
 
         self.n_tabs = n_tabs
@@ -306,6 +318,8 @@ class _Scanner:
         self.sites = sites
         self.pass_only = pass_only
         self.left_align = left_align
+        # Contigs whose records are never dropped (a non-rCRS mitochondrion: counted apart).
+        self.keep_contig = keep_contig
         self.acgt = np.zeros(256, dtype=np.bool_)
         self.acgt[list(b"ACGTacgt")] = True
         self.acgtn = self.acgt.copy()
@@ -357,6 +371,10 @@ class _Scanner:
                 three = (~one & ~((length >= 3) & (b2 == _COLON))
                          & ((length == 3) | ((length >= 4) & (b3 == _COLON))))
                 usable &= (length >= 1) & (b0 != _COLON) & (one | three)
+                # Only well-formed calls of a one-ALT record are counted here; anything else
+                # ('0/2', '1/x') is left to the full reader, which refuses it with its line.
+                usable &= np.where(three, _allele_ok(b0) & ((b1 == _SLASH) | (b1 == _PIPE))
+                                   & _allele_ok(b2), _allele_ok(b0))
                 codes.append(np.where(three, (w & np.uint64(0xFFFFFF)) | np.uint64(3 << 24),
                                       b0 | np.uint64(1 << 24)))
         drop = usable & ~self._in_sites(text, words, starts, tabs, pos)
@@ -461,7 +479,8 @@ class _Scanner:
                 name = text[starts[a]:tabs[0][a]].decode()
             except UnicodeDecodeError:
                 raise _Unsuitable from None
-            found[a:b] = self.sites.contains(normalize_contig(name), pos[a:b])
+            found[a:b] = True if self.keep_contig(name) else self.sites.contains(
+                normalize_contig(name), pos[a:b])
         return found
 
 

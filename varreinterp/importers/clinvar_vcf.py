@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from varreinterp import bgzf, db
 from varreinterp.assembly import Assembly, contig_sql, normalize_contig, parse_assembly
+from varreinterp.db import MAX_POS
 from varreinterp.errors import InputError
 from varreinterp.importers.common import STAGED_COLUMNS, StagedSource
 from varreinterp.textfile import header_lines, open_text, raw_field
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import duckdb
 
 VCF_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info"]
+_POS = re.compile(r"[0-9]{1,10}")
 
 # staged column -> INFO key (ClinVar names)
 INFO_FIELDS = {
@@ -155,7 +157,7 @@ def _stage_current(
 def _create_staged(con: duckdb.DuckDBPyConnection, extracted: str, rows: str) -> None:
     con.execute(f"""
             CREATE TEMP TABLE staged AS
-            SELECT chrom, try_cast(pos AS BIGINT) AS pos, upper(ref) AS ref, upper(alt) AS alt,
+            SELECT chrom, {db.strict_pos_sql('pos')} AS pos, upper(ref) AS ref, upper(alt) AS alt,
                    nullif(id, '.') AS variation_id, {extracted},
                    {_gene_sql('geneinfo')} AS gene,
                    CAST(NULL AS VARCHAR) AS last_evaluated,
@@ -219,9 +221,10 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
         if lineno <= n_header or not line.strip():
             continue
         fields = line.rstrip("\r\n").split("\t")
-        if len(fields) < 8 or not fields[1].isdigit():
-            raise InputError("malformed record (expected 8 tab-separated columns and an integer "
-                             "POS)", source.path, lineno)
+        pos_text = fields[1] if len(fields) > 1 else ""
+        if len(fields) < 8 or not _POS.fullmatch(pos_text) or not 1 <= int(pos_text) <= MAX_POS:
+            raise InputError("malformed record (expected 8 tab-separated columns and POS as "
+                             f"digits in 1..{MAX_POS}, got {pos_text!r})", source.path, lineno)
         chrom, pos, vid, ref, alt_field, _, _, info_text = fields[:8]
         info = dict(_info_pair(kv) for kv in info_text.split(";"))
         alts = alt_field.split(",")

@@ -159,9 +159,9 @@ def stage_mapped_table(
                    {sel('last_evaluated')} AS last_evaluated
             FROM {with_info_(reader) if mapping.format == "vcf" else reader}
         """)
-    bad = db.first_row(con, """
+    bad = db.first_row(con, f"""
         SELECT rowid, chrom, pos FROM raw
-        WHERE chrom IS NULL OR try_cast(pos AS BIGINT) IS NULL OR ref IS NULL
+        WHERE chrom IS NULL OR {db.strict_pos_sql('pos')} IS NULL OR ref IS NULL
         ORDER BY rowid LIMIT 1""")
     if bad:
         raise InputError(f"malformed record (contig={bad[1]!r}, position={bad[2]!r})", path,

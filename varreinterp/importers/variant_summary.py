@@ -79,11 +79,12 @@ def stage_variant_summary(
     bad = db.first_row(con, f"""
         SELECT rowid, {col['PositionVCF']} FROM raw
         WHERE {col['Assembly']} = '{assembly.value}' AND {col['PositionVCF']} NOT IN ('na', '-1')
-          AND try_cast({col['PositionVCF']} AS BIGINT) IS NULL
+          AND {db.strict_pos_sql(col['PositionVCF'])} IS NULL
         ORDER BY rowid LIMIT 1
     """)
     if bad:
-        raise InputError(f"PositionVCF is not a number: {bad[1]!r}", path, int(bad[0]) + 2)
+        raise InputError(f"PositionVCF {bad[1]!r} is not a position (digits, 1 to "
+                         f"{db.MAX_POS})", path, int(bad[0]) + 2)
     con.execute(f"""
         CREATE TEMP TABLE staged AS
         SELECT {contig_sql(col['Chromosome'])} AS chrom,
