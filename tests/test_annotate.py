@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from builders import (
+    clinvar_keys,
+    hit_keys,
+    json_rows,
+    stats,
+    write_clinvar,
+    write_patient,
+)
 from conftest import MAPPINGS, SAMPLES, invoke, shared
 from conftest import CliResult as Result
-from oracle import bare, carried_calls, open_any
+from oracle import bare, carried_calls
 
 from varreinterp.snapshots import add_snapshot
 from varreinterp.store import Store
@@ -38,110 +45,6 @@ BCF = f"{P38}/NA12878.platinum.chr21.bcf"
 ANNOTATION_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "filter", "gene",
                       "classification", "tier", "stars", "review_status", "conditions",
                       "variation_id", "snapshot"]
-
-GRCH38_CONTIGS = {"chr1": 248956422, "chr2": 242193529, "chrX": 156040895, "chrM": 16569}
-STATS_LINE = re.compile(r"(\d+) records, (\d+) alleles after splitting, (\d+) carried calls, "
-                        r"(\d+) matched in (\S+); not reported: (.*)$", re.M)
-
-
-# ------------------------------------------------------------------------------ helpers
-
-
-def json_rows(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def hit_keys(rows: list[dict]) -> set[tuple]:
-    return {(r["sample"], r["chrom"], r["pos"], r["ref"], r["alt"]) for r in rows}
-
-
-def stats(err: str) -> dict[str, object]:
-    """The per-file counts annotate logs on stderr."""
-    m = STATS_LINE.search(err)
-    assert m, f"no counts line on stderr:\n{err}"
-    skipped = {}
-    if m.group(6).strip() != "nothing":
-        for part in m.group(6).split(", "):
-            reason, n = part.rsplit(" ", 1)
-            skipped[reason] = int(n)
-    return {"records": int(m.group(1)), "alleles": int(m.group(2)), "carried": int(m.group(3)),
-            "matched": int(m.group(4)), "skipped": skipped}
-
-
-
-
-
-def clinvar_keys(path: Path, info_key: str = "CLNSIG") -> set[tuple[str, int, str, str]]:
-    """Keys of the records that carry a classification, read with plain Python."""
-    keys = set()
-    with open_any(path) as fh:
-        for line in fh:
-            if line.startswith("#"):
-                continue
-            f = line.rstrip("\n").split("\t")
-            info = dict(kv.split("=", 1) for kv in f[7].split(";") if "=" in kv)
-            if info.get(info_key) and re.fullmatch(r"[ACGTN]+", f[4]):
-                keys.add((bare(f[0]), int(f[1]), f[3].upper(), f[4].upper()))
-    return keys
-
-
-CLINVAR_HEADER = """##fileformat=VCFv4.1
-##fileDate={date}
-##source=ClinVar
-##reference={assembly}
-##INFO=<ID=CLNSIG,Number=.,Type=String,Description="Clinical significance for this single variant">
-##INFO=<ID=CLNREVSTAT,Number=.,Type=String,Description="ClinVar review status">
-##INFO=<ID=CLNDN,Number=.,Type=String,Description="Preferred disease name">
-##INFO=<ID=GENEINFO,Number=1,Type=String,Description="Gene(s) for the variant">
-#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO
-"""
-
-STARS_TO_REVIEW = {
-    0: "no_assertion_criteria_provided",
-    1: "criteria_provided,_single_submitter",
-    2: "criteria_provided,_multiple_submitters,_no_conflicts",
-    3: "reviewed_by_expert_panel",
-    4: "practice_guideline",
-}
-
-
-def write_clinvar(path: Path, records: list[tuple], *, date: str = "2024-03-01",
-                  assembly: str = "GRCh38") -> Path:
-    """records: (chrom, pos, ref, alt, CLNSIG, stars, gene or None, CLNDN or None)."""
-    lines = [CLINVAR_HEADER.format(date=date, assembly=assembly)]
-    for i, (chrom, pos, ref, alt, sig, stars, gene, dn) in enumerate(records, start=1):
-        info = [f"CLNSIG={sig}", f"CLNREVSTAT={STARS_TO_REVIEW[stars]}"]
-        if gene:
-            info.append(f"GENEINFO={gene}:{1000 + i}")
-        if dn:
-            info.append(f"CLNDN={dn}")
-        lines.append(f"{chrom}\t{pos}\t{100 + i}\t{ref}\t{alt}\t.\t.\t{';'.join(info)}\n")
-    path.write_text("".join(lines))
-    return path
-
-
-def write_patient(path: Path, samples: list[str], records: list[str], *,
-                  contigs: dict[str, int] | None = None, extra_header: str = "") -> Path:
-    """records: tab-separated CHROM POS ID REF ALT QUAL FILTER INFO FORMAT calls... (' ' ok)."""
-    contigs = GRCH38_CONTIGS if contigs is None else contigs
-    head = ["##fileformat=VCFv4.2"]
-    head += [f"##contig=<ID={c},length={n}>" for c, n in contigs.items()]
-    head += ['##FILTER=<ID=PASS,Description="All filters passed">',
-             '##FILTER=<ID=LowQual,Description="Low quality">',
-             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">']
-    if extra_header:
-        head.append(extra_header)
-    head.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO",
-                           "FORMAT", *samples]))
-    body = ["\t".join(r.split()) for r in records]
-    text = "\n".join(head + body) + "\n"
-    if path.suffix == ".gz":
-        with gzip.open(path, "wt") as fh:
-            fh.write(text)
-    else:
-        path.write_text(text)
-    return path
-
 
 # The tiny GRCh38 ClinVar-format snapshot used by the hand-made cases.
 TINY = [

@@ -89,12 +89,22 @@ def test_store_is_owner_only(cli, store_dir, tmp_path):
     assert stat.S_IMODE(store_dir.stat().st_mode) == 0o700
 
 
-def test_existing_store_directory_is_tightened(cli, store_dir, tmp_path):
-    store_dir.mkdir(mode=0o755)
-    os.chmod(store_dir, 0o755)
+def test_an_existing_store_directory_keeps_its_mode_with_a_warning(cli, store_dir, tmp_path,
+                                                                    monkeypatch):
+    """A shared (1777) folder must not become private to us: its mode is left alone, one
+    warning says others can read it, and everything created inside is owner-only."""
+    from varreinterp.store import Store
+
+    monkeypatch.setattr(Store, "_warned", False)
+    store_dir.mkdir()
+    os.chmod(store_dir, 0o1777)
     res = cli("snapshot", "add", small_vcf(tmp_path / "a.vcf"))
     assert res.code == 0, res.err
-    assert stat.S_IMODE(store_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(store_dir.stat().st_mode) == 0o1777
+    assert sum("readable by other users" in line for line in res.err.splitlines()) == 1
+    for path in store_dir.rglob("*"):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
 
 
 def test_varreinterp_home_is_used_without_store_option(cli, tmp_path, monkeypatch):

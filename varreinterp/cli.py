@@ -133,6 +133,9 @@ def snapshot_add(
     allow_unknown_terms: Annotated[bool, typer.Option(
         help="Import unknown classification terms as tier 'other' (counted) instead of "
         "failing.")] = False,
+    reference: Annotated[Path | None, typer.Option(
+        help="FASTA of the release's build: an older variant_summary (no *VCF columns) "
+        "needs it to anchor indels (else they are skipped and counted).")] = None,
 ) -> None:
     """Import a classification file as a new immutable snapshot."""
     from varreinterp.snapshots import SourceFormat, add_snapshot, resolve_assembly
@@ -145,7 +148,7 @@ def snapshot_add(
     result = add_snapshot(
         _inv(ctx).store(), path, name=name, assembly=resolve_assembly(assembly),
         fmt=source_format, mapping_path=mapping, release_date=_parse_date(release_date),
-        allow_unknown_terms=allow_unknown_terms)
+        allow_unknown_terms=allow_unknown_terms, reference_path=reference)
     m = result.snapshot.manifest
     if result.already_stored:
         log.info("%s is already stored as snapshot %s (same sha256); nothing to do",
@@ -544,13 +547,53 @@ def reanalyze_cmd(
 
 
 # ------------------------------------------------------------------------------ entry point
+class _Signals:
+    """SIGINT and SIGTERM end a command as an interrupt: the first one raises KeyboardInterrupt
+    in the main thread, so every `finally` runs (staging, working folders, half-written outputs
+    and the lock are cleaned up), and the exit code is 128 + the signal. DuckDB turns the
+    KeyboardInterrupt raised inside a query into its own error, so the signal is remembered
+    here rather than read from the exception. Later signals are only remembered: the cleanup
+    must finish."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            self.received = signum
+            raise KeyboardInterrupt
+
+    def exit_code(self) -> int:
+        import signal
+
+        if self.received == signal.SIGTERM:
+            return ExitCode.TERMINATED
+        return ExitCode.INTERRUPTED
+
+
 def _framework_exit(exc: BaseException) -> int | None:
     """typer vendors its own click, so its exceptions are matched by class name."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "Exit" in names:
         return int(getattr(exc, "exit_code", 0))
     if "Abort" in names:
-        sys.stderr.write("varreinterp: interrupted\n")
         return ExitCode.INTERRUPTED
     if "ClickException" in names and hasattr(exc, "show"):
         exc.show(file=sys.stderr)
@@ -558,31 +601,104 @@ def _framework_exit(exc: BaseException) -> int | None:
     return None
 
 
+class _ClosedStream:
+    """Stands for a standard output the caller closed: writing data to it is an error (exit
+    74), never a silent loss; commands that write nothing there run as usual."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        from varreinterp.errors import EnvironmentIOError
+
+        raise EnvironmentIOError("<stdout>", "standard output is closed")
+
+    def flush(self) -> None:
+        pass
+
+
+def _broken_pipe() -> int:
+    """The reader went away (`| head`): end quietly, as a shell reports SIGPIPE. stdout is
+    pointed at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return ExitCode.BROKEN_PIPE
+
+
 def run(argv: list[str] | None = None) -> int:
     """Console entry point: the one place exceptions become exit codes."""
+    import os
+
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    signals = _Signals()
+    signals.install()
+    # Everything we create (store files, DuckDB's own writes, reports) is owner-only: it holds
+    # or points at patient data.
+    umask = os.umask(0o077)
+    closed_stdout = sys.stdout is None
+    if closed_stdout:
+        sys.stdout = _ClosedStream()
+    try:
+        code = _run(args, debug, signals)
+        try:
+            sys.stdout.flush()  # a pipe closed early shows here, not in the interpreter's exit
+        except BrokenPipeError:
+            code = _broken_pipe()
+        except (OSError, ValueError):
+            pass  # a stdout closed by the caller: nothing more to say on it
+        if signals.received is not None:
+            sys.stderr.write("varreinterp: interrupted\n")
+            return signals.exit_code()
+        return code
+    finally:
+        signals.restore()
+        os.umask(umask)
+        if closed_stdout:
+            sys.stdout = None
+
+
+def _run(args: list[str], debug: bool, signals: _Signals) -> int:
     try:
         result = app(args=args, prog_name="varreinterp", standalone_mode=False, obj=list(args))
         code = int(result) if isinstance(result, int) else ExitCode.OK
-        if code == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a return value
-            sys.stderr.write("varreinterp: interrupted\n")
+        if code == ExitCode.INTERRUPTED and signals.received is None:
+            signals.received = 2  # typer turned a Ctrl-C into a return value
         return code
+    except KeyboardInterrupt:
+        signals.received = signals.received or 2
+        return ExitCode.INTERRUPTED
     except VarreinterpError as exc:
+        if signals.received is not None:
+            return signals.exit_code()
         if debug:
             import traceback
 
             traceback.print_exc()
         sys.stderr.write(f"varreinterp: error: {exc.one_line()}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("varreinterp: interrupted\n")
-        return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (e.g. `| head`): not an error of ours.
-        sys.stderr.close()
-        return ExitCode.OK
+        return _broken_pipe()
+    except OSError as exc:
+        # The system refused a read or write that no layer mapped (a store owned by someone
+        # else, a full disk): an environment error, not a bug.
+        if signals.received is not None:
+            return signals.exit_code()
+        from varreinterp.errors import EnvironmentIOError
+
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"varreinterp: error: {EnvironmentIOError.from_os_error(exc).one_line()}"
+                         "\n")
+        return ExitCode.IO_ERROR
     except Exception as exc:  # the last line of defence: one line, traceback only on --debug
+        if signals.received is not None:
+            return signals.exit_code()  # DuckDB reports an interrupted query as its own error
         framework_code = _framework_exit(exc)
         if framework_code is not None:
             return framework_code

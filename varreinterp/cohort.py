@@ -23,7 +23,7 @@ from varreinterp.atomic import write_json_atomic
 from varreinterp.errors import InputError, StoreError, UsageError
 from varreinterp.matching import PreparedInputs, prepare_inputs
 from varreinterp.patient_vcf import load, select_samples
-from varreinterp.store import Snapshot, Store, sha256_file
+from varreinterp.store import Snapshot, Store, check_fields, sha256_file
 
 log = logging.getLogger("varreinterp")
 
@@ -67,6 +67,10 @@ class Registry:
             if data.get("schema_version") != REGISTRY_SCHEMA_VERSION:
                 raise StoreError(f"{path}: unsupported cohort schema version "
                                  f"{data.get('schema_version')!r}")
+            for pid, p in data["patients"].items():
+                problem = check_fields(Patient, p)
+                if problem:
+                    raise StoreError(f"{path}: malformed entry for patient {pid!r} ({problem})")
             return cls({pid: Patient(**p) for pid, p in data["patients"].items()},
                        list(data.get("delivered_runs", [])))
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -76,11 +76,15 @@ def read_delimited(path: Path | Sequence[Path], columns: Sequence[str], skip: in
     return (
         f"read_csv({files}, delim='\t', header={str(header).lower()}, skip={skip}, "
         f"quote='', escape='', auto_detect=false, columns={{{cols}}}, "
-        "null_padding=false, strict_mode=true, compression='auto')"
+        "null_padding=false, strict_mode=true, compression='auto', "
+        f"max_line_size={MAX_LINE}, buffer_size={2 * MAX_LINE})"
     )
 
 
 MAX_POS = 2**31 - 1  # VCF POS is a 32-bit signed integer
+# htslib reads lines of any length; DuckDB's default stops at 2 MB. A 10 MB INFO field (long
+# structural-variant annotations) must still be read.
+MAX_LINE = 64 << 20
 
 
 def strict_pos_sql(column: str) -> str:
@@ -133,7 +137,7 @@ def input_error(text: str, path: Path) -> InputError:
     if "gzip" in text.lower():
         return InputError("truncated or corrupt gzip data", path)
     if "Maximum line size" in text or "maximum_line_size" in text:
-        return InputError("line too long (over 2,000,000 bytes)", path, line)
+        return InputError(f"line longer than {MAX_LINE >> 20} MiB", path, line)
     if "Expected Number of Columns" in text or "column" in text.lower():
         message = "malformed line (wrong number of tab-separated columns)"
     elif "Invalid unicode" in text or "utf" in text.lower():

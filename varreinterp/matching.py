@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from varreinterp import db
-from varreinterp.errors import UsageError
+from varreinterp.assembly import assembly_from_contig_lengths, normalize_contig
+from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
 from varreinterp.patient_vcf import (
     FastaReference,
     PatientCalls,
@@ -58,7 +59,29 @@ def prepare_inputs(vcfs: Sequence[Path], workdir: Path, *, assembly: str | None,
             check_assembly(h, assembly, what)
     check_samples_exist(headers, samples)
     reference = FastaReference(reference_path, workdir) if reference_path else None
+    if reference is not None:
+        for h in headers:
+            check_reference(h, reference, assembly)
     return PreparedInputs(headers, reference)
+
+
+def check_reference(header: VcfHeader, reference: FastaReference, assembly: str | None) -> None:
+    """A --reference FASTA must be the VCF's build: every contig both declare has one length,
+    and the FASTA's known contig lengths name the same build as the VCF (and the snapshot)."""
+    fasta = {normalize_contig(k): v for k, v in reference.lengths().items()}
+    for name, length in header.contigs.items():
+        theirs = fasta.get(normalize_contig(name))
+        if theirs is not None and theirs != length:
+            raise InputError(f"--reference {reference.path} does not fit this VCF: contig "
+                             f"{name} is {length:,} bp in the VCF header but {theirs:,} bp in "
+                             "the FASTA", header.path)
+    fasta_build = assembly_from_contig_lengths(reference.lengths())
+    vcf_build = header.assembly()
+    for build, what in ((vcf_build, "the VCF"), (assembly, "the snapshot")):
+        if fasta_build is not None and build is not None and str(build) != fasta_build.value:
+            raise AssemblyMismatchError(
+                f"--reference {reference.path} is {fasta_build.value} (from its contig "
+                f"lengths) but {what} is {build}", header.path)
 
 
 def key_match_sql(snapshot: str, allele: str) -> str:

@@ -37,7 +37,7 @@ from varreinterp.assembly import (
 from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
 from varreinterp.normalize import left_align, needs_trim, trim
 from varreinterp.prefilter import Prefiltered, Sites, prefilter
-from varreinterp.textfile import open_text, raw_field
+from varreinterp.textfile import open_text, parse_table, raw_field
 
 if TYPE_CHECKING:
     import duckdb
@@ -554,8 +554,7 @@ def _read_all(header: VcfHeader, tmp: Path, create: Callable[[str], None],
               names: list[str]) -> None:
     """Every line, parsed on every core from the verified text (see bgzf.py)."""
     text = bgzf.decompressed_text(header.text_path, tmp)
-    with db.reading(header.path):
-        create(db.read_delimited(text, names, skip=header.n_lines))
+    parse_table(header.path, text, names, header.n_lines, tmp, create)
 
 
 def _count_prefiltered(stats: ReadStats, pre: Prefiltered) -> None:

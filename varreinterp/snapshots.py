@@ -83,6 +83,7 @@ def add_snapshot(
     mapping_path: Path | None = None,
     release_date: date | None = None,
     allow_unknown_terms: bool = False,
+    reference_path: Path | None = None,
 ) -> AddResult:
     """Import a ClinVar VCF, a variant_summary file or a mapped lab table as a new immutable
     snapshot (a no-op when the same content is already stored). Staged under the store's
@@ -118,8 +119,11 @@ def add_snapshot(
                 source = stage_clinvar_vcf(con, path, assembly, workdir)
             elif fmt is SourceFormat.VARIANT_SUMMARY:
                 from varreinterp.importers.variant_summary import stage_variant_summary
+                from varreinterp.patient_vcf import FastaReference
 
-                source = stage_variant_summary(con, path, assembly, workdir)
+                reference = (FastaReference(reference_path, workdir) if reference_path
+                             else None)
+                source = stage_variant_summary(con, path, assembly, workdir, reference)
             else:
                 from varreinterp.importers.mapped_table import stage_mapped_table
 

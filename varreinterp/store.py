@@ -29,7 +29,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from varreinterp.atomic import write_json_atomic
-from varreinterp.errors import LockHeldError, SnapshotNotFoundError, StoreError
+from varreinterp.errors import (
+    EnvironmentIOError,
+    LockHeldError,
+    SnapshotNotFoundError,
+    StoreError,
+)
 
 log = logging.getLogger("varreinterp")
 
@@ -98,10 +103,10 @@ class SnapshotManifest:
         version = data.get("schema_version") if isinstance(data, dict) else None
         if version != MANIFEST_SCHEMA_VERSION:
             raise StoreError(f"{path}: unsupported manifest schema version {version!r}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise StoreError(f"{path}: malformed snapshot manifest ({exc})") from exc
+        problem = check_fields(cls, data)
+        if problem:
+            raise StoreError(f"{path}: malformed snapshot manifest ({problem})")
+        return cls(**data)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -139,6 +144,8 @@ class VerifyProblem:
 
 
 class Store:
+    _warned = False  # the readable-store warning is given once per process
+
     def __init__(self, root: Path):
         self.root = root
 
@@ -152,16 +159,26 @@ class Store:
 
     # ---------------------------------------------------------------- creation and locking
     def ensure(self) -> None:
-        """Create the store with owner-only permissions (it holds patient data)."""
+        """Create the store with owner-only permissions (it holds patient data). An existing
+        directory keeps its mode (a shared 1777 folder must not become private to us); when
+        others can read it, a warning says so once, since everything we create inside is
+        owner-only anyway."""
         try:
+            created = not self.root.exists()
             for d in (self.root, self.snapshots_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.root, 0o700)
+            if created:
+                os.chmod(self.root, 0o700)  # mkdir's mode is masked by the umask
+            elif self.root.stat().st_mode & 0o077 and not self._warned:
+                Store._warned = True
+                log.warning("store %s is readable by other users (mode %o): it holds patient "
+                            "data; consider chmod 700", self.root,
+                            self.root.stat().st_mode & 0o777)
             meta = self.root / "store.json"
             if not meta.exists():
                 write_json_atomic(meta, {"schema_version": STORE_SCHEMA_VERSION})
         except OSError as exc:
-            raise StoreError(f"{self.root}: cannot create store ({exc.strerror})") from exc
+            raise EnvironmentIOError.from_os_error(exc, exc.filename or self.root) from exc
         self._check_schema()
 
     def _check_schema(self) -> None:
@@ -322,6 +339,51 @@ class Store:
                 elif sha256_file(fpath) != expected:
                     problems.append(VerifyProblem(n, f"{fname} checksum mismatch (corrupt)"))
         return problems
+
+
+def check_fields(cls: type, data: object) -> str | None:
+    """Why `data` (a JSON object read from the store) does not fit dataclass `cls`, or None.
+    A manifest or registry edited by hand must fail with its file named, not deep inside."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    from dataclasses import MISSING, fields
+
+    known = {f.name: f for f in fields(cls)}
+    extra = sorted(set(data) - set(known))
+    if extra:
+        return f"unknown field(s) {', '.join(extra)}"
+    for name, f in known.items():
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                return f"field {name} is missing"
+            continue
+        if not _fits(str(f.type), data[name]):
+            return f"field {name} should be {f.type}, not {json.dumps(data[name])[:60]}"
+    return None
+
+
+def _fits(annotation: str, value: object) -> bool:
+    options = [a.strip() for a in annotation.split("|")]
+    for option in options:
+        if option == "None" and value is None:
+            return True
+        if option == "str" and isinstance(value, str):
+            return True
+        if option == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+            return True
+        if option == "bool" and isinstance(value, bool):
+            return True
+        if option.startswith("dict[str, ") and isinstance(value, dict):
+            inner = option[len("dict[str, "):-1]
+            if all(isinstance(k, str) and _fits(inner, v) for k, v in value.items()):
+                return True
+        if option.startswith("list[") and isinstance(value, list):
+            inner = option[len("list["):-1]
+            if all(_fits(inner, v) for v in value):
+                return True
+    return False
 
 
 def _owner_alive(name: str) -> bool:

@@ -1,17 +1,23 @@
-"""Reading text inputs line by line (plain, gzip or bgzip), for headers and error messages.
+"""Reading text inputs: line by line (plain, gzip or bgzip) for headers and error messages, and
+the one entry point of bulk columnar reading (`parse_table`), which decides how a file's line
+endings are read.
 
-Bulk reading is columnar (DuckDB); this module serves the small reads around it: a file's '#'
-header lines, the raw text of one field named in an error message."""
+Line endings follow htslib: a line may end in LF or CRLF (the CR is dropped), a file may mix
+them; a lone CR inside a line is refused, since readers disagree on where such a line ends. A
+UTF-8 byte-order mark is refused (htslib would not see the header after it)."""
 
 from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from varreinterp import db
 from varreinterp.bgzf import check_file
 from varreinterp.errors import InputError
+
+BOM = "\ufeff"
 
 
 def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
@@ -24,14 +30,79 @@ def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
             check_file(path)  # a BGZF file cut at a block boundary reads as complete
             with gzip.open(path, "rt", encoding="utf-8", errors="strict",
                            newline=newline) as fh:
-                yield from fh
+                yield from _no_bom(fh, path)
         else:
             with open(path, encoding="utf-8", errors="strict", newline=newline) as fh:
-                yield from fh
+                yield from _no_bom(fh, path)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read file ({_reason(exc)})", path) from exc
     except UnicodeDecodeError as exc:
         raise InputError("not a text file (binary content)", path) from exc
+
+
+def _no_bom(lines: Iterator[str], path: Path) -> Iterator[str]:
+    first = next(lines, None)
+    if first is None:
+        return
+    if first.startswith(BOM):
+        raise InputError("the file starts with a UTF-8 byte-order mark (BOM): save it without "
+                         "one", path, 1)
+    yield first
+    yield from lines
+
+
+def parse_table(path: Path, text: Path, columns: list[str], skip: int, workdir: Path,
+                create: Callable[[str], object]) -> None:
+    """Run `create(reader_sql)` over the data lines of `text` (the verified plain text of
+    input `path`), DuckDB errors mapped to `path`. DuckDB reads LF or CRLF files; a file that
+    mixes them (an LF header with a CRLF body, say) is read again from a copy with every CR
+    before a LF removed, as htslib reads it."""
+    try:
+        with db.reading(path):
+            create(db.read_delimited(text, columns, skip=skip))
+        return
+    except InputError:
+        if not _has_cr(text):
+            raise
+    fixed = _strip_cr(path, text, workdir)
+    try:
+        with db.reading(path):
+            create(db.read_delimited(fixed, columns, skip=skip))
+    finally:
+        fixed.unlink(missing_ok=True)
+
+
+def _has_cr(text: Path) -> bool:
+    with open(text, "rb") as fh:
+        while block := fh.read(8 << 20):
+            if b"\r" in block:
+                return True
+    return False
+
+
+def _strip_cr(path: Path, text: Path, workdir: Path) -> Path:
+    """A copy of `text` with CRLF line ends made LF; InputError at a lone CR."""
+    out = workdir / f"lf-{text.name}"
+    line = 1
+    with open(text, "rb") as src, open(out, "wb") as dst:
+        carry = b""
+        while block := src.read(8 << 20):
+            block = carry + block
+            carry = b"\r" if block.endswith(b"\r") else b""
+            if carry:
+                block = block[:-1]
+            fixed = block.replace(b"\r\n", b"\n")
+            lone = fixed.find(b"\r")
+            if lone >= 0:
+                out.unlink(missing_ok=True)
+                raise InputError("stray carriage return (CR) inside a line", path,
+                                 line + fixed.count(b"\n", 0, lone))
+            line += fixed.count(b"\n")
+            dst.write(fixed)
+        if carry:
+            out.unlink(missing_ok=True)
+            raise InputError("stray carriage return (CR) at the end of the file", path, line)
+    return out
 
 
 def _reason(exc: BaseException) -> str:

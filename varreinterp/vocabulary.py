@@ -250,3 +250,41 @@ def check_term(raw: str, allow_unknown: bool, *, path: str, line: int | None, fi
             path=path,
             line=line,
         )
+
+
+# ---------------------------------------------------------------- lists of submitter terms
+_FOLDED = {frozenset({"Pathogenic", "Likely_pathogenic"}): "Pathogenic/Likely_pathogenic",
+           frozenset({"Benign", "Likely_benign"}): "Benign/Likely_benign"}
+_ATOM_ORDER = {canonical: i for i, (canonical, _) in enumerate(dict.fromkeys(_ATOMS.values()))}
+_CONFLICTING = "Conflicting_classifications_of_pathogenicity"
+
+
+def fold_term_list(raw: str) -> str | None:
+    """A lab table's list of submitters' terms ('Benign|Likely_benign|Uncertain_significance'),
+    folded the way ClinVar aggregates them, as a set: one term stays itself; P with LP gives
+    Pathogenic/Likely_pathogenic and B with LB Benign/Likely_benign (other terms of one tier
+    are joined with '/', as ClinVar joins P and LP); terms of different tiers give
+    Conflicting. Terms off the pathogenicity axis (risk_factor, association...) stay
+    secondary terms. None when `raw` is
+    not such a list (fewer than two pathogenicity terms): the ordinary table decides."""
+    text = _canon_text(raw)
+    if "|" not in text:
+        return None
+    parts = [p for p in text.split("|") if p]
+    try:
+        found = [classify(p) for p in parts]
+    except UnknownTerm:
+        return None
+    primary = [c for c in found if c.tier is not Tier.OTHER]
+    if len(primary) < 2:
+        return None
+    tiers = {c.tier for c in primary}
+    terms = sorted({c.term for c in primary}, key=lambda t: _ATOM_ORDER.get(t, len(_ATOMS)))
+    if Tier.CONFLICTING in tiers or len(tiers) > 1:
+        folded = _CONFLICTING
+    elif len(terms) == 1:
+        folded = terms[0]
+    else:
+        folded = _FOLDED.get(frozenset(terms), "/".join(terms))
+    secondary = list(dict.fromkeys(c.term for c in found if c.tier is Tier.OTHER))
+    return "|".join([folded, *secondary])

@@ -18,7 +18,7 @@ from varreinterp.assembly import Assembly, contig_sql, normalize_contig, parse_a
 from varreinterp.db import MAX_POS
 from varreinterp.errors import InputError
 from varreinterp.importers.common import STAGED_COLUMNS, StagedSource
-from varreinterp.textfile import header_lines, open_text, raw_field
+from varreinterp.textfile import header_lines, open_text, parse_table, raw_field
 
 if TYPE_CHECKING:
     import duckdb
@@ -146,11 +146,10 @@ def _stage_current(
 
     extracted = ", ".join(f"{field(col, key)} AS {col}" for col, key in INFO_FIELDS.items())
     # Verified text (bgzf.py), then parsed and extracted on every core in one pass.
-    reader = db.read_delimited(bgzf.decompressed_text(source.path, workdir), names,
-                               skip=n_header)
-    with db.reading(source.path):
-        _create_staged(con, extracted, f"(SELECT chrom, pos, id, ref, alt, "
-                       f"';' || info AS info_ FROM {reader})")
+    parse_table(source.path, bgzf.decompressed_text(source.path, workdir), names, n_header,
+                workdir, lambda reader: _create_staged(
+                    con, extracted, f"(SELECT chrom, pos, id, ref, alt, ';' || info AS info_ "
+                    f"FROM {reader})"))
     _finish_staged(con, source, n_header)
 
 

@@ -17,43 +17,54 @@ a TOML mapping file. See examples/mappings/ and the README for the format.
     condition = "ALL_TRAITS"
     identifier = ["VARIATION_ID", "MEASURESET_ID"]   # a list: the first one the file has
     last_evaluated = "LAST_EVALUATED"
+    hgvs = "HGVS_C"
+    consequence = "MOLECULAR_CONSEQUENCE"
+    conflicts = "CLNSIGCONF"
 
     [replace]                           # text replacements before any lookup
     ".." = ",_"
 
     [terms]                             # the lab's classification terms -> ClinVar's
-    "Benign|Likely_benign" = "Benign/Likely_benign"
+    "VUS" = "Uncertain_significance"
 
+A list of submitters' terms ('Benign|Likely_benign|Uncertain_significance', in any order) is
+folded as ClinVar aggregates them (vocabulary.fold_term_list) when [terms] does not name it.
+For a VCF, fields are found by name in the records whatever the header declares; a file with a
+#CHROM line but no ##fileformat line (older lab exports) is read with a warning.
     [review_terms]                      # the same for review statuses
 """
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from varreinterp import bgzf, db
 from varreinterp.assembly import Assembly, contig_sql
 from varreinterp.errors import InputError, UsageError
 from varreinterp.importers.clinvar_vcf import (
     VCF_COLUMNS,
-    check_vcf_header,
-    declared_info,
     header_value,
     info_sql,
     parse_file_date,
-    with_info_,
 )
 from varreinterp.importers.common import StagedSource
-from varreinterp.textfile import header_lines, open_text
+from varreinterp.textfile import header_lines, open_text, parse_table
+from varreinterp.vocabulary import fold_term_list
 
 if TYPE_CHECKING:
     import duckdb
 
+log = logging.getLogger("varreinterp")
+
 REQUIRED_FIELDS = ["contig", "position", "ref", "alt", "classification"]
-OPTIONAL_FIELDS = ["review_status", "gene", "condition", "identifier", "last_evaluated"]
+OPTIONAL_FIELDS = ["review_status", "gene", "condition", "identifier", "last_evaluated", "hgvs",
+                   "consequence", "conflicts"]
+_SECTIONS = {"source": {"format", "name", "release_date"}, "columns": None, "replace": None,
+             "terms": None, "review_terms": None}
 _VCF_FIXED = {"CHROM": "chrom", "POS": "pos", "ID": "id", "REF": "ref", "ALT": "alt"}
 
 
@@ -74,49 +85,105 @@ class Mapping:
             text = text.replace(old, new)
         return table.get(raw, table.get(text, text))
 
+    def rewrite_classification(self, raw: str) -> str:
+        text = self.rewrite(raw, self.terms)
+        return fold_term_list(text) or text
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line a TOML key is written on (tomllib gives no positions), for error messages."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith((f"{key} ", f"{key}=", f'"{key}"')):
+            return n
+    return None
+
+
+def _bad(path: Path, text: str, key: str, problem: str) -> UsageError:
+    line = _line_of(text, key)
+    return UsageError(f"{path}{f':{line}' if line else ''}: {problem}")
+
 
 def load_mapping(path: Path) -> Mapping:
+    """Read and check a TOML mapping: unknown sections or keys and values of the wrong type
+    are usage errors naming the key, the file and the line."""
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise UsageError(f"{path}: mapping file not found") from None
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read mapping file ({exc})") from exc
-    source = data.get("source", {})
+    for section, value in data.items():
+        if section not in _SECTIONS:
+            raise _bad(path, text, f"[{section}]", f"unknown section [{section}] (known: "
+                       f"{', '.join(f'[{k}]' for k in _SECTIONS)})")
+        if not isinstance(value, dict):
+            raise _bad(path, text, section, f"{section} must be a [{section}] table")
+    source: dict[str, Any] = data.get("source", {})
+    for key, value in source.items():
+        if key not in (_SECTIONS["source"] or ()):
+            raise _bad(path, text, key, f"unknown key {key!r} in [source]")
+        if not isinstance(value, str):
+            raise _bad(path, text, key, f"[source] {key} must be a string, not "
+                       f"{type(value).__name__}")
     fmt = source.get("format")
     if fmt not in ("vcf", "tsv"):
-        raise UsageError(f"{path}: [source] format must be \"vcf\" or \"tsv\", not {fmt!r}")
-    raw_cols = data.get("columns", {})
-    unknown = set(raw_cols) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS)
-    if unknown:
-        raise UsageError(f"{path}: unknown [columns] key(s): {', '.join(sorted(unknown))}")
+        raise _bad(path, text, "format", f"[source] format must be \"vcf\" or \"tsv\", not "
+                   f"{fmt!r}")
+    raw_cols: dict[str, Any] = data.get("columns", {})
+    for key, value in raw_cols.items():
+        if key not in REQUIRED_FIELDS + OPTIONAL_FIELDS:
+            raise _bad(path, text, key, f"unknown [columns] key {key!r} (known: "
+                       f"{', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)})")
+        if not (isinstance(value, str) or (isinstance(value, list) and value
+                                           and all(isinstance(v, str) for v in value))):
+            raise _bad(path, text, key, f"[columns] {key} must be a column name or a list of "
+                       f"names, not {value!r}")
     missing = [f for f in REQUIRED_FIELDS if f not in raw_cols]
     if missing:
         raise UsageError(f"{path}: [columns] must name {', '.join(missing)}")
     columns = {k: [v] if isinstance(v, str) else list(v) for k, v in raw_cols.items()}
     for section in ("replace", "terms", "review_terms"):
-        table = data.get(section, {})
-        if not all(isinstance(v, str) for v in table.values()):
-            raise UsageError(f"{path}: [{section}] values must be strings")
+        for key, value in data.get(section, {}).items():
+            if not isinstance(value, str):
+                raise _bad(path, text, key, f"[{section}] {key!r} must map to a string, not "
+                           f"{type(value).__name__}")
     return Mapping(path, fmt, columns, source.get("release_date"), source.get("name"),
                    data.get("replace", {}), data.get("terms", {}), data.get("review_terms", {}))
 
 
-def _pick(options: list[str], available: set[str]) -> str | None:
-    return next((o for o in options if o in available), None)
+def _vcf_layout(path: Path) -> tuple[list[str], int, list[str]]:
+    """(header lines, their count, column names) of a VCF-like table. Older lab exports have
+    a #CHROM line but no ##fileformat line: read with one warning."""
+    header, skip = header_lines(path)
+    if not header or not header[-1].startswith("#CHROM"):
+        raise InputError("no #CHROM header line: not a VCF-like table", path,
+                         len(header) or None)
+    if not header[0].startswith("##fileformat=VCF"):
+        log.warning("%s: no ##fileformat line; read as a VCF because the mapping says so",
+                    path)
+    columns = header[-1].lstrip("#").split("\t")
+    if [c.upper() for c in columns[:8]] != ["CHROM", "POS", "ID", "REF", "ALT", "QUAL",
+                                            "FILTER", "INFO"]:
+        raise InputError("malformed #CHROM line", path, skip)
+    return header, skip, columns
 
 
 def stage_mapped_table(
     con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, assembly: Assembly | None,
     workdir: Path,
 ) -> StagedSource:
+    text = bgzf.decompressed_text(path, workdir)
     if mapping.format == "vcf":
-        header, skip = header_lines(path)
-        names = check_vcf_header(path, header)
-        available = set(_VCF_FIXED) | declared_info(header)
+        header, skip, names = _vcf_layout(path)
         file_date = header_value(header, "fileDate")
         release = parse_file_date(file_date) if file_date else None
         col_names = VCF_COLUMNS + [f"extra{i}" for i in range(len(names) - len(VCF_COLUMNS))]
+        parse_table(path, text, col_names, skip, workdir, lambda reader: con.execute(
+            f"CREATE OR REPLACE TEMP TABLE lines AS SELECT chrom, pos, id, ref, alt, "
+            f"';' || coalesce(info, '') AS info_ FROM {reader}"))
+        available = set(_VCF_FIXED) | _info_keys_present(con, mapping)
 
         def expr(name: str) -> str:
             return (f"nullif({_VCF_FIXED[name]}, '.')" if name in _VCF_FIXED
@@ -129,6 +196,8 @@ def stage_mapped_table(
         available = set(names)
         skip, release = 1, None
         col_names = [f"c{i}" for i in range(len(names))]
+        parse_table(path, text, col_names, skip, workdir, lambda reader: con.execute(
+            f"CREATE OR REPLACE TEMP TABLE lines AS SELECT * FROM {reader}"))
 
         def expr(name: str) -> str:
             return f"nullif(nullif(c{names.index(name)}, ''), '.')"
@@ -136,29 +205,30 @@ def stage_mapped_table(
     chosen: dict[str, str | None] = {}
     for fld in REQUIRED_FIELDS + OPTIONAL_FIELDS:
         options = mapping.columns.get(fld, [])
-        chosen[fld] = _pick(options, available)
+        chosen[fld] = next((o for o in options if o in available), None)
         if fld in REQUIRED_FIELDS and chosen[fld] is None:
+            where = "no record carries" if mapping.format == "vcf" else "the header lacks"
             if fld == "classification":
-                raise InputError(f"no classification field: none of {', '.join(options)} is in "
-                                 f"the file (mapping {mapping.path})", path)
+                raise InputError(f"no classification field: {where} any of "
+                                 f"{', '.join(options)} (mapping {mapping.path})", path)
             raise InputError(f"mapping {mapping.path} names {fld} as {', '.join(options)}, "
-                             "which the file does not have", path)
+                             f"but {where} it", path)
 
     def sel(fld: str) -> str:
         name = chosen[fld]
         return expr(name) if name else "CAST(NULL AS VARCHAR)"
 
-    reader = db.read_delimited(bgzf.decompressed_text(path, workdir), col_names, skip=skip)
-    with db.reading(path):
-        con.execute(f"""
-            CREATE TEMP TABLE raw AS
-            SELECT {sel('contig')} AS chrom, {sel('position')} AS pos, upper({sel('ref')}) AS ref,
-                   upper({sel('alt')}) AS alt, {sel('classification')} AS raw_classification,
-                   {sel('review_status')} AS raw_review_status, {sel('gene')} AS gene,
-                   {sel('condition')} AS conditions, {sel('identifier')} AS variation_id,
-                   {sel('last_evaluated')} AS last_evaluated
-            FROM {with_info_(reader) if mapping.format == "vcf" else reader}
-        """)
+    con.execute(f"""
+        CREATE TEMP TABLE raw AS
+        SELECT {sel('contig')} AS chrom, {sel('position')} AS pos, upper({sel('ref')}) AS ref,
+               upper({sel('alt')}) AS alt, {sel('classification')} AS raw_classification,
+               {sel('review_status')} AS raw_review_status, {sel('gene')} AS gene,
+               {sel('condition')} AS conditions, {sel('identifier')} AS variation_id,
+               {sel('last_evaluated')} AS last_evaluated, {sel('hgvs')} AS hgvs,
+               {sel('consequence')} AS consequence, {sel('conflicts')} AS conflicts
+        FROM lines
+    """)
+    con.execute("DROP TABLE lines")
     bad = db.first_row(con, f"""
         SELECT rowid, chrom, pos FROM raw
         WHERE chrom IS NULL OR {db.strict_pos_sql('pos')} IS NULL OR ref IS NULL
@@ -180,9 +250,9 @@ def stage_mapped_table(
     con.execute(f"""
         CREATE TEMP TABLE staged AS
         SELECT {contig_sql('chrom')} AS chrom, CAST(pos AS BIGINT) AS pos, ref, alt,
-               raw_classification, raw_review_status, CAST(NULL AS VARCHAR) AS conflicts,
-               gene, conditions, CAST(NULL AS VARCHAR) AS consequence, variation_id,
-               CAST(NULL AS VARCHAR) AS allele_id, last_evaluated,
+               raw_classification, raw_review_status, conflicts,
+               gene, conditions, consequence, variation_id,
+               CAST(NULL AS VARCHAR) AS allele_id, last_evaluated, hgvs,
                CAST(NULL AS VARCHAR) AS onc_classification,
                CAST(NULL AS VARCHAR) AS onc_review_status,
                CAST(NULL AS VARCHAR) AS sci_classification,
@@ -191,11 +261,23 @@ def stage_mapped_table(
         WHERE alt IS NOT NULL AND alt NOT LIKE '%<%' AND alt <> '*' AND alt NOT LIKE '%,%'
           AND raw_classification IS NOT NULL
     """)
-    source.rewrite_classification = lambda raw: mapping.rewrite(raw, mapping.terms)
+    source.rewrite_classification = mapping.rewrite_classification
     source.rewrite_review = lambda raw: mapping.rewrite(raw, mapping.review_terms)
     fields = {"classification": chosen["classification"], "review_status": chosen["review_status"]}
     source.locate = lambda fld, raw: _locate(path, mapping.format, names, skip, fields[fld], raw)
     return source
+
+
+def _info_keys_present(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> set[str]:
+    """The mapping's INFO keys that at least one record carries, found in the data: old lab
+    files declare their INFO fields wrongly or not at all."""
+    wanted = sorted({o for opts in mapping.columns.values() for o in opts} - set(_VCF_FIXED))
+    if not wanted:
+        return set()
+    counts = ", ".join(f"count(*) FILTER (contains(info_, {db.quote(';' + k + '=')}))"
+                       for k in wanted)
+    row = db.first_row(con, f"SELECT {counts} FROM lines")
+    return {k for k, n in zip(wanted, row or (), strict=True) if n}
 
 
 def _locate(path: Path, fmt: str, names: list[str], skip: int, column: str | None,

@@ -1,8 +1,16 @@
-"""ClinVar `variant_summary.txt[.gz]`: tab-separated, one row per allele per assembly, 34 columns
-before 2024 and 40 after. Coordinates come from the *VCF columns (Start/Ref/Alt may be `na`)."""
+"""ClinVar `variant_summary.txt[.gz]`: tab-separated, one row per allele per assembly.
+
+Layouts: since 2017 (34 columns, 40 from 2024) coordinates come from the *VCF columns
+(PositionVCF, ReferenceAlleleVCF, AlternateAlleleVCF; Start/Ref/Alt may be `na`). The older
+30-column layout has only Start/Stop/ReferenceAllele/AlternateAllele, which lack VCF's anchor
+base for indels: substitutions are taken as they are, indels are built against `--reference`
+(the base before them read from the FASTA, the deleted bases checked against it) or else
+skipped and counted (`indel_needs_reference`)."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,14 +18,18 @@ from varreinterp import bgzf, db
 from varreinterp.assembly import Assembly, contig_sql
 from varreinterp.errors import InputError, UsageError
 from varreinterp.importers.common import StagedSource
-from varreinterp.textfile import open_text
+from varreinterp.textfile import open_text, parse_table
 
 if TYPE_CHECKING:
     import duckdb
 
-REQUIRED = ["Assembly", "Chromosome", "PositionVCF", "ReferenceAlleleVCF", "AlternateAlleleVCF",
-            "ClinicalSignificance", "ReviewStatus", "VariationID"]
+    from varreinterp.patient_vcf import FastaReference
+
+CORE = ["Assembly", "Chromosome", "ClinicalSignificance", "ReviewStatus"]
+VCF_COORDINATES = ["PositionVCF", "ReferenceAlleleVCF", "AlternateAlleleVCF"]
+OLD_COORDINATES = ["Start", "Stop", "ReferenceAllele", "AlternateAllele"]
 _FIELD_COLUMN = {"classification": "ClinicalSignificance", "review_status": "ReviewStatus"}
+_BASES = re.compile(r"[ACGTN]+")
 
 
 def header_columns(path: Path) -> list[str]:
@@ -27,7 +39,8 @@ def header_columns(path: Path) -> list[str]:
 
 
 def is_variant_summary(columns: list[str]) -> bool:
-    return all(c in columns for c in REQUIRED)
+    return all(c in columns for c in CORE) and (
+        all(c in columns for c in VCF_COORDINATES) or all(c in columns for c in OLD_COORDINATES))
 
 
 def locate_column(path: Path, columns: list[str], column: str, raw: str) -> int | None:
@@ -41,19 +54,19 @@ def locate_column(path: Path, columns: list[str], column: str, raw: str) -> int 
 
 
 def stage_variant_summary(
-    con: duckdb.DuckDBPyConnection, path: Path, assembly: Assembly | None, workdir: Path
+    con: duckdb.DuckDBPyConnection, path: Path, assembly: Assembly | None, workdir: Path,
+    reference: FastaReference | None = None,
 ) -> StagedSource:
     columns = header_columns(path)
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
+    if not is_variant_summary(columns):
+        missing = [c for c in CORE + VCF_COORDINATES if c not in columns]
         raise InputError(f"not a ClinVar variant_summary file: missing column(s) "
                          f"{', '.join(missing)}", path, 1)
     names = [f"c{i}" for i in range(len(columns))]
     col = {name: f"c{columns.index(name)}" for name in columns}
-    text = bgzf.decompressed_text(path, workdir)
-    with db.reading(path):
-        con.execute(f"CREATE TEMP TABLE raw AS SELECT * FROM "
-                    f"{db.read_delimited(text, names, skip=1)}")
+    parse_table(path, bgzf.decompressed_text(path, workdir), names, 1, workdir,
+                lambda reader: con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM "
+                                           f"{reader}"))
     builds = [r[0] for r in con.execute(
         f"SELECT DISTINCT {col['Assembly']} FROM raw ORDER BY 1").fetchall()]
     known = [b for b in builds if b in (a.value for a in Assembly)]
@@ -63,49 +76,117 @@ def stage_variant_summary(
                              "choose one with --assembly GRCh37|GRCh38")
         assembly = Assembly(known[0])
     source = StagedSource("variant-summary", path, None, assembly)
+    other = con.execute(f"SELECT count(*) FROM raw WHERE {col['Assembly']} IS DISTINCT FROM "
+                        f"{db.quote(assembly.value)}").fetchall()[0][0]
+    if other:
+        source.skipped["other_assembly"] += other
+    con.execute(f"DELETE FROM raw WHERE {col['Assembly']} IS DISTINCT FROM "
+                f"{db.quote(assembly.value)}")
+    if all(c in columns for c in VCF_COORDINATES):
+        _coordinates_from_vcf_columns(con, path, col, source)
+    else:
+        _coordinates_from_old_columns(con, path, col, source, reference)
 
     def opt(name: str) -> str:
-        return f"nullif(nullif({col[name]}, '-'), '')" if name in col else "NULL"
+        return f"nullif(nullif(r.{col[name]}, '-'), '')" if name in col else "NULL"
 
-    counts = con.execute(f"""
-        SELECT CASE WHEN {col['Assembly']} IS DISTINCT FROM '{assembly.value}' THEN 'other_assembly'
-                    WHEN coalesce({col['PositionVCF']}, 'na') IN ('na', '-1', '')
-                      OR coalesce({col['ReferenceAlleleVCF']}, 'na') IN ('na', '')
-                      OR coalesce({col['AlternateAlleleVCF']}, 'na') IN ('na', '')
-                    THEN 'no_vcf_coordinates' END AS reason, count(*)
-        FROM raw GROUP BY 1 HAVING reason IS NOT NULL
-    """).fetchall()
-    source.skipped.update({r: n for r, n in counts})
-    bad = db.first_row(con, f"""
-        SELECT rowid, {col['PositionVCF']} FROM raw
-        WHERE {col['Assembly']} = '{assembly.value}' AND {col['PositionVCF']} NOT IN ('na', '-1')
-          AND {db.strict_pos_sql(col['PositionVCF'])} IS NULL
-        ORDER BY rowid LIMIT 1
-    """)
-    if bad:
-        raise InputError(f"PositionVCF {bad[1]!r} is not a position (digits, 1 to "
-                         f"{db.MAX_POS})", path, int(bad[0]) + 2)
     con.execute(f"""
         CREATE TEMP TABLE staged AS
-        SELECT {contig_sql(col['Chromosome'])} AS chrom,
-               CAST({col['PositionVCF']} AS BIGINT) AS pos,
-               upper({col['ReferenceAlleleVCF']}) AS ref, upper({col['AlternateAlleleVCF']}) AS alt,
+        SELECT {contig_sql('r.' + col['Chromosome'])} AS chrom, k.pos, k.ref, k.alt,
                {opt('ClinicalSignificance')} AS raw_classification,
                {opt('ReviewStatus')} AS raw_review_status,
                CAST(NULL AS VARCHAR) AS conflicts,
                {opt('GeneSymbol')} AS gene, {opt('PhenotypeList')} AS conditions,
                CAST(NULL AS VARCHAR) AS consequence,
                {opt('VariationID')} AS variation_id, {opt('AlleleID')} AS allele_id,
-               {opt('LastEvaluated')} AS last_evaluated,
+               {opt('LastEvaluated')} AS last_evaluated, {opt('Name')} AS hgvs,
                {opt('Oncogenicity')} AS onc_classification,
                {opt('ReviewStatusOncogenicity')} AS onc_review_status,
                {opt('SomaticClinicalImpact')} AS sci_classification,
                {opt('ReviewStatusClinicalImpact')} AS sci_review_status
-        FROM raw
-        WHERE {col['Assembly']} = '{assembly.value}'
-          AND {col['PositionVCF']} NOT IN ('na', '-1', '')
-          AND {col['ReferenceAlleleVCF']} NOT IN ('na', '')
-          AND {col['AlternateAlleleVCF']} NOT IN ('na', '')
+        FROM raw r JOIN coords k ON k.row_id = r.rowid
+        ORDER BY r.rowid
     """)
     source.locate = lambda field, raw: locate_column(path, columns, _FIELD_COLUMN[field], raw)
     return source
+
+
+def _coordinates_from_vcf_columns(con: duckdb.DuckDBPyConnection, path: Path,
+                                  col: dict[str, str], source: StagedSource) -> None:
+    pos, ref, alt = (col[c] for c in VCF_COORDINATES)
+    missing = (f"coalesce({pos}, 'na') IN ('na', '-1', '') OR coalesce({ref}, 'na') IN ('na', '')"
+               f" OR coalesce({alt}, 'na') IN ('na', '')")
+    n = con.execute(f"SELECT count(*) FROM raw WHERE {missing}").fetchall()[0][0]
+    if n:
+        source.skipped["no_vcf_coordinates"] += n
+    bad = db.first_row(con, f"""
+        SELECT rowid, {pos} FROM raw WHERE NOT ({missing}) AND {db.strict_pos_sql(pos)} IS NULL
+        ORDER BY rowid LIMIT 1""")
+    if bad:
+        raise InputError(f"PositionVCF {bad[1]!r} is not a position (digits, 1 to "
+                         f"{db.MAX_POS})", path, _line(con, int(bad[0])))
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE coords AS
+        SELECT rowid AS row_id, CAST({pos} AS BIGINT) AS pos, upper({ref}) AS ref,
+               upper({alt}) AS alt
+        FROM raw WHERE NOT ({missing})""")
+
+
+def _line(con: duckdb.DuckDBPyConnection, row_id: int) -> int:
+    """The file line of a raw row: rows of other assemblies were deleted, so rowid still is the
+    data line index."""
+    return row_id + 2
+
+
+def _coordinates_from_old_columns(con: duckdb.DuckDBPyConnection, path: Path,
+                                  col: dict[str, str], source: StagedSource,
+                                  reference: FastaReference | None) -> None:
+    """Start/Stop/ReferenceAllele/AlternateAllele (no anchor base) to VCF-style alleles."""
+    rows = con.execute(f"""
+        SELECT rowid, {col['Chromosome']}, {col['Start']}, {col['Stop']},
+               upper({col['ReferenceAllele']}), upper({col['AlternateAllele']})
+        FROM raw""").fetchall()
+    out: list[tuple[int, int, str, str]] = []
+    skipped: Counter[str] = Counter()
+    for row_id, chrom, start_text, stop_text, ref, alt in rows:
+        if ref in (None, "", "NA") or alt in (None, "", "NA") or start_text in (None, "na", "-1"):
+            skipped["no_vcf_coordinates"] += 1
+            continue
+        for text in (start_text, stop_text):
+            if text is not None and text not in ("na", "-1") and (
+                    not re.fullmatch(r"[0-9]{1,10}", text) or not 1 <= int(text) <= db.MAX_POS):
+                raise InputError(f"Start/Stop {text!r} is not a position (digits, 1 to "
+                                 f"{db.MAX_POS})", path, _line(con, row_id))
+        start = int(start_text)
+        ref = "" if ref == "-" else ref
+        alt = "" if alt == "-" else alt
+        if (ref and not _BASES.fullmatch(ref)) or (alt and not _BASES.fullmatch(alt)):
+            skipped["no_vcf_coordinates"] += 1
+            continue
+        if ref and alt and len(ref) == len(alt):
+            out.append((row_id, start, ref, alt))  # a substitution needs no anchor
+            continue
+        if reference is None or not reference.has(chrom):
+            skipped["indel_needs_reference"] += 1
+            continue
+        # An insertion sits after Start; anything else starts at Start: anchor on the base
+        # before the first changed one, as VCF does.
+        anchor_pos = start if not ref else start - 1
+        if anchor_pos < 1:
+            skipped["no_vcf_coordinates"] += 1
+            continue
+        seq = reference.fetch(chrom, anchor_pos - 1, anchor_pos + len(ref)).upper()
+        if seq[1:] != ref:
+            skipped["ref_mismatch"] += 1
+            continue
+        out.append((row_id, anchor_pos, seq, seq[0] + alt))
+    source.skipped.update({k: v for k, v in skipped.items() if v})
+    import pyarrow as pa
+
+    table = pa.table({"row_id": pa.array([r[0] for r in out], pa.int64()),
+                      "pos": pa.array([r[1] for r in out], pa.int64()),
+                      "ref": pa.array([r[2] for r in out], pa.string()),
+                      "alt": pa.array([r[3] for r in out], pa.string())})
+    con.register("coords_rows", table)
+    con.execute("CREATE OR REPLACE TEMP TABLE coords AS SELECT * FROM coords_rows")
+    con.unregister("coords_rows")
