@@ -260,7 +260,7 @@ def test_remove_then_list_is_empty(cli, store_dir, tmp_path):
     assert res.code == 0
     assert res.out.splitlines() == [
         "name\tassembly\trelease_date\tsource_kind\trecords\tpathogenic\tuncertain\tbenign\t"
-        "conflicting\tother\tsource_file\tsource_sha256"]
+        "conflicting\tother\tsource_file\tsource_sha256\tlineage\tstate"]
     assert cli("snapshot", "list", "--format", "json").out == ""
     assert list((store_dir / "snapshots").iterdir()) == []
     assert list((store_dir / "tmp").iterdir()) == []

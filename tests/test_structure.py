@@ -107,17 +107,21 @@ def test_bad_input_is_still_exit_3(sample_store, tmp_path):
 
 
 def test_cohort_status_on_a_damaged_store_fails_loudly(sample_store):
+    """A snapshot whose manifest cannot be read may be the newest of its lineage: every patient
+    of that lineage is shown failing with the reason (exit 6), never as 0 changes waiting."""
     r = invoke(sample_store, "cohort", "add", SAMPLES / "trio.vcf", "--baseline", OLD)
     assert r.code == 0, r.err
     good = invoke(sample_store, "cohort", "status", "--format", "json")
     assert good.code == 0, good.err
-    waiting = {json.loads(line)["patient"]: json.loads(line)["waiting_changes"]
-               for line in good.out.splitlines()}
-    assert waiting["CHILD01"] > 0
+    rows = {json.loads(line)["patient"]: json.loads(line) for line in good.out.splitlines()}
+    assert rows["CHILD01"]["state"] == "waiting" and rows["CHILD01"]["high"] == 1
 
     manifest = sample_store / "snapshots" / NEW / "manifest.json"
     manifest.write_text(manifest.read_text()[:40])  # cut: unreadable JSON
     r = invoke(sample_store, "cohort", "status", "--format", "json")
-    assert r.code == 4, r.err
-    assert r.out == ""  # no table of zeros
-    assert str(manifest) in r.err
+    assert r.code == 6, r.err
+    rows = {json.loads(line)["patient"]: json.loads(line) for line in r.out.splitlines()}
+    for row in rows.values():
+        assert row["state"] == "failing"
+        assert str(manifest) in row["reason"]
+        assert row["high"] is None and row["medium"] is None and row["low"] is None

@@ -128,7 +128,7 @@ def annotate(
 
     Every input is checked first (headers, build, samples, FASTA). `workdir` holds the run's
     temporary files and must outlive the result (its rows stay in DuckDB)."""
-    snapshot = store.get(snapshot_name)
+    snapshot = store.use(snapshot_name)
     inputs = prepare_inputs(vcfs, workdir, assembly=snapshot.manifest.assembly,
                             what=f"snapshot {snapshot.name}", samples=samples,
                             reference_path=reference_path)
@@ -195,7 +195,7 @@ def vcf_annotation(
     pass_only: bool = False,
 ) -> VcfAnnotation:
     """The VRI_* INFO text of every record of `vcf` that has a classified ALT."""
-    snapshot = store.get(snapshot_name)
+    snapshot = store.use(snapshot_name)
     inputs = prepare_inputs([vcf], workdir, assembly=snapshot.manifest.assembly,
                             what=f"snapshot {snapshot.name}", samples=None,
                             reference_path=reference_path)

@@ -136,6 +136,9 @@ def snapshot_add(
     reference: Annotated[Path | None, typer.Option(
         help="FASTA of the release's build: an older variant_summary (no *VCF columns) "
         "needs it to anchor indels (else they are skipped and counted).")] = None,
+    max_drop: Annotated[float, typer.Option(
+        "--max-drop", min=0, max=100, help="Mark the release suspect when it has more than "
+        "this percentage fewer records than the previous release of its lineage.")] = 5.0,
 ) -> None:
     """Import a classification file as a new immutable snapshot."""
     from varreinterp.snapshots import SourceFormat, add_snapshot, resolve_assembly
@@ -148,7 +151,8 @@ def snapshot_add(
     result = add_snapshot(
         _inv(ctx).store(), path, name=name, assembly=resolve_assembly(assembly),
         fmt=source_format, mapping_path=mapping, release_date=_parse_date(release_date),
-        allow_unknown_terms=allow_unknown_terms, reference_path=reference)
+        allow_unknown_terms=allow_unknown_terms, reference_path=reference,
+        max_drop_percent=max_drop)
     m = result.snapshot.manifest
     if result.already_stored:
         log.info("%s is already stored as snapshot %s (same sha256); nothing to do",
@@ -161,7 +165,8 @@ def snapshot_add(
 
 
 _LIST_COLUMNS = ["name", "assembly", "release_date", "source_kind", "records", "pathogenic",
-                 "uncertain", "benign", "conflicting", "other", "source_file", "source_sha256"]
+                 "uncertain", "benign", "conflicting", "other", "source_file", "source_sha256",
+                 "lineage", "state"]
 
 
 @snapshot_app.command("list")
@@ -175,7 +180,12 @@ def snapshot_list(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     if chosen is Format.JSON:
         write_rows([s.manifest.to_json() for s in snaps], _LIST_COLUMNS, chosen, title="")
         return
-    rows = [{**s.manifest.to_json(), **s.manifest.tiers} for s in snaps]
+    rows = [{**s.manifest.to_json(), **s.manifest.tiers,
+             "state": "corrupt manifest" if not s.manifest.is_sealed()
+             else f"SUSPECT: {s.manifest.suspect}" if s.manifest.suspect else "ok"}
+            for s in snaps]
+    rows += [{"name": name, "state": f"unreadable: {error}"}
+             for name, error in store.broken().items()]
     if chosen is Format.TABLE:
         for r in rows:
             r["source_sha256"] = str(r["source_sha256"])[:12]
@@ -200,9 +210,9 @@ def snapshot_show(ctx: typer.Context, name: str, fmt: FormatOpt = None) -> None:
 @snapshot_app.command("remove")
 def snapshot_remove(ctx: typer.Context, name: str) -> None:
     """Remove a snapshot from the store."""
-    store = _inv(ctx).store()
-    with store.lock("snapshot remove"):
-        store.remove(name)
+    from varreinterp.snapshots import remove_snapshot
+
+    remove_snapshot(_inv(ctx).store(), name)
     log.info("removed snapshot %s", name)
 
 
@@ -272,7 +282,7 @@ def annotate_cmd(
     if chosen is Format.PARQUET and output is None:
         raise UsageError("--format parquet needs -o FILE")
     store = inv.store()
-    snap = store.get(snapshot)
+    snap = store.use(snapshot)
     prov = Provenance.of(inv.command, ("snapshot", snap))
     with store.workdir() as workdir:
         if chosen is Format.VCF:
@@ -300,6 +310,11 @@ AllOpt = Annotated[bool, typer.Option("--all", help="Everything, down to low pri
                                       "(same as --min-priority low).")]
 ExitCodeOpt = Annotated[bool, typer.Option("--exit-code", help="Exit 1 when any change was "
                                            "reported, 0 when none.")]
+CrossLineageOpt = Annotated[bool, typer.Option(
+    "--cross-lineage", help="Compare releases of different sources (a ClinVar release with a "
+    "lab table): nearly every variant then looks changed.")]
+AcceptSuspectOpt = Annotated[bool, typer.Option(
+    "--accept-suspect", help="Use a target marked suspect (a release that looks partial).")]
 
 
 def _min_priority(value: str, show_all: bool) -> Priority:
@@ -322,6 +337,8 @@ def diff_cmd(
     fmt: FormatOpt = None,
     output: OutOpt = None,
     exit_code: ExitCodeOpt = False,
+    cross_lineage: CrossLineageOpt = False,
+    accept_suspect: AcceptSuspectOpt = False,
 ) -> int:
     """What changed for these patients' carried variants between two snapshots?"""
     from varreinterp import diff as core
@@ -333,7 +350,9 @@ def diff_cmd(
     with store.workdir() as workdir:
         report = core.diff_patients(store, vcfs, from_, to, workdir, samples=sample,
                                     reference_path=reference,
-                                    min_priority=_min_priority(min_priority, show_all))
+                                    min_priority=_min_priority(min_priority, show_all),
+                                    cross_lineage=cross_lineage,
+                                    accept_suspect=accept_suspect)
     write_changes(report, core.PATIENT_COLUMNS, chosen, output, report.provenance(inv.command))
     log.info("%s", report.summary())
     return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
@@ -349,6 +368,8 @@ def snapshot_diff_cmd(
     fmt: FormatOpt = None,
     output: OutOpt = None,
     exit_code: ExitCodeOpt = False,
+    cross_lineage: CrossLineageOpt = False,
+    accept_suspect: AcceptSuspectOpt = False,
 ) -> int:
     """Every classified variant whose classification changed between two snapshots."""
     from varreinterp import diff as core
@@ -360,7 +381,8 @@ def snapshot_diff_cmd(
     store = inv.store()
     with store.workdir() as workdir:
         report = core.diff_snapshots(store, from_, to, _min_priority(min_priority, show_all),
-                                     workdir)
+                                     workdir, cross_lineage=cross_lineage,
+                                     accept_suspect=accept_suspect)
     write_changes(report, VARIANT_COLUMNS, chosen, output, report.provenance(inv.command))
     log.info("%s", report.summary())
     return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
@@ -376,8 +398,11 @@ def history_cmd(
                                            "never changed.")] = False,
     fmt: FormatOpt = None,
     output: OutOpt = None,
+    source: Annotated[str | None, typer.Option(
+        help="Which source's releases: clinvar, clinvar-summary or a lab table's name "
+        "(default: the only one of the VCF's build, else clinvar).")] = None,
 ) -> None:
-    """Each carried variant's classification in every stored snapshot, oldest first."""
+    """Each carried variant's classification in every release of one source, oldest first."""
     from varreinterp import history as core
     from varreinterp.output.results import write_history
 
@@ -386,7 +411,7 @@ def history_cmd(
     store = inv.store()
     with store.workdir() as workdir:
         result = core.history(store, vcfs, workdir, samples=sample, reference_path=reference,
-                              show_all=show_all)
+                              show_all=show_all, source=source)
     write_history(result, chosen, output, result.provenance(inv.command))
 
 
@@ -420,53 +445,67 @@ def cohort_add_cmd(
     ] = None,
     baseline: Annotated[str | None, typer.Option(
         help="Snapshot the patient was last reported against (default: newest of its "
-        "assembly).")] = None,
+        "build, when the store holds one lineage of that build).")] = None,
     reference: ReferenceOpt = None,
+    replace: Annotated[bool, typer.Option(
+        help="Re-register a patient from a different file (re-sequenced, re-called); its "
+        "newly carried and no longer carried alleles are reported once by the next "
+        "reanalyze.")] = False,
+    pass_only: Annotated[bool, typer.Option(
+        help="Index only FILTER=PASS (or '.') calls.")] = False,
+    group: Annotated[str | None, typer.Option(
+        help="Cohort group (its gene panel comes from the config file).")] = None,
 ) -> None:
-    """Register each sample of the VCF(s) as a patient and index its carried alleles."""
+    """Register each sample of the VCF(s) as a patient and index its carried alleles (all
+    files or none)."""
     from varreinterp import cohort
 
     with _progress("Registering", len(vcfs)) as advance:
         outcomes = cohort.cohort_add(_inv(ctx).store(), vcfs, samples=sample,
                                      patient_id=patient_id, baseline=baseline,
-                                     reference_path=reference, progress=advance)
+                                     reference_path=reference, replace=replace,
+                                     pass_only=pass_only, group=group, progress=advance)
     # One line per patient on a terminal; under cron only the summary line.
     per_patient = logging.INFO if sys.stderr.isatty() or len(outcomes) <= 20 else logging.DEBUG
+    words = {"added": "registered", "unchanged": "already registered with this file, nothing "
+             "to do", "replaced": "re-registered from a new file (changes in its calls are "
+             "reported by the next reanalyze)", "relocated": "already registered (same "
+             "content): source path updated", "followed": "now also follows the --baseline "
+             "lineage"}
     for o in outcomes:
-        what = {"added": "registered", "unchanged": "already registered with this file, "
-                "nothing to do", "re-ingested": "VCF changed: re-ingested",
-                "relocated": "already registered (same content): source path updated"
-                }[o.status]
         log.log(per_patient, "patient %s (sample %s): %s (%d alleles)", o.patient_id, o.sample,
-                what, o.alleles)
-    counts = {s: sum(o.status == s for o in outcomes)
-              for s in ("added", "re-ingested", "unchanged", "relocated")}
-    log.info("cohort add: %d sample(s): %d registered, %d re-ingested, %d already registered"
-             "%s", len(outcomes), counts["added"], counts["re-ingested"],
-             counts["unchanged"] + counts["relocated"],
-             f" ({counts['relocated']} with a new source path)" if counts["relocated"] else "")
+                words[o.status], o.alleles)
+    counts = {s: sum(o.status == s for o in outcomes) for s in words}
+    log.info("cohort add: %d sample(s): %s", len(outcomes),
+             ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing")
 
 
-_COHORT_COLUMNS = ["patient", "sample", "assembly", "reviewed_snapshot", "newest_snapshot",
-                   "waiting_changes", "alleles", "source"]
+def _file_name(path: object) -> str | None:
+    """Full paths wrap a terminal table; the name is what a person looks for."""
+    return Path(str(path)).name if path else None
 
 
 @cohort_app.command("list")
 def cohort_list_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     """List registered patients."""
     from varreinterp import cohort
-    from varreinterp.output.formats import write_rows
+    from varreinterp.output.formats import Format, write_rows
 
     chosen = _format(fmt)
-    rows = [{"patient": p.patient_id, "sample": p.sample, "assembly": p.assembly,
-             "reviewed_snapshot": p.reviewed_snapshot, "baseline_snapshot": p.baseline_snapshot,
-             "alleles": p.alleles, "source": p.source}
+    rows: list[dict[str, Any]] = [
+            {"patient": p.patient_id, "sample": p.sample, "assembly": p.assembly,
+             "reviewed": "; ".join(f"{k}: {v}" for k, v in sorted(p.reviewed.items())),
+             "alleles": p.alleles, "replaced": bool(p.previous_index_file),
+             "group": p.group, "source": p.source}
             for p in sorted(cohort.Registry.load(_inv(ctx).store()).patients.values(),
                             key=lambda p: p.patient_id)]
-    cols = ["patient", "sample", "assembly", "reviewed_snapshot", "baseline_snapshot",
-            "alleles", "source"]
+    if chosen is Format.TABLE:
+        for r in rows:
+            r["source"] = _file_name(r["source"])
+    cols = ["patient", "sample", "assembly", "reviewed", "alleles", "replaced", "group",
+            "source"]
     write_rows(rows, cols, chosen, title="Cohort",
-               caption=f"{len(rows)} row(s); varreinterp {__version__}")
+               caption=f"{len(rows)} patient(s); varreinterp {__version__}")
 
 
 @cohort_app.command("show")
@@ -495,55 +534,69 @@ def cohort_remove_cmd(ctx: typer.Context, patient: str) -> None:
     log.info("removed patient %s", patient)
 
 
+_STATUS_COLUMNS = ["patient", "lineage", "reviewed_snapshot", "target_snapshot", "state",
+                   "high", "medium", "low", "reason", "source"]
+
+
 @cohort_app.command("status")
 def cohort_status_cmd(
     ctx: typer.Context,
-    min_priority: MinPriorityOpt = "medium",
     fmt: FormatOpt = None,
-) -> None:
-    """Patients per assembly, each one's last reviewed snapshot, and the changes waiting
-    against the newest snapshot."""
-    from varreinterp.output.formats import write_rows
+) -> int:
+    """Each patient's state on each lineage it follows: up to date, waiting (with the changes
+    waiting, by priority) or failing (with the reason). Exit 6 when any patient is failing."""
+    from varreinterp.output.formats import Format, write_rows
     from varreinterp.reanalyze import cohort_status
 
     chosen = _format(fmt)
-    rows, _ = cohort_status(_inv(ctx).store(), _min_priority(min_priority, False))
-    write_rows(rows, _COHORT_COLUMNS, chosen, title="Cohort status",
-               caption=f"{len(rows)} row(s); varreinterp {__version__}")
-    by_assembly: dict[str, int] = {}
+    rows = cohort_status(_inv(ctx).store())
+    if chosen is Format.TABLE:
+        for r in rows:
+            r["source"] = _file_name(r["source"])
+    states: dict[str, int] = {}
     for r in rows:
-        by_assembly[r["assembly"]] = by_assembly.get(r["assembly"], 0) + 1
-    log.info("%s", ", ".join(f"{n} patient(s) on {a}" for a, n in sorted(by_assembly.items()))
-             or "no patients registered")
+        states[r["state"]] = states.get(r["state"], 0) + 1
+    summary = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(states.items()))
+    write_rows(rows, _STATUS_COLUMNS if chosen is not Format.JSON else list(rows[0]) if rows
+               else _STATUS_COLUMNS, chosen, title="Cohort status",
+               caption=f"{summary or 'no patients registered'}; varreinterp {__version__}")
+    log.info("%s", summary or "no patients registered")
+    return ExitCode.PARTIAL if states.get("failing") else ExitCode.OK
 
 
 @app.command("reanalyze")
 def reanalyze_cmd(
     ctx: typer.Context,
-    to: Annotated[str | None, typer.Option(help="Snapshot to reanalyze against (default: "
-                                           "newest of each patient's assembly).")] = None,
+    to: Annotated[str | None, typer.Option(help="Snapshot to reanalyze against (default: the "
+                                           "newest of each lineage a patient follows).")] = None,
     min_priority: MinPriorityOpt = "medium",
-    out: Annotated[Path | None, typer.Option(help="Report folder (default: a dated folder "
-                                             "under the store's reports/).")] = None,
+    report_dir: Annotated[Path | None, typer.Option(
+        "--report-dir", "--out", help="Report folder; may hold {date}, {snapshot} and {run_id} "
+        "(default: a dated folder under the store's reports/).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Compute and print; write and record "
                                           "nothing.")] = False,
     exit_code: ExitCodeOpt = False,
+    allow_backwards: Annotated[bool, typer.Option(
+        help="Allow a --to older than a patient's reviewed snapshot.")] = False,
+    accept_suspect: Annotated[bool, typer.Option(
+        help="Use a target marked suspect (a release that looks partial).")] = False,
     fmt: FormatOpt = None,
 ) -> int:
     """Nightly job: every patient's new changes since the snapshot it was last reviewed
-    against; each change is reported once."""
+    against, along each lineage it follows; each change is delivered once. Exit 6 when any
+    patient could not be reanalyzed (listed on stderr and in run.json)."""
     from varreinterp.output.results import write_reanalysis
     from varreinterp.reanalyze import reanalyze
 
     inv = _inv(ctx)
     result = reanalyze(inv.store(), to=to, min_priority=_min_priority(min_priority, False),
-                       out=out, dry_run=dry_run, command=inv.command)
+                       out=report_dir, dry_run=dry_run, command=inv.command,
+                       allow_backwards=allow_backwards, accept_suspect=accept_suspect,
+                       changes_code=exit_code)
     if dry_run or fmt:
         write_reanalysis(result, _format(fmt), result.provenance(inv.command), dry_run)
-    for problem in result.problems:
-        log.debug("skipped %s: %s", problem.patient_id, problem.problem)
     log.info("%s", result.summary())
-    return ExitCode.CHANGES_FOUND if exit_code and len(result.rows) else ExitCode.OK
+    return result.exit_code(exit_code)
 
 
 # ------------------------------------------------------------------------------ entry point

@@ -25,7 +25,7 @@ from varreinterp.changes import (
     side_sql,
     snapshot_changes,
 )
-from varreinterp.errors import AssemblyMismatchError
+from varreinterp.errors import AssemblyMismatchError, StoreError, UsageError
 from varreinterp.matching import carried_at, key_match_sql, prepare_inputs, snapshot_keys_sql
 from varreinterp.patient_vcf import ReadStats, load, select_samples
 from varreinterp.prefilter import load_sites
@@ -41,11 +41,22 @@ log = logging.getLogger("varreinterp")
 PATIENT_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", *VARIANT_COLUMNS[4:]]
 
 
-def check_comparable(a: Snapshot, b: Snapshot) -> None:
+def check_comparable(a: Snapshot, b: Snapshot, *, cross_lineage: bool = False,
+                     accept_suspect: bool = False) -> None:
+    """Two snapshots a diff may compare: one build always; one lineage unless asked (a
+    ClinVar release against a lab table makes nearly every variant look changed); a target
+    marked suspect only when accepted."""
     if a.manifest.assembly != b.manifest.assembly:
         raise AssemblyMismatchError(
             f"cannot compare snapshots of different assemblies: {a.name} is "
             f"{a.manifest.assembly}, {b.name} is {b.manifest.assembly}")
+    if a.lineage != b.lineage and not cross_lineage:
+        raise UsageError(f"{a.name} ({a.lineage}) and {b.name} ({b.lineage}) are releases of "
+                         "different sources: nearly every variant would look changed; pass "
+                         "--cross-lineage to compare them anyway")
+    if b.manifest.suspect and not accept_suspect:
+        raise StoreError(f"snapshot {b.name} is marked suspect ({b.manifest.suspect}): not "
+                         "used as a target; check the release, then pass --accept-suspect")
 
 
 def priority_counts(priorities: pd.Series) -> list[str]:
@@ -86,11 +97,12 @@ class ReclassificationReport:
 
 def diff_snapshots(store: Store, from_name: str, to_name: str,
                    min_priority: Priority = Priority.MEDIUM,
-                   workdir: Path | None = None) -> ReclassificationReport:
+                   workdir: Path | None = None, *, cross_lineage: bool = False,
+                   accept_suspect: bool = False) -> ReclassificationReport:
     """Every classified variant whose classification or review changed from snapshot
     `from_name` to `to_name` (same build), with the tier-transition counts of all of them."""
-    a, b = store.get(from_name), store.get(to_name)
-    check_comparable(a, b)
+    a, b = store.use(from_name), store.use(to_name)
+    check_comparable(a, b, cross_lineage=cross_lineage, accept_suspect=accept_suspect)
     con = db.connect(workdir)
     snapshot_changes(con, a, b, "changes")
     transitions = con.execute("""
@@ -112,10 +124,11 @@ def diff_snapshots(store: Store, from_name: str, to_name: str,
 def diff_patients(store: Store, vcfs: Sequence[Path], from_name: str, to_name: str,
                   workdir: Path, *, samples: list[str] | None = None,
                   reference_path: Path | None = None,
-                  min_priority: Priority = Priority.MEDIUM) -> ReclassificationReport:
+                  min_priority: Priority = Priority.MEDIUM, cross_lineage: bool = False,
+                  accept_suspect: bool = False) -> ReclassificationReport:
     """The changes from `from_name` to `to_name` among the variants these patients carry."""
-    a, b = store.get(from_name), store.get(to_name)
-    check_comparable(a, b)
+    a, b = store.use(from_name), store.use(to_name)
+    check_comparable(a, b, cross_lineage=cross_lineage, accept_suspect=accept_suspect)
     inputs = prepare_inputs(vcfs, workdir, assembly=a.manifest.assembly,
                             what=f"snapshots {a.name}/{b.name}", samples=samples,
                             reference_path=reference_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from varreinterp import db
-from varreinterp.errors import StoreError
+from varreinterp.errors import StoreError, UsageError
 from varreinterp.matching import key_match_sql, prepare_inputs, unique_calls_columns
 from varreinterp.patient_vcf import load, select_samples
 from varreinterp.provenance import Provenance
@@ -33,9 +33,11 @@ class HistoryResult:
 
 def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
             samples: list[str] | None = None, reference_path: Path | None = None,
-            show_all: bool = False) -> HistoryResult:
-    """Each carried variant's classification in every stored snapshot of the VCFs' build,
-    oldest first; by default only variants whose classification differs somewhere."""
+            show_all: bool = False, source: str | None = None) -> HistoryResult:
+    """Each carried variant's classification in every snapshot of one lineage (`source`:
+    clinvar, clinvar-summary or a lab table's name; default: the only one of the VCFs' build,
+    else clinvar), oldest first; by default only variants whose classification differs
+    somewhere."""
     import pandas as pd
 
     inputs = prepare_inputs(vcfs, workdir, assembly=None, what="", samples=samples,
@@ -43,11 +45,23 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
     assembly = {a for h in inputs.headers if (a := h.assembly()) is not None}
     stored = store.snapshots()
     if len(assembly) > 1:
-        raise StoreError("the VCFs are of different assemblies; run history on each")
-    build = assembly.pop().value if assembly else (stored[0].manifest.assembly if stored else "")
-    snaps = [s for s in stored if s.manifest.assembly == build]
-    if not snaps:
-        raise StoreError(f"no stored snapshot of assembly {build or '(unknown)'}")
+        raise UsageError("the VCFs are of different assemblies; run history on each")
+    builds = {s.manifest.assembly for s in stored}
+    if assembly:
+        build = assembly.pop().value
+    elif len(builds) == 1:
+        build = builds.pop()
+    else:
+        raise UsageError("the VCF header does not tell its build and the store holds "
+                         f"{', '.join(sorted(builds)) or 'no'} snapshots: nothing to compare")
+    lineages = sorted({s.lineage for s in stored if s.manifest.assembly == build})
+    lineage = _choose_lineage(lineages, source, build)
+    broken = store.broken_lineages()
+    if lineage in broken or "*" in broken:
+        raise StoreError(f"a snapshot of {lineage} cannot be read "
+                         f"({broken.get(lineage) or broken['*']}): the history would be "
+                         "incomplete")
+    snaps = [store.use(s.name) for s in stored if s.lineage == lineage]
     con = db.connect(workdir)
     union = " UNION ALL ".join(
         f"SELECT {db.quote(s.name)} AS snapshot, {db.quote(s.manifest.release_date)} "
@@ -78,3 +92,20 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=HISTORY_COLUMNS)
     return HistoryResult(snaps, rows[HISTORY_COLUMNS])
+
+
+def _choose_lineage(lineages: list[str], source: str | None, build: str) -> str:
+    if not lineages:
+        raise StoreError(f"no stored snapshot of assembly {build}")
+    if source:
+        wanted = f"{source}/{build}" if "/" not in source else source
+        if wanted not in lineages:
+            raise UsageError(f"--source {source}: no {build} snapshots of that source "
+                             f"(lineages: {', '.join(lineages)})")
+        return wanted
+    if len(lineages) == 1:
+        return lineages[0]
+    if f"clinvar/{build}" in lineages:
+        return f"clinvar/{build}"
+    raise UsageError(f"the store holds several {build} lineages ({', '.join(lineages)}): "
+                     "choose one with --source")

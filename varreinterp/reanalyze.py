@@ -1,33 +1,49 @@
 """The nightly reanalysis: every registered patient's changes since the snapshot it was last
-reviewed against, each reported once.
+reviewed against, along each lineage it follows, each delivered exactly once.
 
-A run writes its report folder first (staged, then renamed; `output/reports.py`) and only then
-records the patients as reviewed, so a run killed at any moment is simply redone by the next
-one."""
+Rules (each one closes a way an alert was lost or invented):
+- a patient moves forward only along its own lineages (same source, same build), never back in
+  time unless told (`allow_backwards`), and never onto a release marked suspect unless told;
+- every change at every priority is recorded in the report; `min_priority` only shapes what is
+  listed on the terminal and in the summary;
+- a replaced VCF's newly carried and no longer carried alleles are delivered once;
+- reanalysis reads the cohort index (checked against its checksum), never the VCF: a moved or
+  deleted VCF is a warning, not a skipped patient; a patient that cannot be reanalyzed is
+  listed and the run is partial (exit 6), never silently up to date;
+- the report folder is written first (staged, then renamed; `output/reports.py`), then the
+  patients are recorded as reviewed, then the run is appended to `runs.jsonl`: a run killed at
+  any moment is redone by the next one. When nothing changed, no folder is written.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from varreinterp import db
 from varreinterp.changes import (
+    ChangeKind,
     Priority,
-    priority_filter_sql,
+    carried_priority_sql,
     priority_order_sql,
     select_change_columns,
+    side_sql,
     snapshot_changes,
 )
-from varreinterp.cohort import Patient, Registry, index_dir, now
+from varreinterp.cohort import Patient, Registry, index_dir, now, verified_index
 from varreinterp.diff import PATIENT_COLUMNS, priority_counts
-from varreinterp.errors import InputError, StoreError, UsageError
+from varreinterp.errors import ExitCode, StoreError, UsageError
 from varreinterp.matching import key_match_sql
 from varreinterp.provenance import Provenance
-from varreinterp.store import Snapshot, Store, sha256_file
+from varreinterp.store import Snapshot, Store
 
 if TYPE_CHECKING:
     import duckdb
@@ -35,13 +51,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("varreinterp")
 
-REANALYZE_COLUMNS = ["patient", *PATIENT_COLUMNS]
+REANALYZE_COLUMNS = ["patient", "lineage", *PATIENT_COLUMNS]
+RUNS_FILE = "runs.jsonl"
+
+
+class TrackState(StrEnum):
+    UP_TO_DATE = "up_to_date"
+    WAITING = "waiting"  # changes (or a replacement) wait for the next run
+    FAILING = "failing"  # cannot be reanalyzed: the reason says why
+    OUT_OF_SCOPE = "out_of_scope"  # --to names another lineage
 
 
 @dataclass
-class PatientProblem:
-    patient_id: str
-    problem: str
+class Track:
+    """One patient on one lineage in one run."""
+
+    patient: Patient
+    lineage: str
+    reviewed: Snapshot | None = None
+    target: Snapshot | None = None
+    problem: str | None = None
+    state: TrackState = TrackState.WAITING
+
+    @property
+    def replacement(self) -> bool:
+        return self.lineage in self.patient.replacement_pending
 
 
 @dataclass
@@ -55,196 +89,380 @@ class Comparison:
 
 @dataclass
 class ReanalysisResult:
-    to_snapshot: Snapshot
-    rows: pd.DataFrame
-    processed: list[str]
-    up_to_date: list[str]
-    problems: list[PatientProblem]
-    out_dir: Path | None
-    timings: dict[str, float]
-    min_priority: Priority
+    rows: pd.DataFrame  # every change, every priority
+    tracks: list[Track]
     comparisons: list[Comparison]
+    min_priority: Priority
+    timings: dict[str, float]
+    out_dir: Path | None = None
     run_id: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Track]:
+        return [t for t in self.tracks if t.state is TrackState.FAILING]
+
+    @property
+    def processed(self) -> list[Track]:
+        return [t for t in self.tracks if t.state is TrackState.WAITING]
+
+    @property
+    def up_to_date(self) -> list[Track]:
+        return [t for t in self.tracks if t.state is TrackState.UP_TO_DATE]
+
+    @property
+    def targets(self) -> list[Snapshot]:
+        seen: dict[str, Snapshot] = {}
+        for c in self.comparisons:
+            seen.setdefault(c.to_snapshot.name, c.to_snapshot)
+        return list(seen.values())
+
+    def listed(self) -> pd.DataFrame:
+        """The changes at or above `min_priority`: what the terminal and summary show."""
+        keep = self.rows["priority"].isin(
+            [p.value for p in Priority if p.rank >= self.min_priority.rank])
+        return self.rows[keep]
 
     def provenance(self, command: str) -> Provenance:
         roles: list[tuple[str, Snapshot]] = []
         for n, c in enumerate(self.comparisons, start=1):
             roles += [(f"from_{n}", c.from_snapshot), (f"to_{n}", c.to_snapshot)]
-        return Provenance.of(command, *roles, facts=[
-            ("run_id", self.run_id), ("target_snapshot", self.to_snapshot.name),
-            ("min_priority", self.min_priority.value)])
+        return Provenance.of(command, *roles, facts=[("run_id", self.run_id)])
 
     def per_patient(self) -> dict[str, int]:
         if not len(self.rows):
             return {}
         return {str(k): int(v) for k, v in self.rows.groupby("patient").size().items()}
 
+    def counts(self) -> dict[str, int]:
+        return {p.value: int((self.rows["priority"] == p.value).sum()) for p in Priority}
+
+    def exit_code(self, changes_code: bool) -> ExitCode:
+        if self.failures:
+            return ExitCode.PARTIAL
+        if changes_code and len(self.rows):
+            return ExitCode.CHANGES_FOUND
+        return ExitCode.OK
+
     def summary(self) -> str:
-        parts = priority_counts(self.rows["priority"])
-        return (f"reanalyze to {self.to_snapshot.name}: {len(self.processed)} patient(s) "
-                f"reanalyzed, {len(self.up_to_date)} already up to date, "
-                f"{len(self.problems)} skipped with problems"
-                + (" (" + "; ".join(f"{p.patient_id}: {p.problem}" for p in self.problems[:3])
-                   + ("; ..." if len(self.problems) > 3 else "") + ")" if self.problems else "")
-                + f"; {len(self.rows)} change(s) at or "
-                f"above {self.min_priority.value} in {len(self.per_patient())} patient(s)"
-                + (f" ({', '.join(parts)})" if parts else "")
-                + (f"; report in {self.out_dir}" if self.out_dir else ""))
+        listed = self.listed()
+        parts = priority_counts(listed["priority"])
+        patients = {t.patient.patient_id for t in self.processed}
+        done = {t.patient.patient_id for t in self.up_to_date} - patients
+        targets = ", ".join(s.name for s in self.targets) or "nothing new"
+        text = (f"reanalyze to {targets}: {len(patients)} patient(s) reanalyzed, {len(done)} "
+                f"already up to date, {len({t.patient.patient_id for t in self.failures})} "
+                f"failing; {len(listed)} change(s) at or above {self.min_priority.value} in "
+                f"{listed['patient'].nunique() if len(listed) else 0} patient(s)"
+                + (f" ({', '.join(parts)})" if parts else ""))
+        hidden = len(self.rows) - len(listed)
+        if hidden:
+            text += f"; {hidden} lower-priority change(s) recorded in the report"
+        if self.out_dir:
+            text += f"; report in {self.out_dir}"
+        elif self.run_id and not len(self.rows):
+            text += "; nothing changed: no report folder written"
+        return text
 
 
-def _source_problem(p: Patient) -> str | None:
-    """A patient's VCF must still be the file that was indexed (size and mtime first, the
-    checksum only when those moved)."""
-    path = Path(p.source)
-    if not path.is_file():
-        return f"VCF {p.source} is missing"
-    st = path.stat()
-    if st.st_size == p.source_size and st.st_mtime == p.source_mtime:
+# ------------------------------------------------------------------------------ planning
+def plan(store: Store, registry: Registry, *, to: str | None = None,
+         allow_backwards: bool = False, accept_suspect: bool = False) -> list[Track]:
+    """Decide, for every patient and lineage it follows, what this run compares."""
+    target_for: dict[str, Snapshot | None] = {}
+    explicit = store.use(to) if to else None
+    if explicit is not None:
+        _refuse_suspect(explicit, accept_suspect)
+    broken = store.broken_lineages()
+    tracks = []
+    for p in sorted(registry.patients.values(), key=lambda p: p.patient_id):
+        for lineage in sorted(p.reviewed):
+            track = Track(p, lineage)
+            tracks.append(track)
+            if explicit is not None and explicit.lineage != lineage:
+                track.state = TrackState.OUT_OF_SCOPE
+                track.problem = (f"follows {lineage}, not {explicit.lineage} of --to "
+                                 f"{explicit.name}")
+                continue
+            if lineage in broken or "*" in broken:
+                track.state = TrackState.FAILING
+                track.problem = (f"a snapshot of lineage {lineage} cannot be read "
+                                 f"({broken.get(lineage) or broken['*']})")
+                continue
+            if lineage not in target_for:
+                target_for[lineage] = explicit or _newest(store, lineage, accept_suspect)
+            _plan_track(store, track, target_for[lineage], allow_backwards)
+    return tracks
+
+
+def _newest(store: Store, lineage: str, accept_suspect: bool) -> Snapshot | None:
+    series = store.lineage(lineage)
+    if not series:
         return None
-    if sha256_file(path) != p.source_sha256:
-        return f"VCF {p.source} changed since cohort add (re-run cohort add)"
-    return None
+    newest = store.use(series[-1].name)
+    _refuse_suspect(newest, accept_suspect)
+    return newest
 
 
+def _refuse_suspect(snap: Snapshot, accept_suspect: bool) -> None:
+    if snap.manifest.suspect and not accept_suspect:
+        raise StoreError(f"snapshot {snap.name} is marked suspect ({snap.manifest.suspect}): "
+                         "not used as a target; check the release, then rerun with "
+                         "--accept-suspect (or remove it)")
+
+
+def _plan_track(store: Store, track: Track, target: Snapshot | None,
+                allow_backwards: bool) -> None:
+    p, lineage = track.patient, track.lineage
+    reviewed_name = p.reviewed[lineage]
+    if target is None:
+        track.state, track.problem = TrackState.FAILING, f"no stored snapshot of {lineage}"
+        return
+    if not store.exists(reviewed_name):
+        track.state = TrackState.FAILING
+        track.problem = f"last reviewed snapshot {reviewed_name} is no longer stored"
+        return
+    track.reviewed, track.target = store.use(reviewed_name), target
+    if (target.manifest.release_date or "") < (track.reviewed.manifest.release_date or "") \
+            and not allow_backwards:
+        track.state = TrackState.FAILING
+        track.problem = (f"target {target.name} ({target.manifest.release_date}) is older than "
+                         f"the reviewed {reviewed_name} ({track.reviewed.manifest.release_date})"
+                         "; going back in time needs --allow-backwards")
+        return
+    if target.name == reviewed_name and not track.replacement:
+        track.state = TrackState.UP_TO_DATE
+        return
+    try:
+        verified_index(store, p)
+        if track.replacement:
+            verified_index(store, p, previous=True)
+    except StoreError as exc:
+        track.state, track.problem = TrackState.FAILING, exc.one_line()
+        return
+    if not Path(p.source).is_file():
+        log.warning("patient %s: VCF %s is missing; reanalyzed from the cohort index",
+                    p.patient_id, p.source)
+
+
+# ------------------------------------------------------------------------------ running
 def reanalyze(store: Store, *, to: str | None = None,
               min_priority: Priority = Priority.MEDIUM, out: Path | None = None,
-              dry_run: bool = False, command: str = "") -> ReanalysisResult:
-    """Compare every patient not yet reviewed against the target (`to`, else the newest
-    snapshot of its build) and, unless `dry_run`, deliver the report folder and record the
-    patients as reviewed."""
+              dry_run: bool = False, command: str = "", allow_backwards: bool = False,
+              accept_suspect: bool = False, changes_code: bool = False) -> ReanalysisResult:
+    """Compare every patient not yet reviewed against the newest snapshot of each lineage it
+    follows (or `to`) and, unless `dry_run`, deliver the report folder, record the patients
+    as reviewed and append the run to runs.jsonl."""
     if dry_run:
         with store.workdir() as workdir:
-            return _reanalyze(store, to, min_priority, out, dry_run, command, workdir)
+            return _reanalyze(store, to, min_priority, out, True, command, workdir,
+                              allow_backwards, accept_suspect, changes_code)
     with store.lock("reanalyze"), store.workdir() as workdir:
-        return _reanalyze(store, to, min_priority, out, dry_run, command, workdir)
+        return _reanalyze(store, to, min_priority, out, False, command, workdir,
+                          allow_backwards, accept_suspect, changes_code)
 
 
 def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path | None,
-               dry_run: bool, command: str, workdir: Path) -> ReanalysisResult:
+               dry_run: bool, command: str, workdir: Path, allow_backwards: bool,
+               accept_suspect: bool, changes_code: bool) -> ReanalysisResult:
     import pandas as pd
 
-    from varreinterp.output.reports import write_report_folder
-
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
     registry = Registry.load(store)
     if not registry.patients:
         raise UsageError("the cohort is empty: register patients with `cohort add` first")
-    target_by_assembly: dict[str, Snapshot] = {}
-    if to:
-        snap = store.get(to)
-        target_by_assembly[snap.manifest.assembly] = snap
-    groups: dict[tuple[str, str], list[Patient]] = {}
-    up_to_date, problems = [], []
-    for p in registry.patients.values():
-        target = target_by_assembly.get(p.assembly)
-        if target is None and not to:
-            target = store.newest(p.assembly)
-            if target is not None:
-                target_by_assembly[p.assembly] = target
-        if target is None:
-            continue  # --to is of another assembly: not this patient's run
-        if p.reviewed_snapshot == target.name:
-            up_to_date.append(p.patient_id)
-            continue
-        problem = _source_problem(p)
-        if problem is None and not store.exists(p.reviewed_snapshot):
-            problem = f"last reviewed snapshot {p.reviewed_snapshot} is no longer stored"
-        if problem:
-            problems.append(PatientProblem(p.patient_id, problem))
-            log.debug("patient %s skipped: %s", p.patient_id, problem)
-            continue
-        groups.setdefault((p.reviewed_snapshot, target.name), []).append(p)
-    timings["check_patients_s"] = time.perf_counter() - t0
-    if to and not target_by_assembly:
-        raise UsageError(f"no patient of assembly {store.get(to).manifest.assembly}")
-    target = store.get(to) if to else next(iter(target_by_assembly.values()), None)
-    if target is None:
-        raise StoreError("no stored snapshot for the cohort's assemblies")
+    tracks = plan(store, registry, to=to, allow_backwards=allow_backwards,
+                  accept_suspect=accept_suspect)
+    timings = {"plan_s": time.perf_counter() - t0}
+    groups: dict[tuple[str, str], list[Track]] = {}
+    for t in tracks:
+        if t.state is TrackState.WAITING:
+            assert t.reviewed is not None and t.target is not None
+            groups.setdefault((t.reviewed.name, t.target.name), []).append(t)
     frames = []
-    processed: list[str] = []
-    comparisons: list[Comparison] = []
+    comparisons = []
     con = db.connect(workdir)
-    for (a_name, b_name), patients in sorted(groups.items()):
+    for (a_name, b_name), group in sorted(groups.items()):
         t1 = time.perf_counter()
-        a, b = store.get(a_name), store.get(b_name)
-        comparisons.append(Comparison(a, b, patients))
-        frames.append(_changes_for(con, a, b, patients, index_dir(store), min_priority))
-        processed += [p.patient_id for p in patients]
+        a, b = group[0].reviewed, group[0].target
+        assert a is not None and b is not None
+        comparisons.append(Comparison(a, b, [t.patient for t in group]))
+        frames.append(_changes_for(store, con, a, b, group))
         timings[f"{a_name}->{b_name}_s"] = time.perf_counter() - t1
     con.close()
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=REANALYZE_COLUMNS)
     timings["total_s"] = time.perf_counter() - t0
-    result = ReanalysisResult(target, rows, processed, up_to_date, problems, None, timings,
-                              min_priority, comparisons)
-    if problems and not processed and not up_to_date:
-        raise InputError(f"every patient failed ({len(problems)}): {problems[0].problem}")
+    result = ReanalysisResult(rows[REANALYZE_COLUMNS], tracks, comparisons, min_priority,
+                              timings)
+    for t in result.failures:
+        log.error("patient %s (%s) not reanalyzed: %s", t.patient.patient_id, t.lineage,
+                  t.problem)
     if dry_run:
         return result
     result.run_id = uuid.uuid4().hex[:12]
-    result.out_dir = write_report_folder(store, set(registry.delivered_runs), result, out,
-                                         result.provenance(command))
-    # Only now, with the report on disk, are these patients recorded as reviewed.
-    registry.delivered_runs.append(result.run_id)
-    stamp = now()
-    for pid in processed:
-        registry.patients[pid].reviewed_snapshot = target_by_assembly[
-            registry.patients[pid].assembly].name
-        registry.patients[pid].reviewed_at = stamp
-    registry.save(store)
+    if len(rows):
+        from varreinterp.output.reports import write_report_folder
+
+        result.out_dir = write_report_folder(store, set(registry.delivered_runs), result, out,
+                                             result.provenance(command))
+        registry.delivered_runs.append(result.run_id)
+    _record_reviewed(store, registry, result)
+    append_run(store, result, result.exit_code(changes_code))
     return result
 
 
-def _changes_for(con: duckdb.DuckDBPyConnection, a: Snapshot, b: Snapshot,
-                 patients: list[Patient], folder: Path, min_priority: Priority
-                 ) -> pd.DataFrame:
+def _record_reviewed(store: Store, registry: Registry, result: ReanalysisResult) -> None:
+    """Only now, with the report on disk, are these patients recorded as reviewed."""
+    stamp = now()
+    retired = []
+    for t in result.processed:
+        assert t.target is not None
+        p = registry.patients[t.patient.patient_id]
+        p.reviewed[t.lineage] = t.target.name
+        p.reviewed_at = stamp
+        if t.lineage in p.replacement_pending:
+            p.replacement_pending.remove(t.lineage)
+            if not p.replacement_pending and p.previous_index_file:
+                retired.append(p.previous_index_file)
+                p.previous_index_file = p.previous_index_sha256 = None
+    registry.save(store)
+    for name in retired:
+        (index_dir(store) / name).unlink(missing_ok=True)
+
+
+def append_run(store: Store, result: ReanalysisResult, code: int) -> None:
+    """The append-only log of runs, including those that delivered nothing."""
+    entry = {
+        "time": now(), "run_id": result.run_id, "exit_code": int(code),
+        "comparisons": [{"from": c.from_snapshot.name, "to": c.to_snapshot.name,
+                         "lineage": c.to_snapshot.lineage, "patients": len(c.patients)}
+                        for c in result.comparisons],
+        "patients": {"reanalyzed": len({t.patient.patient_id for t in result.processed}),
+                     "up_to_date": len(result.up_to_date),
+                     "failing": [{"patient": t.patient.patient_id, "lineage": t.lineage,
+                                  "problem": t.problem} for t in result.failures]},
+        "changes": result.counts(),
+        "report": str(result.out_dir) if result.out_dir else None,
+    }
+    path = store.root / RUNS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (json.dumps(entry, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _changes_for(store: Store, con: duckdb.DuckDBPyConnection, a: Snapshot, b: Snapshot,
+                 group: list[Track]) -> pd.DataFrame:
     """Changed keys between the snapshots first; only those are joined with the patients'
-    indexes, so the work is proportional to what changed."""
-    snapshot_changes(con, a, b, "delta")
-    con.execute(f"DELETE FROM delta WHERE NOT ({priority_filter_sql(min_priority)})")
-    files = [folder / p.index_file for p in patients]
-    con.execute("CREATE OR REPLACE TEMP TABLE index_names (index_file VARCHAR, patient VARCHAR,"
-                " sample VARCHAR)")
-    con.executemany("INSERT INTO index_names VALUES (?, ?, ?)",
-                    [(p.index_file, p.patient_id, p.sample) for p in patients])
-    return con.execute(f"""
-        WITH idx AS (
-            SELECT regexp_extract(filename, '[^/]+$') AS index_file, chrom, key_chrom, pos,
-                   ref, alt, zygosity
-            FROM read_parquet({db.quote_list([str(f) for f in files])}, filename = true)),
-        hit AS (
-            SELECT n.patient, n.sample, i.chrom, i.key_chrom, i.pos, i.ref, i.alt, i.zygosity,
-                   d.* EXCLUDE (chrom, pos, ref, alt)
-            FROM idx i JOIN delta d
-              ON {key_match_sql('d', 'i')}
-            JOIN index_names n ON n.index_file = i.index_file)
-        SELECT patient, sample, chrom, pos, ref, alt, zygosity, {select_change_columns(a, b)}
-        FROM hit
-        ORDER BY patient, {priority_order_sql()}, key_chrom, pos, ref, alt
-    """).df()
+    indexes, so the work is proportional to what changed. A replaced VCF adds its newly and
+    no longer carried alleles, classified as of the reviewed snapshot `a`."""
+    import pandas as pd
+
+    lineage = b.lineage
+    values = ", ".join(f"({db.quote(t.patient.index_file)}, {db.quote(t.patient.patient_id)}, "
+                       f"{db.quote(t.patient.sample)})" for t in group)
+    names = f"(VALUES {values}) n(index_file, patient, sample)"
+    files = [str(index_dir(store) / t.patient.index_file) for t in group]
+    frames = []
+    if a.name != b.name:
+        snapshot_changes(con, a, b, "delta")
+        frames.append(con.execute(f"""
+            WITH idx AS ({_index_sql(files)}),
+            hit AS (
+                SELECT n.patient, n.sample, i.chrom, i.key_chrom, i.pos, i.ref, i.alt,
+                       i.zygosity, d.* EXCLUDE (chrom, pos, ref, alt)
+                FROM idx i JOIN delta d ON {key_match_sql('d', 'i')}
+                JOIN {names} ON n.index_file = i.index_file)
+            SELECT patient, {db.quote(lineage)} AS lineage, sample, chrom, pos, ref, alt,
+                   zygosity, {select_change_columns(a, b)}
+            FROM hit
+        """).df())
+    for t in group:
+        if t.replacement:
+            frames.append(_replacement_changes(store, con, a, t))
+    if not frames:
+        return pd.DataFrame(columns=REANALYZE_COLUMNS)
+    rows = pd.concat(frames, ignore_index=True)
+    con.register("reanalysis_rows", rows)
+    ordered = con.execute(f"""
+        SELECT * FROM reanalysis_rows
+        ORDER BY patient, {priority_order_sql()}, chrom, pos, ref, alt""").df()
+    con.unregister("reanalysis_rows")
+    return ordered
 
 
+def _index_sql(files: Sequence[str]) -> str:
+    return (f"SELECT regexp_extract(filename, '[^/]+$') AS index_file, chrom, key_chrom, pos, "
+            f"ref, alt, zygosity FROM read_parquet({db.quote_list(files)}, filename = true, "
+            "union_by_name = true)")
+
+
+def _replacement_changes(store: Store, con: duckdb.DuckDBPyConnection, a: Snapshot,
+                         track: Track) -> pd.DataFrame:
+    """newly_carried (priority by tier, as for `new`) and no_longer_carried (low): the
+    difference between the replaced index and the new one, among variants snapshot `a`
+    classifies."""
+    p = track.patient
+    new = db.parquet(index_dir(store) / p.index_file)
+    old = db.parquet(index_dir(store) / str(p.previous_index_file))
+    keys = "key_chrom, pos, ref, alt"
+
+    def side(kind: ChangeKind, present: str, absent: str, priority: str,
+             before: bool) -> str:
+        cls, tier = "a_cls", "a_tier"
+        return f"""
+            SELECT {db.quote(p.patient_id)} AS patient, {db.quote(track.lineage)} AS lineage,
+                   {db.quote(p.sample)} AS sample, x.chrom, x.pos, x.ref, x.alt, x.zygosity,
+                   a_gene AS gene, {db.quote(kind.value)} AS change, {priority} AS priority,
+                   {cls if before else 'NULL'} AS before, {'NULL' if before else cls} AS after,
+                   {tier if before else 'NULL'} AS tier_before,
+                   {'NULL' if before else tier} AS tier_after,
+                   {'a_stars' if before else 'NULL'} AS stars_before,
+                   {'NULL' if before else 'a_stars'} AS stars_after,
+                   {'a_rev' if before else 'NULL'} AS review_before,
+                   {'NULL' if before else 'a_rev'} AS review_after,
+                   false AS review_changed, a_vid AS variation_id, a_cond AS conditions,
+                   {db.quote(a.name)} AS from_snapshot, {db.quote(a.name)} AS to_snapshot
+            FROM (SELECT * FROM {present} p ANTI JOIN {absent} q USING ({keys})) x
+            JOIN {side_sql('a', a)} s ON {key_match_sql('s', 'x')}"""
+
+    return con.execute(
+        side(ChangeKind.NEWLY_CARRIED, new, old, carried_priority_sql("a_tier"), False)
+        + " UNION ALL "
+        + side(ChangeKind.NO_LONGER_CARRIED, old, new, f"'{Priority.LOW.value}'", True)
+    ).df()
+
+
+# ------------------------------------------------------------------------------ status
 def cohort_status(store: Store, min_priority: Priority = Priority.MEDIUM
-                  ) -> tuple[list[dict[str, Any]], ReanalysisResult | None]:
-    """Each patient's build, reviewed and newest snapshot, and the changes waiting. A store
-    that cannot be read fails here: a status never shows zeros for an error."""
+                  ) -> list[dict[str, Any]]:
+    """Each patient's state on each lineage it follows: up to date, waiting (with the changes
+    waiting, by priority), or failing with the reason. A store that cannot be read fails here:
+    a status never shows zeros for an error."""
     registry = Registry.load(store)
     if not registry.patients:
-        return [], None
-    pending = _dry_run(store, min_priority)
-    waiting = pending.per_patient() if pending else {}
-    rows = []
-    for p in sorted(registry.patients.values(), key=lambda p: (p.assembly, p.patient_id)):
-        newest = store.newest(p.assembly)
-        rows.append({"patient": p.patient_id, "sample": p.sample, "assembly": p.assembly,
-                     "reviewed_snapshot": p.reviewed_snapshot,
-                     "newest_snapshot": newest.name if newest else None,
-                     "waiting_changes": waiting.get(p.patient_id, 0),
-                     "alleles": p.alleles, "source": p.source})
-    return rows, pending
-
-
-def _dry_run(store: Store, min_priority: Priority) -> ReanalysisResult:
+        return []
     with store.workdir() as workdir:
-        return _reanalyze(store, None, min_priority, None, True, "", workdir)
+        result = _reanalyze(store, None, min_priority, None, True, "", workdir, False, True,
+                            False)
+    waiting: dict[tuple[str, str], dict[str, int]] = {}
+    for r in result.rows.to_dict(orient="records"):
+        counts = waiting.setdefault((str(r["patient"]), str(r["lineage"])), {})
+        counts[str(r["priority"])] = counts.get(str(r["priority"]), 0) + 1
+    rows = []
+    for t in result.tracks:
+        c = waiting.get((t.patient.patient_id, t.lineage), {})
+        failing = t.state is TrackState.FAILING
+        rows.append({
+            "patient": t.patient.patient_id, "sample": t.patient.sample,
+            "assembly": t.patient.assembly, "lineage": t.lineage,
+            "reviewed_snapshot": t.patient.reviewed[t.lineage],
+            "target_snapshot": t.target.name if t.target else None,
+            "state": t.state.value,
+            **{p.value: (None if failing else c.get(p.value, 0)) for p in reversed(Priority)},
+            "suspect_target": bool(t.target and t.target.manifest.suspect),
+            "reason": t.problem, "source": t.patient.source})
+    return rows

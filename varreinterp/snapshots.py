@@ -12,8 +12,15 @@ from pathlib import Path
 from varreinterp import __version__, db
 from varreinterp.assembly import Assembly
 from varreinterp.errors import InputError, StoreError, UsageError
-from varreinterp.importers.common import finalize
-from varreinterp.store import VARIANTS_FILE, Snapshot, SnapshotManifest, Store, sha256_file
+from varreinterp.importers.common import SNAPSHOT_COLUMNS, finalize
+from varreinterp.store import (
+    VARIANTS_FILE,
+    Snapshot,
+    SnapshotManifest,
+    Store,
+    lineage_of,
+    sha256_file,
+)
 from varreinterp.textfile import open_text
 
 log = logging.getLogger("varreinterp")
@@ -84,6 +91,7 @@ def add_snapshot(
     release_date: date | None = None,
     allow_unknown_terms: bool = False,
     reference_path: Path | None = None,
+    max_drop_percent: float = 5.0,
 ) -> AddResult:
     """Import a ClinVar VCF, a variant_summary file or a mapped lab table as a new immutable
     snapshot (a no-op when the same content is already stored). Staged under the store's
@@ -165,9 +173,39 @@ def add_snapshot(
                 files={VARIANTS_FILE: sha256_file(staged_dir / VARIANTS_FILE)},
                 mapping=({"file": mapping_path.name, "sha256": sha256_file(mapping_path)}
                          if mapping_path else None),
+                lineage=lineage_of(source.kind, final_name, source.assembly.value),
+                contigs=result.contigs,
+                columns=list(SNAPSHOT_COLUMNS),
             )
+            manifest.suspect = release_suspicion(store, manifest, max_drop_percent)
+            if manifest.suspect:
+                log.warning("%s: stored as %s but marked SUSPECT: %s; reanalyze, diff and "
+                            "report refuse it as a target unless --accept-suspect", path,
+                            final_name, manifest.suspect)
             snap = store.commit_snapshot(staged_dir, manifest)
     return AddResult(snap, already_stored=False)
+
+
+def release_suspicion(store: Store, new: SnapshotManifest, max_drop_percent: float
+                      ) -> str | None:
+    """Why a release looks partial against the release before it in its lineage (by release
+    date): more than `max_drop_percent` fewer records, or fewer contigs. A release cut short
+    otherwise becomes the newest snapshot and every variant it lost reads as 'gone'."""
+    before = [s.manifest for s in store.lineage(new.lineage)
+              if (s.manifest.release_date or "") < (new.release_date or "")]
+    if not before:
+        return None
+    prev = before[-1]
+    reasons = []
+    if prev.records and new.records < prev.records * (1 - max_drop_percent / 100):
+        drop = 100 * (prev.records - new.records) / prev.records
+        reasons.append(f"{new.records:,} records against {prev.records:,} in {prev.name} "
+                       f"({drop:.1f}% fewer, more than the {max_drop_percent:g}% allowed)")
+    if prev.contigs is not None and new.contigs is not None:
+        lost = sorted(set(prev.contigs) - set(new.contigs))
+        if lost:
+            reasons.append(f"contig(s) {', '.join(lost[:10])} of {prev.name} have no record")
+    return "; ".join(reasons) or None
 
 
 def _release_date(path: Path, from_file: date | None, option: date | None) -> date:
@@ -188,3 +226,20 @@ def resolve_assembly(text: str | None) -> Assembly | None:
         if a.value.lower() == text.lower():
             return a
     raise UsageError(f"unknown assembly {text!r}: use GRCh37 or GRCh38")
+
+
+def remove_snapshot(store: Store, name: str) -> None:
+    """Remove a snapshot, unless a patient's review state needs it: every later reanalysis of
+    that patient compares against it."""
+    from varreinterp.cohort import Registry
+
+    with store.lock("snapshot remove"):
+        store.get(name)
+        users = Registry.load(store).users_of(name)
+        if users:
+            shown = ", ".join(users[:5]) + (", ..." if len(users) > 5 else "")
+            raise StoreError(
+                f"snapshot {name} is the last reviewed snapshot of {len(users)} patient(s) "
+                f"({shown}): run `varreinterp reanalyze` to move them to a newer release (or "
+                "`cohort remove` them) before removing it")
+        store.remove(name)

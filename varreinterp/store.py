@@ -39,7 +39,7 @@ from varreinterp.errors import (
 log = logging.getLogger("varreinterp")
 
 STORE_SCHEMA_VERSION = 1
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 2
 VARIANTS_FILE = "variants.parquet"
 MANIFEST_FILE = "manifest.json"
 
@@ -62,6 +62,24 @@ def default_store_path(option: str | os.PathLike[str] | None) -> Path:
     return Path(xdg) / "varreinterp"
 
 
+# Columns of variants.parquet in schema v1 (before hgvs); later columns are read as NULL.
+V1_COLUMNS = [
+    "chrom", "pos", "ref", "alt", "classification", "tier", "stars", "review_status",
+    "raw_classification", "raw_review_status", "conflicts", "gene", "conditions", "consequence",
+    "variation_id", "allele_id", "last_evaluated",
+    "onc_classification", "onc_review_status", "sci_classification", "sci_review_status",
+]
+
+
+def lineage_of(source_kind: str, name: str, assembly: str) -> str:
+    """The series a snapshot belongs to: ClinVar VCF releases, variant_summary releases, or one
+    lab table's releases (by its name), each per build: `clinvar/GRCh38`, `macarthur/GRCh38`."""
+    base = {"clinvar-vcf": "clinvar", "variant-summary": "clinvar-summary"}.get(source_kind)
+    if base is None:  # a lab table: the name's part before the build
+        base = name.split(f"-{assembly}-")[0] if f"-{assembly}-" in name else name
+    return f"{base}/{assembly}"
+
+
 @dataclass
 class SnapshotManifest:
     name: str
@@ -80,47 +98,60 @@ class SnapshotManifest:
     files: dict[str, str]
     mapping: dict[str, str] | None = None
     schema_version: int = MANIFEST_SCHEMA_VERSION
+    lineage: str = ""
+    contigs: list[str] | None = None  # contig keys with at least one record (None: unknown)
+    columns: list[str] = field(default_factory=list)  # of variants.parquet
+    # Why this release looks partial (record count or contigs fell against the previous
+    # release of its lineage), or None. Commands refuse a suspect target unless told.
+    suspect: str | None = None
     manifest_sha256: str = field(default="", compare=False)
 
     def _digest(self) -> str:
         body = asdict(self)
         body.pop("manifest_sha256")
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        return _digest_of(body)
 
     def seal(self) -> SnapshotManifest:
         self.manifest_sha256 = self._digest()
         return self
 
     def is_sealed(self) -> bool:
-        return self.manifest_sha256 == self._digest()
+        """Whether the self-checksum holds (over the fields as stored, for a loaded one)."""
+        stored = getattr(self, "_stored_sealed", None)
+        return stored if stored is not None else self.manifest_sha256 == self._digest()
 
     @classmethod
     def load(cls, path: Path) -> SnapshotManifest:
+        """Read, type-check and upgrade a manifest. Whether its self-checksum holds is
+        computed over the fields as stored (a v1 manifest was sealed without v2's fields)."""
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise EnvironmentIOError.from_os_error(exc, path) from exc
+        except ValueError as exc:
             raise StoreError(f"{path}: unreadable snapshot manifest ({exc})") from exc
         version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != MANIFEST_SCHEMA_VERSION:
+        if version not in (1, MANIFEST_SCHEMA_VERSION):
             raise StoreError(f"{path}: unsupported manifest schema version {version!r}")
         problem = check_fields(cls, data)
         if problem:
             raise StoreError(f"{path}: malformed snapshot manifest ({problem})")
-        return cls(**data)
+        stored = {k: v for k, v in data.items() if k != "manifest_sha256"}
+        sealed = data.get("manifest_sha256") == _digest_of(stored)
+        manifest = cls(**data)
+        if version == 1:  # step-by-step upgrade, in memory (the file is immutable)
+            manifest.columns = list(V1_COLUMNS)
+        if not manifest.lineage:
+            manifest.lineage = lineage_of(manifest.source_kind, manifest.name, manifest.assembly)
+        object.__setattr__(manifest, "_stored_sealed", sealed)
+        return manifest
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
-    @property
-    def lineage(self) -> str:
-        """The series this snapshot belongs to: ClinVar VCF releases, variant_summary
-        releases, or one lab table's releases (by its name), each per build."""
-        base = {"clinvar-vcf": "clinvar", "variant-summary": "clinvar-summary"}.get(
-            self.source_kind)
-        if base is None:  # a lab table: the name's part before the build
-            base = self.name.split(f"-{self.assembly}-")[0] if f"-{self.assembly}-" in \
-                self.name else self.name
-        return f"{base}/{self.assembly}"
+
+def _digest_of(body: dict[str, object]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -131,6 +162,16 @@ class Snapshot:
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    @property
+    def lineage(self) -> str:
+        return self.manifest.lineage
+
+    def column(self, name: str, alias: str | None = None) -> str:
+        """SQL for a variants.parquet column; NULL for one this snapshot's schema predates."""
+        has = name in self.manifest.columns
+        return f"{name}{f' AS {alias}' if alias else ''}" if has else \
+            f"CAST(NULL AS VARCHAR) AS {alias or name}"
 
     @property
     def variants(self) -> Path:
@@ -148,6 +189,7 @@ class Store:
 
     def __init__(self, root: Path):
         self.root = root
+        self._verified: set[tuple[str, tuple[tuple[int, int, int], ...]]] = set()
 
     @property
     def snapshots_dir(self) -> Path:
@@ -267,9 +309,74 @@ class Store:
         return sorted(p.name for p in self.snapshots_dir.iterdir() if p.is_dir())
 
     def snapshots(self) -> list[Snapshot]:
-        found = [self.get(name) for name in self.snapshot_names()]
+        """Every readable snapshot, by build then release date. A snapshot whose manifest
+        cannot be read is left out and listed in `broken()`: it affects only what depends on
+        it (see `broken_lineages`)."""
+        found = []
+        for name in self.snapshot_names():
+            try:
+                found.append(self.get(name))
+            except StoreError:
+                continue
         return sorted(found, key=lambda s: (s.manifest.assembly, s.manifest.release_date or "",
                                             s.name))
+
+    def broken(self) -> dict[str, str]:
+        """Snapshots whose manifest cannot be read: name -> the error."""
+        out = {}
+        for name in self.snapshot_names():
+            try:
+                self.get(name)
+            except StoreError as exc:
+                out[name] = exc.one_line()
+        return out
+
+    def broken_lineages(self) -> dict[str, str]:
+        """The lineage a broken snapshot probably belongs to (from its name; '*' when the
+        name does not tell) -> the error. Choosing the newest release of such a lineage could
+        silently pick an older one, so commands refuse it."""
+        out = {}
+        for name, error in self.broken().items():
+            for assembly in ("GRCh37", "GRCh38"):
+                if f"-{assembly}-" in name:
+                    prefix = name.split(f"-{assembly}-")[0]
+                    base = {"clinvar": "clinvar", "clinvar-summary": "clinvar-summary"}.get(
+                        prefix, prefix)
+                    out[f"{base}/{assembly}"] = error
+                    break
+            else:
+                out["*"] = error
+        return out
+
+    def use(self, name: str) -> Snapshot:
+        """A snapshot about to be read: its manifest's self-checksum and every file's checksum
+        are checked first (once per process), so a damaged or edited snapshot is refused
+        (exit 4, naming the file) instead of flowing into a report."""
+        snap = self.get(name)
+        self.check(snap)
+        return snap
+
+    def check(self, snap: Snapshot) -> None:
+        key = (snap.name, tuple(_stat_key(snap.path / f) for f in snap.manifest.files))
+        if key in self._verified:
+            return
+        problems = self._problems(snap)
+        if problems:
+            raise StoreError(f"{snap.path}: {problems[0]}; snapshot {snap.name} fails its "
+                             "checksums (see `snapshot verify`): not used")
+        self._verified.add(key)
+
+    def _problems(self, snap: Snapshot) -> list[str]:
+        found = []
+        if not snap.manifest.is_sealed():
+            found.append(f"{MANIFEST_FILE}: manifest checksum mismatch (edited or corrupt)")
+        for fname, expected in snap.manifest.files.items():
+            fpath = snap.path / fname
+            if not fpath.is_file():
+                found.append(f"{fname} is missing")
+            elif sha256_file(fpath) != expected:
+                found.append(f"{fname} checksum mismatch (corrupt)")
+        return found
 
     def get(self, name: str) -> Snapshot:
         path = self.snapshots_dir / name
@@ -297,9 +404,15 @@ class Store:
                 return snap
         return None
 
-    def newest(self, assembly: str) -> Snapshot | None:
-        same = [s for s in self.snapshots() if s.manifest.assembly == assembly]
+    def newest(self, assembly: str, lineage: str | None = None) -> Snapshot | None:
+        """The newest release of a build (and lineage, when given)."""
+        same = [s for s in self.snapshots() if s.manifest.assembly == assembly
+                and lineage in (None, s.manifest.lineage)]
         return same[-1] if same else None
+
+    def lineage(self, lineage: str) -> list[Snapshot]:
+        """A lineage's snapshots, oldest release first."""
+        return [s for s in self.snapshots() if s.manifest.lineage == lineage]
 
     def commit_snapshot(self, staged: Path, manifest: SnapshotManifest) -> Snapshot:
         """Seal the manifest into the staged directory and rename it into place."""
@@ -330,14 +443,7 @@ class Store:
             except StoreError as exc:
                 problems.append(VerifyProblem(n, str(exc)))
                 continue
-            if not snap.manifest.is_sealed():
-                problems.append(VerifyProblem(n, "manifest checksum mismatch (edited or corrupt)"))
-            for fname, expected in snap.manifest.files.items():
-                fpath = snap.path / fname
-                if not fpath.is_file():
-                    problems.append(VerifyProblem(n, f"{fname} is missing"))
-                elif sha256_file(fpath) != expected:
-                    problems.append(VerifyProblem(n, f"{fname} checksum mismatch (corrupt)"))
+            problems += [VerifyProblem(n, p) for p in self._problems(snap)]
         return problems
 
 
@@ -384,6 +490,14 @@ def _fits(annotation: str, value: object) -> bool:
             if all(_fits(inner, v) for v in value):
                 return True
     return False
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _owner_alive(name: str) -> bool:

@@ -39,6 +39,7 @@ INFO_FIELDS = {
     "onc_review_status": "ONCREVSTAT",
     "sci_classification": "SCI",
     "sci_review_status": "SCIREVSTAT",
+    "hgvs": "CLNHGVS",
 }
 _FIELD_KEY = {"classification": "CLNSIG", "review_status": "CLNREVSTAT"}
 

@@ -36,14 +36,16 @@ STAGED_COLUMNS = [
     "chrom", "pos", "ref", "alt", "raw_classification", "raw_review_status", "conflicts",
     "gene", "conditions", "consequence", "variation_id", "allele_id", "last_evaluated",
     "onc_classification", "onc_review_status", "sci_classification", "sci_review_status",
+    "hgvs",
 ]
 
-# Columns of variants.parquet, in order.
+# Columns of variants.parquet, in order (schema 2 added hgvs; see store.V1_COLUMNS).
 SNAPSHOT_COLUMNS = [
     "chrom", "pos", "ref", "alt", "classification", "tier", "stars", "review_status",
     "raw_classification", "raw_review_status", "conflicts", "gene", "conditions", "consequence",
     "variation_id", "allele_id", "last_evaluated",
     "onc_classification", "onc_review_status", "sci_classification", "sci_review_status",
+    "hgvs",
 ]
 
 
@@ -70,6 +72,7 @@ class FinalizedSnapshot:
     stars: dict[str, int]
     skipped: dict[str, int]
     unknown_terms: dict[str, int]
+    contigs: list[str]
 
 
 # ------------------------------------------------------------------------------- finalize
@@ -173,7 +176,10 @@ def finalize(
                     source.path, staged_n - records)
     no_germline = con.execute(
         "SELECT count(*) FROM final WHERE classification IS NULL").fetchall()[0][0]
-    if records and no_germline == records:
+    if not records:
+        raise InputError("no classified record in the file: nothing to import (a header-only "
+                         "or cut release is never stored)", source.path)
+    if no_germline == records:
         raise InputError("no germline classification in any record: nothing to import",
                          source.path)
     tiers = {t.value: 0 for t in Tier}
@@ -182,4 +188,5 @@ def finalize(
     stars = {str(s): n for s, n in con.execute(
         "SELECT stars, count(*) FROM final WHERE stars IS NOT NULL GROUP BY 1 ORDER BY 1"
     ).fetchall()}
-    return FinalizedSnapshot(records, tiers, stars, dict(source.skipped), dict(unknown))
+    contigs = sorted(r[0] for r in con.execute("SELECT DISTINCT chrom FROM final").fetchall())
+    return FinalizedSnapshot(records, tiers, stars, dict(source.skipped), dict(unknown), contigs)

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,17 +64,36 @@ def write_report_folder(store: Store, delivered: set[str], result: ReanalysisRes
         raise EnvironmentIOError.from_os_error(exc, out or store.root / "reports") from exc
 
 
+def expand_placeholders(out: Path, result: ReanalysisResult) -> Path:
+    """`{date}`, `{snapshot}` and `{run_id}` in a report folder path, so one cron line gives a
+    new folder per night (`/data/reports/{date}-{run_id}`)."""
+    text = str(out)
+    if "{" not in text:
+        return out
+    values = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "run_id": result.run_id,
+              "snapshot": "+".join(s.name for s in result.targets) or "none"}
+    try:
+        return Path(text.format(**values))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UsageError(f"--report-dir {out}: unknown placeholder {exc} (use {{date}}, "
+                         "{snapshot} or {run_id})") from None
+
+
 def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisResult,
                          out: Path | None, prov: Provenance) -> Path:
     from varreinterp.reanalyze import REANALYZE_COLUMNS
 
     if out is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        out = store.root / "reports" / f"{stamp}-{result.to_snapshot.name}-{result.run_id[:6]}"
+        targets = result.targets
+        suffix = f"-{targets[0].name}" if len(targets) == 1 else ""
+        out = store.root / "reports" / f"{stamp}{suffix}-{result.run_id}"
+    else:
+        out = expand_placeholders(out, result)
     _check_out(delivered, out)
     out.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     # Staged in the store's tmp/ (cleaned under the lock) when the report lives in the store;
-    # beside a custom --out otherwise, so the final rename stays on one file system.
+    # beside a custom folder otherwise, so the final rename stays on one file system.
     inside = out.resolve().is_relative_to(store.root.resolve())
     if not inside:
         for leftover in out.parent.glob(f".{out.name}.stage-*"):
@@ -95,17 +113,22 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
             "schema_version": RUN_SCHEMA_VERSION, "run_id": result.run_id,
             "tool": "varreinterp", "tool_version": prov.tool_version,
             "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "to_snapshot": result.to_snapshot.name, "min_priority": result.min_priority.value,
+            "targets": [s.name for s in result.targets],
+            "min_priority_listed": result.min_priority.value,
             "provenance": prov.to_json(),
             "comparisons": {
-                f"{c.from_snapshot.name}->{c.to_snapshot.name}": Provenance.of(
-                    prov.command, ("from_snapshot", c.from_snapshot),
-                    ("to_snapshot", c.to_snapshot)).to_json()
+                f"{c.from_snapshot.name}->{c.to_snapshot.name}": {
+                    **Provenance.of(prov.command, ("from_snapshot", c.from_snapshot),
+                                    ("to_snapshot", c.to_snapshot)).to_json(),
+                    "patients": sorted(p.patient_id for p in c.patients)}
                 for c in result.comparisons},
             "patients": {
-                "reanalyzed": len(result.processed), "up_to_date": len(result.up_to_date),
-                "skipped": [asdict(p) for p in result.problems]},
-            "changes": {"total": len(rows), "per_patient": per_patient,
+                "reanalyzed": len({t.patient.patient_id for t in result.processed}),
+                "up_to_date": len(result.up_to_date),
+                "failing": [{"patient": t.patient.patient_id, "lineage": t.lineage,
+                             "problem": t.problem} for t in result.failures]},
+            "changes": {"total": len(rows), "by_priority": result.counts(),
+                        "per_patient": per_patient,
                         "patient_files": {pid: "patients/" + patient_file_name(pid)
                                           for pid in per_patient}},
             "timings": result.timings,

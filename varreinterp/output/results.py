@@ -134,7 +134,7 @@ def write_reanalysis(result: ReanalysisResult, fmt: Format, prov: Provenance,
                      dry_run: bool) -> None:
     from varreinterp.reanalyze import REANALYZE_COLUMNS
 
-    write_frame(result.rows, REANALYZE_COLUMNS, fmt, None, prov,
+    write_frame(result.listed(), REANALYZE_COLUMNS, fmt, None, prov,
                 title="Reanalysis (dry run)" if dry_run else "Reanalysis",
                 caption=result.summary(),
                 table_columns=["patient", "priority", "change", "variant", "gene", "before",
