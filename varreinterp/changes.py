@@ -119,17 +119,22 @@ def priority_order_sql(column: str = "priority") -> str:
 VARIANT_COLUMNS = ["chrom", "pos", "ref", "alt", "gene", "change", "priority", "before", "after",
                    "tier_before", "tier_after", "stars_before", "stars_after", "review_before",
                    "review_after", "review_changed", "variation_id", "conditions",
-                   "from_snapshot", "to_snapshot"]
+                   "from_snapshot", "to_snapshot", "hgvs", "consequence", "conflicts_before",
+                   "conflicts_after", "last_evaluated"]
+# The wide, descriptive columns of each side: read for changed variants only.
+WIDE = {"gene": "gene", "vid": "variation_id", "cond": "conditions", "hgvs": "hgvs",
+        "mc": "consequence", "conf": "conflicts", "last": "last_evaluated"}
 
 
-def side_sql(alias: str, snap: Snapshot, positions: str | None = None) -> str:
+def side_sql(alias: str, snap: Snapshot, positions: str | None = None, wide: bool = True) -> str:
     """A snapshot's classified rows, with columns prefixed for the change rules; optionally only
-    at the positions of a (small) relation, which spares reading the rest."""
+    at the positions of a (small) relation, which spares reading the rest. The wide text columns
+    (WIDE) come only when asked: a snapshot's schema may predate some (read as NULL)."""
     where = f" AND pos IN (SELECT pos FROM {positions})" if positions else ""
+    text = "".join(f", {snap.column(col, f'{alias}_{short}')}" for short, col in WIDE.items()
+                   ) if wide else ""
     return f"""(SELECT chrom, pos, ref, alt, classification AS {alias}_cls, tier AS {alias}_tier,
-                       stars AS {alias}_stars, review_status AS {alias}_rev,
-                       gene AS {alias}_gene, variation_id AS {alias}_vid,
-                       conditions AS {alias}_cond
+                       stars AS {alias}_stars, review_status AS {alias}_rev{text}
                 FROM {db.parquet(snap.variants)}
                 WHERE classification IS NOT NULL{where})"""
 
@@ -144,7 +149,10 @@ def select_change_columns(a: Snapshot, b: Snapshot) -> str:
                 (a_stars IS DISTINCT FROM b_stars OR a_rev IS DISTINCT FROM b_rev))
                  AS review_changed,
                coalesce(b_vid, a_vid) AS variation_id, coalesce(b_cond, a_cond) AS conditions,
-               {db.quote(a.name)} AS from_snapshot, {db.quote(b.name)} AS to_snapshot"""
+               {db.quote(a.name)} AS from_snapshot, {db.quote(b.name)} AS to_snapshot,
+               coalesce(b_hgvs, a_hgvs) AS hgvs, coalesce(b_mc, a_mc) AS consequence,
+               a_conf AS conflicts_before, b_conf AS conflicts_after,
+               coalesce(b_last, a_last) AS last_evaluated"""
 
 
 def snapshot_changes(con: duckdb.DuckDBPyConnection, a: Snapshot, b: Snapshot,

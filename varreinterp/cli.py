@@ -310,6 +310,8 @@ AllOpt = Annotated[bool, typer.Option("--all", help="Everything, down to low pri
                                       "(same as --min-priority low).")]
 ExitCodeOpt = Annotated[bool, typer.Option("--exit-code", help="Exit 1 when any change was "
                                            "reported, 0 when none.")]
+PassOnlyOpt = Annotated[bool, typer.Option(
+    "--pass-only", help="Only calls whose FILTER is PASS (or '.').")]
 CrossLineageOpt = Annotated[bool, typer.Option(
     "--cross-lineage", help="Compare releases of different sources (a ClinVar release with a "
     "lab table): nearly every variant then looks changed.")]
@@ -339,6 +341,7 @@ def diff_cmd(
     exit_code: ExitCodeOpt = False,
     cross_lineage: CrossLineageOpt = False,
     accept_suspect: AcceptSuspectOpt = False,
+    pass_only: PassOnlyOpt = False,
 ) -> int:
     """What changed for these patients' carried variants between two snapshots?"""
     from varreinterp import diff as core
@@ -352,7 +355,7 @@ def diff_cmd(
                                     reference_path=reference,
                                     min_priority=_min_priority(min_priority, show_all),
                                     cross_lineage=cross_lineage,
-                                    accept_suspect=accept_suspect)
+                                    accept_suspect=accept_suspect, pass_only=pass_only)
     write_changes(report, core.PATIENT_COLUMNS, chosen, output, report.provenance(inv.command))
     log.info("%s", report.summary())
     return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
@@ -401,6 +404,7 @@ def history_cmd(
     source: Annotated[str | None, typer.Option(
         help="Which source's releases: clinvar, clinvar-summary or a lab table's name "
         "(default: the only one of the VCF's build, else clinvar).")] = None,
+    pass_only: PassOnlyOpt = False,
 ) -> None:
     """Each carried variant's classification in every release of one source, oldest first."""
     from varreinterp import history as core
@@ -411,8 +415,56 @@ def history_cmd(
     store = inv.store()
     with store.workdir() as workdir:
         result = core.history(store, vcfs, workdir, samples=sample, reference_path=reference,
-                              show_all=show_all, source=source)
+                              show_all=show_all, source=source, pass_only=pass_only)
     write_history(result, chosen, output, result.provenance(inv.command))
+
+
+@app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    vcf: Annotated[Path, typer.Argument(help="The patient's VCF, VCF.gz or BCF.")],
+    from_: Annotated[str, typer.Option("--from", help="Snapshot the patient was reported "
+                                       "against.")],
+    to: Annotated[str, typer.Option("--to", help="Snapshot to compare with.")],
+    sample: Annotated[str | None, typer.Option(
+        "--sample", help="The sample (needed when the VCF holds several).")] = None,
+    reference: ReferenceOpt = None,
+    min_priority: MinPriorityOpt = "medium",
+    show_all: AllOpt = False,
+    pass_only: PassOnlyOpt = False,
+    cross_lineage: CrossLineageOpt = False,
+    accept_suspect: AcceptSuspectOpt = False,
+    output: OutOpt = None,
+) -> None:
+    """A self-contained HTML report of one patient's changes, for the chart or a colleague:
+    one card per change (gene, HGVS, consequence, conditions, before -> after in plain words,
+    review status, conflicts, last evaluated, zygosity, FILTER, why it has its priority, a
+    ClinVar link) with the variant's classification over every release of the source."""
+    from varreinterp.output.formats import output_stream
+    from varreinterp.output.html_report import render_html
+    from varreinterp.output.patient_reports import patient_report
+    from varreinterp.report import report_data
+
+    inv = _inv(ctx)
+    store = inv.store()
+    priority = _min_priority(min_priority, show_all)
+    with store.workdir() as workdir:
+        data = report_data(store, vcf, from_, to, workdir, sample=sample,
+                           reference_path=reference, pass_only=pass_only,
+                           cross_lineage=cross_lineage, accept_suspect=accept_suspect)
+    changes = data.changes
+    prov = changes.provenance(inv.command)
+    page = patient_report(patient_id=data.sample, sample=data.sample, source_file=vcf.name,
+                          rows=changes.rows, from_snapshot=changes.from_snapshot,
+                          to_snapshot=changes.to_snapshot, timelines=data.timelines,
+                          min_priority=priority, prov=prov,
+                          notes=["Only calls whose FILTER is PASS are shown."] if pass_only
+                          else ())
+    with output_stream(output) as fh:
+        fh.write(render_html(page))
+    log.info("report for %s: %d change(s) shown at or above %s (%d in all)%s", data.sample,
+             len(page.cards), priority.value, len(changes.rows),
+             f"; written to {output}" if output else "")
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from varreinterp import db
 from varreinterp.changes import (
     PRIORITY_ORDER,
     VARIANT_COLUMNS,
+    WIDE,
     Priority,
     change_sql,
     priority_filter_sql,
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("varreinterp")
 
-PATIENT_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", *VARIANT_COLUMNS[4:]]
+PATIENT_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "filter",
+                   *VARIANT_COLUMNS[4:]]
 
 
 def check_comparable(a: Snapshot, b: Snapshot, *, cross_lineage: bool = False,
@@ -125,7 +127,8 @@ def diff_patients(store: Store, vcfs: Sequence[Path], from_name: str, to_name: s
                   workdir: Path, *, samples: list[str] | None = None,
                   reference_path: Path | None = None,
                   min_priority: Priority = Priority.MEDIUM, cross_lineage: bool = False,
-                  accept_suspect: bool = False) -> ReclassificationReport:
+                  accept_suspect: bool = False, pass_only: bool = False
+                  ) -> ReclassificationReport:
     """The changes from `from_name` to `to_name` among the variants these patients carry."""
     a, b = store.use(from_name), store.use(to_name)
     check_comparable(a, b, cross_lineage=cross_lineage, accept_suspect=accept_suspect)
@@ -141,7 +144,7 @@ def diff_patients(store: Store, vcfs: Sequence[Path], from_name: str, to_name: s
     sites = load_sites(con, keys)
     for header in inputs.headers:
         calls = load(con, header, select_samples(header, samples), inputs.reference,
-                     sites=sites)
+                     pass_only, sites)
         # patient_changes joins both snapshots itself: no separate key join here
         carried = carried_at(calls, keys, "carried_hits", join_keys=False)
         frames.append(patient_changes(con, carried, a, b, min_priority))
@@ -173,27 +176,33 @@ def patient_changes(con: duckdb.DuckDBPyConnection, carried: str, a: Snapshot, b
     narrow = ", ".join(f"{{s}}.{{s}}_{c}" for c in ("cls", "tier", "stars", "rev"))
     return con.execute(f"""
         WITH j AS (
-            SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
+            SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity, c.filter,
                    {narrow.format(s="a")}, {narrow.format(s="b")}
             FROM {carried} c
-            LEFT JOIN {side_sql('a', a, carried)} a
+            LEFT JOIN {side_sql('a', a, carried, wide=False)} a
               ON {key_match_sql('a', 'c')}
-            LEFT JOIN {side_sql('b', b, carried)} b
+            LEFT JOIN {side_sql('b', b, carried, wide=False)} b
               ON {key_match_sql('b', 'c')}
             WHERE a.a_cls IS NOT NULL OR b.b_cls IS NOT NULL),
         changed AS (
             SELECT sample, min(chrom) AS chrom, key_chrom, pos, ref, alt,
                    string_agg(DISTINCT zygosity, ',' ORDER BY zygosity) AS zygosity,
+                   arg_min(filter, chrom) AS filter,
                    any_value(COLUMNS('^[ab]_')), any_value(change) AS change,
                    any_value(priority) AS priority
             FROM (SELECT *, {change_sql()} AS change, {priority_sql()} AS priority FROM j)
             WHERE change IS NOT NULL AND {priority_filter_sql(min_priority)}
             GROUP BY sample, key_chrom, pos, ref, alt),
         c AS (
-            SELECT ch.*, wa.a_gene, wa.a_vid, wa.a_cond, wb.b_gene, wb.b_vid, wb.b_cond
+            SELECT ch.*, {wide_columns('wa', 'a')}, {wide_columns('wb', 'b')}
             FROM changed ch
             LEFT JOIN {side_sql('a', a, "changed")} wa ON {key_match_sql('wa', 'ch')}
             LEFT JOIN {side_sql('b', b, "changed")} wb ON {key_match_sql('wb', 'ch')})
-        SELECT sample, chrom, pos, ref, alt, zygosity, {select_change_columns(a, b)}
+        SELECT sample, chrom, pos, ref, alt, zygosity, filter, {select_change_columns(a, b)}
         FROM c ORDER BY sample, {priority_order_sql()}, key_chrom, pos, ref, alt
     """).df()
+
+
+def wide_columns(table: str, side: str) -> str:
+    """The wide text columns of one side, from a `side_sql` relation aliased `table`."""
+    return ", ".join(f"{table}.{side}_{short}" for short in WIDE)

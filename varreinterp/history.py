@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from varreinterp import db
+from varreinterp.assembly import normalize_contig
 from varreinterp.errors import StoreError, UsageError
 from varreinterp.matching import key_match_sql, prepare_inputs, unique_calls_columns
 from varreinterp.patient_vcf import load, select_samples
@@ -15,6 +16,7 @@ from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
 
 HISTORY_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "gene", "snapshot",
@@ -33,7 +35,8 @@ class HistoryResult:
 
 def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
             samples: list[str] | None = None, reference_path: Path | None = None,
-            show_all: bool = False, source: str | None = None) -> HistoryResult:
+            show_all: bool = False, source: str | None = None,
+            pass_only: bool = False) -> HistoryResult:
     """Each carried variant's classification in every snapshot of one lineage (`source`:
     clinvar, clinvar-summary or a lab table's name; default: the only one of the VCFs' build,
     else clinvar), oldest first; by default only variants whose classification differs
@@ -70,7 +73,8 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
         for i, s in enumerate(snaps))
     frames = []
     for header in inputs.headers:
-        calls = load(con, header, select_samples(header, samples), inputs.reference)
+        calls = load(con, header, select_samples(header, samples), inputs.reference,
+                     pass_only)
         frames.append(con.execute(f"""
             WITH h AS (
                 SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
@@ -109,3 +113,40 @@ def _choose_lineage(lineages: list[str], source: str | None, build: str) -> str:
         return f"clinvar/{build}"
     raise UsageError(f"the store holds several {build} lineages ({', '.join(lineages)}): "
                      "choose one with --source")
+
+
+Key = tuple[str, int, str, str]  # (contig key, pos, ref, alt)
+
+
+def key_of(row: Mapping[str, Any]) -> Key:
+    """The matching key of a change row (its contig in the patient's spelling)."""
+    return (normalize_contig(str(row["chrom"])), int(row["pos"]), str(row["ref"]),
+            str(row["alt"]))
+
+
+def timelines(con: duckdb.DuckDBPyConnection, snapshots: Sequence[Snapshot],
+              keys: Sequence[Key]) -> dict[Key, list[dict[str, object]]]:
+    """For each allele key, its classification in every snapshot (oldest first), with None
+    where the snapshot does not list it: the timeline of a report card."""
+    if not keys or not snapshots:
+        return {}
+    values = ", ".join(f"({db.quote(c)}, {int(p)}, {db.quote(r)}, {db.quote(a)})"
+                       for c, p, r, a in dict.fromkeys(keys))
+    union = " UNION ALL ".join(
+        f"SELECT {i} AS k, chrom, pos, ref, alt, classification, tier, stars "
+        f"FROM {db.parquet(s.variants)} WHERE classification IS NOT NULL"
+        for i, s in enumerate(snapshots))
+    found: dict[tuple[Key, int], tuple[object, object, object]] = {}
+    for k, chrom, pos, ref, alt, cls, tier, stars in con.execute(f"""
+            SELECT s.k, s.chrom, s.pos, s.ref, s.alt, s.classification, s.tier, s.stars
+            FROM ({union}) s SEMI JOIN (VALUES {values}) w(chrom, pos, ref, alt)
+              USING (chrom, pos, ref, alt)""").fetchall():
+        found[((chrom, int(pos), ref, alt), int(k))] = (cls, tier, stars)
+    out: dict[Key, list[dict[str, object]]] = {}
+    for key in dict.fromkeys(keys):
+        out[key] = [{"snapshot": s.name, "release_date": s.manifest.release_date,
+                     "classification": found.get((key, i), (None,))[0],
+                     "tier": found.get((key, i), (None, None))[1],
+                     "stars": found.get((key, i), (None, None, None))[2]}
+                    for i, s in enumerate(snapshots)]
+    return out

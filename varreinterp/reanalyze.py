@@ -41,6 +41,7 @@ from varreinterp.changes import (
 from varreinterp.cohort import Patient, Registry, index_dir, now, verified_index
 from varreinterp.diff import PATIENT_COLUMNS, priority_counts
 from varreinterp.errors import ExitCode, StoreError, UsageError
+from varreinterp.history import Key, key_of, timelines
 from varreinterp.matching import key_match_sql
 from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
@@ -96,7 +97,9 @@ class ReanalysisResult:
     timings: dict[str, float]
     out_dir: Path | None = None
     run_id: str = ""
-    warnings: list[str] = field(default_factory=list)
+    # lineage -> allele key -> classification in each snapshot of the lineage (report cards)
+    timelines: dict[str, dict[Key, list[dict[str, Any]]]] = field(default_factory=dict)
+    series: dict[str, list[Snapshot]] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[Track]:
@@ -304,12 +307,30 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
     if len(rows):
         from varreinterp.output.reports import write_report_folder
 
+        t2 = time.perf_counter()
+        _add_timelines(store, workdir, result)
+        timings["timelines_s"] = time.perf_counter() - t2
+
         result.out_dir = write_report_folder(store, set(registry.delivered_runs), result, out,
                                              result.provenance(command))
         registry.delivered_runs.append(result.run_id)
     _record_reviewed(store, registry, result)
     append_run(store, result, result.exit_code(changes_code))
     return result
+
+
+def _add_timelines(store: Store, workdir: Path, result: ReanalysisResult) -> None:
+    """Each changed variant's classification across its lineage, for the HTML reports: one
+    scan of each snapshot of a lineage for all the run's changed keys."""
+    con = db.connect(workdir)
+    try:
+        for lineage, group in result.rows.groupby("lineage"):
+            series = [store.use(s.name) for s in store.lineage(str(lineage))]
+            keys = [key_of(r) for r in group.to_dict(orient="records")]
+            result.series[str(lineage)] = series
+            result.timelines[str(lineage)] = timelines(con, series, keys)
+    finally:
+        con.close()
 
 
 def _record_reviewed(store: Store, registry: Registry, result: ReanalysisResult) -> None:
@@ -373,11 +394,11 @@ def _changes_for(store: Store, con: duckdb.DuckDBPyConnection, a: Snapshot, b: S
             WITH idx AS ({_index_sql(files)}),
             hit AS (
                 SELECT n.patient, n.sample, i.chrom, i.key_chrom, i.pos, i.ref, i.alt,
-                       i.zygosity, d.* EXCLUDE (chrom, pos, ref, alt)
+                       i.zygosity, i.filter, d.* EXCLUDE (chrom, pos, ref, alt)
                 FROM idx i JOIN delta d ON {key_match_sql('d', 'i')}
                 JOIN {names} ON n.index_file = i.index_file)
             SELECT patient, {db.quote(lineage)} AS lineage, sample, chrom, pos, ref, alt,
-                   zygosity, {select_change_columns(a, b)}
+                   zygosity, filter, {select_change_columns(a, b)}
             FROM hit
         """).df())
     for t in group:
@@ -395,9 +416,10 @@ def _changes_for(store: Store, con: duckdb.DuckDBPyConnection, a: Snapshot, b: S
 
 
 def _index_sql(files: Sequence[str]) -> str:
+    # union_by_name: an index written before the filter column reads it as NULL.
     return (f"SELECT regexp_extract(filename, '[^/]+$') AS index_file, chrom, key_chrom, pos, "
-            f"ref, alt, zygosity FROM read_parquet({db.quote_list(files)}, filename = true, "
-            "union_by_name = true)")
+            f"ref, alt, zygosity, filter FROM read_parquet({db.quote_list(files)}, "
+            "filename = true, union_by_name = true)")
 
 
 def _replacement_changes(store: Store, con: duckdb.DuckDBPyConnection, a: Snapshot,
@@ -406,8 +428,8 @@ def _replacement_changes(store: Store, con: duckdb.DuckDBPyConnection, a: Snapsh
     difference between the replaced index and the new one, among variants snapshot `a`
     classifies."""
     p = track.patient
-    new = db.parquet(index_dir(store) / p.index_file)
-    old = db.parquet(index_dir(store) / str(p.previous_index_file))
+    new = db.quote(str(index_dir(store) / p.index_file))
+    old = db.quote(str(index_dir(store) / str(p.previous_index_file)))
     keys = "key_chrom, pos, ref, alt"
 
     def side(kind: ChangeKind, present: str, absent: str, priority: str,
@@ -416,7 +438,8 @@ def _replacement_changes(store: Store, con: duckdb.DuckDBPyConnection, a: Snapsh
         return f"""
             SELECT {db.quote(p.patient_id)} AS patient, {db.quote(track.lineage)} AS lineage,
                    {db.quote(p.sample)} AS sample, x.chrom, x.pos, x.ref, x.alt, x.zygosity,
-                   a_gene AS gene, {db.quote(kind.value)} AS change, {priority} AS priority,
+                   x.filter, a_gene AS gene, {db.quote(kind.value)} AS change,
+                   {priority} AS priority,
                    {cls if before else 'NULL'} AS before, {'NULL' if before else cls} AS after,
                    {tier if before else 'NULL'} AS tier_before,
                    {'NULL' if before else tier} AS tier_after,
@@ -425,8 +448,11 @@ def _replacement_changes(store: Store, con: duckdb.DuckDBPyConnection, a: Snapsh
                    {'a_rev' if before else 'NULL'} AS review_before,
                    {'NULL' if before else 'a_rev'} AS review_after,
                    false AS review_changed, a_vid AS variation_id, a_cond AS conditions,
-                   {db.quote(a.name)} AS from_snapshot, {db.quote(a.name)} AS to_snapshot
-            FROM (SELECT * FROM {present} p ANTI JOIN {absent} q USING ({keys})) x
+                   {db.quote(a.name)} AS from_snapshot, {db.quote(a.name)} AS to_snapshot,
+                   a_hgvs AS hgvs, a_mc AS consequence, a_conf AS conflicts_before,
+                   a_conf AS conflicts_after, a_last AS last_evaluated
+            FROM (SELECT * FROM read_parquet([{present}], union_by_name = true) p
+                  ANTI JOIN read_parquet([{absent}], union_by_name = true) q USING ({keys})) x
             JOIN {side_sql('a', a)} s ON {key_match_sql('s', 'x')}"""
 
     return con.execute(

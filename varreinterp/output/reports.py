@@ -55,6 +55,32 @@ def _write_tsv(path: Path, frame: pd.DataFrame, columns: list[str], prov: Proven
     os.chmod(path, FILE_MODE)
 
 
+def _write_html(path: Path, patient_id: str, rows: pd.DataFrame, result: ReanalysisResult,
+                prov: Provenance) -> None:
+    """The counselor's page of one patient: its changes at or above the run's listing
+    priority, against the first comparison it was part of (a patient following two lineages
+    gets one note per other comparison)."""
+    from varreinterp.output.html_report import render_html
+    from varreinterp.output.patient_reports import patient_report
+
+    pairs = list(dict.fromkeys(zip(rows["from_snapshot"], rows["to_snapshot"], rows["lineage"],
+                                   strict=True)))
+    snaps = {s.name: s for c in result.comparisons for s in (c.from_snapshot, c.to_snapshot)}
+    a, b, lineage = pairs[0]
+    patient = next(p for c in result.comparisons for p in c.patients
+                   if p.patient_id == patient_id)
+    notes = [f"Also compared: {x} -> {y} ({lin})." for x, y, lin in pairs[1:]]
+    timelines = {k: v for lin in {p[2] for p in pairs}
+                 for k, v in result.timelines.get(str(lin), {}).items()}
+    page = patient_report(patient_id=patient_id, sample=patient.sample,
+                          source_file=Path(patient.source).name, rows=rows,
+                          from_snapshot=snaps[str(a)], to_snapshot=snaps[str(b)],
+                          timelines=timelines, min_priority=result.min_priority,
+                          prov=prov.with_facts(("patient", patient_id)), notes=notes)
+    path.write_text(render_html(page), encoding="utf-8")
+    os.chmod(path, FILE_MODE)
+
+
 def write_report_folder(store: Store, delivered: set[str], result: ReanalysisResult,
                         out: Path | None, prov: Provenance) -> Path:
     """Stage the whole report folder, then rename it into place (run.json written last)."""
@@ -109,6 +135,8 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
         for pid, group in rows.groupby("patient", sort=True):
             _write_tsv(stage / "patients" / patient_file_name(str(pid)), group, cols,
                        prov.with_facts(("patient", str(pid))))
+            _write_html(stage / "patients" / patient_file_name(str(pid), ".html"), str(pid),
+                        group, result, prov)
         report: dict[str, Any] = {
             "schema_version": RUN_SCHEMA_VERSION, "run_id": result.run_id,
             "tool": "varreinterp", "tool_version": prov.tool_version,
@@ -130,7 +158,9 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
             "changes": {"total": len(rows), "by_priority": result.counts(),
                         "per_patient": per_patient,
                         "patient_files": {pid: "patients/" + patient_file_name(pid)
-                                          for pid in per_patient}},
+                                          for pid in per_patient},
+                        "patient_reports": {pid: "patients/" + patient_file_name(pid, ".html")
+                                            for pid in per_patient}},
             "timings": result.timings,
         }
         with open(stage / "run.json", "w", encoding="utf-8") as fh:

@@ -1,0 +1,92 @@
+"""From change rows to the counselor's HTML report: one card per change, most urgent first, each
+with the classification timeline of its variant across the lineage's snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from varreinterp.atomic import atomic_file
+from varreinterp.changes import PRIORITY_ORDER, Priority
+from varreinterp.history import key_of
+from varreinterp.output.formats import clean_record
+from varreinterp.output.html_report import (
+    ChangeCard,
+    PatientReport,
+    SnapshotRef,
+    TimelinePoint,
+    render_html,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from varreinterp.history import Key
+    from varreinterp.provenance import Provenance
+    from varreinterp.store import Snapshot
+
+
+def snapshot_ref(snap: Snapshot) -> SnapshotRef:
+    m = snap.manifest
+    return SnapshotRef(m.name, m.release_date, m.assembly, m.source_kind, m.source_sha256,
+                       m.manifest_sha256)
+
+
+def _int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def card(row: Mapping[str, Any], timeline: Sequence[Mapping[str, Any]]) -> ChangeCard:
+    return ChangeCard(
+        chrom=str(row["chrom"]), pos=int(row["pos"]), ref=str(row["ref"]), alt=str(row["alt"]),
+        change=str(row["change"]), priority=str(row["priority"]), gene=_text(row.get("gene")),
+        hgvs=_text(row.get("hgvs")), consequence=_text(row.get("consequence")),
+        conditions=_text(row.get("conditions")), before=_text(row.get("before")),
+        after=_text(row.get("after")), tier_before=_text(row.get("tier_before")),
+        tier_after=_text(row.get("tier_after")), stars_before=_int(row.get("stars_before")),
+        stars_after=_int(row.get("stars_after")), review_before=_text(row.get("review_before")),
+        review_after=_text(row.get("review_after")),
+        conflicts=_text(row.get("conflicts_after")) or _text(row.get("conflicts_before")),
+        last_evaluated=_text(row.get("last_evaluated")), zygosity=_text(row.get("zygosity")),
+        filter=_text(row.get("filter")), variation_id=_text(row.get("variation_id")),
+        timeline=tuple(TimelinePoint(str(p["snapshot"]), _text(p["release_date"]),
+                                     _text(p["classification"]), _text(p["tier"]),
+                                     _int(p["stars"])) for p in timeline))
+
+
+def patient_report(*, patient_id: str, sample: str | None, source_file: str | None,
+                   rows: pd.DataFrame, from_snapshot: Snapshot, to_snapshot: Snapshot,
+                   timelines: Mapping[Key, Sequence[Mapping[str, Any]]],
+                   min_priority: Priority, prov: Provenance,
+                   notes: Sequence[str] = ()) -> PatientReport:
+    """The report of one patient: the rows at or above `min_priority`, most urgent first (the
+    rows below are counted in a note, since the TSV beside the report holds them)."""
+    records = [clean_record(r) for r in rows.to_dict(orient="records")]
+    rank = {p.value: i for i, p in enumerate(PRIORITY_ORDER)}
+    shown = [r for r in records if Priority(str(r["priority"])).rank >= min_priority.rank]
+    shown.sort(key=lambda r: (rank.get(str(r["priority"]), 9), str(r.get("gene") or ""),
+                              key_of(r)))
+    hidden = len(records) - len(shown)
+    extra = list(notes)
+    if hidden:
+        extra.append(f"{hidden} lower-priority change(s) (below {min_priority.value}) are not "
+                     "shown here; the TSV report lists every change.")
+    counts = {p.value: sum(1 for r in shown if r["priority"] == p.value) for p in Priority}
+    return PatientReport(
+        patient_id=patient_id, sample=sample, source_file=source_file,
+        assembly=to_snapshot.manifest.assembly, from_snapshot=snapshot_ref(from_snapshot),
+        to_snapshot=snapshot_ref(to_snapshot), min_priority=min_priority.value,
+        cards=[card(r, timelines.get(key_of(r), ())) for r in shown],
+        counts_by_priority=counts, tool_version=prov.tool_version, command=prov.command,
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), notes=tuple(extra))
+
+
+def write_html(path: Path, report: PatientReport) -> None:
+    with atomic_file(path) as fh:
+        fh.write(render_html(report))
