@@ -128,13 +128,19 @@ def test_rows_are_in_release_date_order(store):
         == [OLD, NEW]
 
 
-def test_table_columns_oldest_snapshot_first(store):
+def test_table_has_one_row_per_change_oldest_first(store):
+    """A column per snapshot was unreadable with a dozen monthly releases: one row per change
+    (the first release listing the variant, then each release where it differs)."""
     code, out, err = invoke(store, "history", SAMPLES / "patient_single.vcf.gz", "--format",
                             "table")
     assert code == 0, err
-    header = next(ln for ln in out.splitlines() if "sample" in ln and "variant" in ln)
-    assert header.index(OLD) < header.index(NEW)
-    assert "4 variant call(s)" in out
+    assert "4 variant call(s) over 2 release(s)" in out
+    brca2 = [ln for ln in out.splitlines() if "chr13:32332400 G>A" in ln]
+    assert len(brca2) == 2
+    assert "2024-01-07" in brca2[0] and "VUS" in brca2[0]
+    assert "2024-06-02" in brca2[1] and "VUS → LP" in brca2[1]
+    gone = [ln for ln in out.splitlines() if "chr7:117590501" in ln]
+    assert "LP → absent" in gone[-1]
     for label in ("chr13:32332400 G>A", "chr14:23415300 G>A", "chr7:117590501 CTG>C",
                   "chr17:43057100 G>A"):
         assert label in out

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from varreinterp import db
+from varreinterp.output import tables
 from varreinterp.output.formats import (
     Format,
     clean_record,
@@ -16,8 +18,6 @@ from varreinterp.output.formats import (
     output_stream,
     print_table,
     row_provenance,
-    stars,
-    variant_label,
     write_frame,
 )
 
@@ -29,21 +29,23 @@ if TYPE_CHECKING:
     from varreinterp.reanalyze import ReanalysisResult
 
 PRIORITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "dim"}
-_ANNOTATION_TABLE = ["sample", "variant", "zygosity", "gene", "classification", "stars",
-                     "conditions"]
 
 
 def write_annotation(result: AnnotationResult, fmt: Format, output: Path | None,
                      prov: Provenance, workdir: Path) -> None:
     """Large outputs (TSV, JSON, Parquet) are written by DuckDB (COPY) into the run's private
     folder, then renamed into place or streamed to stdout: never half-written."""
-    from varreinterp.annotate import ANNOTATION_COLUMNS
 
     if fmt is Format.TABLE:
-        write_frame(result.rows, ANNOTATION_COLUMNS, fmt, output, prov,
-                    table_columns=_ANNOTATION_TABLE,
-                    title=f"Classified variants against {result.snapshot.name}",
-                    caption=result.summary())
+        records = [clean_record(r) for r in result.rows.to_dict(orient="records")]
+        cols = tables.ANNOTATION_COLUMNS
+        if len({r["sample"] for r in records}) <= 1:  # the title names the snapshot; the
+            cols = cols[1:]                           # sample is in the summary below
+        with output_stream(output) as fh:
+            tables.print_rows(fh, cols, tables.annotation_rows(records),
+                              title=f"Classified variants against {result.snapshot.name}",
+                              caption="\n".join([result.summary(), tables.LEGEND,
+                                                 prov.caption()]))
         return
     body = workdir / f"rows.{fmt.value}"
     extra = list(row_provenance(prov).items()) if fmt is Format.JSON else []
@@ -88,15 +90,17 @@ def write_changes(report: ReclassificationReport, columns: list[str], fmt: Forma
             report.rows[columns].to_csv(fh, sep="\t", index=False, na_rep="",
                                         lineterminator="\n")
         return
-    caption = "\n".join([*report.per_sample_summary(), report.summary()])
-    table_cols = (["sample"] if "sample" in columns else []) + [
-        "priority", "change", "variant", "gene", "before", "after", "stars_before",
-        "stars_after"] + (["zygosity"] if "zygosity" in columns else [])
+    caption = "\n".join([*report.per_sample_summary(), report.summary(), tables.LEGEND,
+                         prov.caption()])
     if report.transitions is not None and len(report.transitions):
         _print_transitions(report)
-    write_frame(report.rows, columns, Format.TABLE, output, prov, title="Reclassifications",
-                caption=caption, table_columns=table_cols,
-                style_row=lambda r: PRIORITY_STYLE.get(str(r.get("priority"))))
+    records = [clean_record(r) for r in report.rows[columns].to_dict(orient="records")]
+    several = "sample" in columns and len({r["sample"] for r in records}) > 1
+    cols = ([tables.Column("sample", "sample", max_width=12)] if several else []) + \
+        tables.CHANGE_COLUMNS
+    with output_stream(output) as fh:
+        tables.print_rows(fh, cols, tables.change_rows(records), title="Reclassifications",
+                          caption=caption, style_row=_priority_style)
 
 
 def _print_transitions(report: ReclassificationReport) -> None:
@@ -117,26 +121,33 @@ def write_history(result: HistoryResult, fmt: Format, output: Path | None,
     if fmt is not Format.TABLE:
         write_frame(result.rows, HISTORY_COLUMNS, fmt, output, prov, title="", caption="")
         return
-    names = [s.name for s in result.snapshots]
-    wide: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in result.rows.to_dict(orient="records"):
-        key = (r["sample"], r["chrom"], r["pos"], r["ref"], r["alt"])
-        row = wide.setdefault(key, {"sample": r["sample"], "variant": variant_label(r),
-                                    "gene": r["gene"]})
-        row[r["snapshot"]] = f"{r['classification']} {stars(r['stars'])}"
+    records = [clean_record(r) for r in result.rows.to_dict(orient="records")]
+    releases = [(s.name, s.manifest.release_date) for s in result.snapshots]
+    rows = tables.history_rows(records, releases)
+    variants = len({(r["sample"], r["variant"]) for r in rows})
     with output_stream(output) as fh:
-        print_table(fh, ["sample", "variant", "gene", *names], list(wide.values()),
-                    title="Classification history (oldest snapshot first)",
-                    caption=f"{len(wide)} variant call(s)\n{prov.caption()}")
+        tables.print_rows(fh, tables.HISTORY_COLUMNS, rows,
+                          title="Classification history, one row per change (oldest first)",
+                          caption="\n".join([f"{variants} variant call(s) over "
+                                             f"{len(releases)} release(s)", tables.LEGEND,
+                                             prov.caption()]))
 
 
 def write_reanalysis(result: ReanalysisResult, fmt: Format, prov: Provenance,
                      dry_run: bool) -> None:
     from varreinterp.reanalyze import REANALYZE_COLUMNS
 
-    write_frame(result.listed(), REANALYZE_COLUMNS, fmt, None, prov,
-                title="Reanalysis (dry run)" if dry_run else "Reanalysis",
-                caption=result.summary(),
-                table_columns=["patient", "priority", "change", "variant", "gene", "before",
-                               "after", "stars_before", "stars_after"],
-                style_row=lambda r: PRIORITY_STYLE.get(str(r.get("priority"))))
+    if fmt is not Format.TABLE:
+        write_frame(result.listed(), REANALYZE_COLUMNS, fmt, None, prov,
+                    title="", caption="")
+        return
+    records = [clean_record(r) for r in result.listed().to_dict(orient="records")]
+    cols = [tables.Column("patient", "patient", max_width=12), *tables.CHANGE_COLUMNS]
+    tables.print_rows(sys.stdout, cols, tables.change_rows(records),
+                      title="Reanalysis (dry run)" if dry_run else "Reanalysis",
+                      caption="\n".join([result.summary(), tables.LEGEND, prov.caption()]),
+                      style_row=_priority_style)
+
+
+def _priority_style(row: Mapping[str, Any]) -> str | None:
+    return PRIORITY_STYLE.get(str(row.get("priority")))
