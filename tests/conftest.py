@@ -14,6 +14,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("VARREINTERP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SAMPLES = ROOT / "sample_vcfs"
+# The test releases are years old: the stale-release warning (tested on its own in
+# test_lab_routine.py) would otherwise add a line to every command's stderr.
+os.environ.setdefault("VARREINTERP_STALE_AFTER_DAYS", "1000000")
+# A config file of the machine running the tests must not leak in.
+os.environ["XDG_CONFIG_HOME"] = "/nonexistent/varreinterp-tests"
+os.environ.pop("VARREINTERP_CONFIG", None)
 MAPPINGS = ROOT / "examples" / "mappings"
 
 

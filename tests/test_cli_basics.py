@@ -88,7 +88,7 @@ def test_missing_argument_is_a_usage_error(cli):
     assert res.code == 2
     assert res.out == ""
     assert "internal error" not in res.err
-    assert "path" in res.err.lower()
+    assert "missing argument 'file'" in res.err.lower()
 
 
 def test_bad_add_format_is_a_usage_error(cli, tmp_path):

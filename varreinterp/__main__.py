@@ -1,3 +1,3 @@
-from varreinterp.cli import run
+from varreinterp.entry import main
 
-raise SystemExit(run())
+raise SystemExit(main())

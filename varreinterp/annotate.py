@@ -19,6 +19,7 @@ from varreinterp.matching import (
     prepare_inputs,
     snapshot_relation_sql,
 )
+from varreinterp.panels import Panel, filter_relation
 from varreinterp.patient_vcf import ReadStats, Skip, VcfHeader, load, select_samples
 from varreinterp.prefilter import load_sites
 from varreinterp.store import Snapshot, Store
@@ -75,6 +76,8 @@ class AnnotationResult:
     snapshot: Snapshot
     stats: list[ReadStats]
     con: duckdb.DuckDBPyConnection
+    panel: Panel | None = None
+    outside_panel: int = 0  # matched calls the panel left out
     _rows: pd.DataFrame | None = field(default=None, repr=False)
 
     def ordered_sql(self, extra: Sequence[tuple[str, object]] = ()) -> str:
@@ -96,7 +99,9 @@ class AnnotationResult:
         parts = [f"{by_tier[t.value]} {t.value}" for t in TIER_ORDER if by_tier.get(t.value)]
         return (f"{sum(by_tier.values())} classified variant call(s) in {samples} "
                 f"sample(s) against {self.snapshot.name} ({self.snapshot.manifest.release_date})"
-                + (f": {', '.join(parts)}" if parts else ""))
+                + (f": {', '.join(parts)}" if parts else "")
+                + (f"; {self.outside_panel} outside {self.panel.summary()}" if self.panel
+                   else ""))
 
 
 def parse_tiers(values: Sequence[str] | None) -> list[Tier] | None:
@@ -123,8 +128,10 @@ def annotate(
     pass_only: bool = False,
     tiers: Sequence[Tier] | None = None,
     min_stars: int | None = None,
+    panel: Panel | None = None,
 ) -> AnnotationResult:
-    """Match every carried allele of `vcfs` against snapshot `snapshot_name`.
+    """Match every carried allele of `vcfs` against snapshot `snapshot_name` (only calls in
+    `panel`, when given: the others are counted).
 
     Every input is checked first (headers, build, samples, FASTA). `workdir` holds the run's
     temporary files and must outlive the result (its rows stay in DuckDB)."""
@@ -152,8 +159,14 @@ def annotate(
         stats.append(st)
         tables.append(f"SELECT {n} AS f, *, {db.quote(snapshot.name)} AS snapshot "
                       f"FROM {table}")
-    con.execute(f"CREATE TEMP VIEW annotation AS {' UNION ALL '.join(tables)}")
-    return AnnotationResult(snapshot, stats, con)
+    con.execute(f"CREATE TEMP VIEW annotation_all AS {' UNION ALL '.join(tables)}")
+    outside = 0
+    if panel is not None:
+        kept, outside = filter_relation(con, panel, "annotation_all")
+        con.execute(f"CREATE TEMP VIEW annotation AS SELECT * FROM {kept}")
+    else:
+        con.execute("CREATE TEMP VIEW annotation AS SELECT * FROM annotation_all")
+    return AnnotationResult(snapshot, stats, con, panel, outside)
 
 
 def skipped_text(st: ReadStats) -> str:

@@ -34,16 +34,8 @@ def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE) -> Iter
         with _os_errors(path):
             os.fchmod(fd, mode)
             fh = os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8")
-        with fh:
-            try:
-                yield fh
-            except OSError as exc:
-                if exc.filename is None:  # a write to `fh` itself failed (no space, I/O)
-                    raise EnvironmentIOError.from_os_error(exc, path) from exc
-                raise
-            with _os_errors(path):
-                fh.flush()
-                os.fsync(fh.fileno())
+        with writing_to(fh, path, sync=True):
+            yield fh
         with _os_errors(path):
             os.replace(tmp, path)
         done = True
@@ -51,6 +43,41 @@ def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE) -> Iter
         if not done:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def writing_to(fh: IO[Any], path: Path, sync: bool = False) -> Iterator[None]:
+    """Write to an open file and close it; any failure of the writes, the final flush or the
+    close (where a full disk often shows) is an EnvironmentIOError naming `path`. The file is
+    closed on every path, its buffer dropped when a write already failed."""
+    ok = False
+    try:
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is None:  # a write to `fh` itself failed (no space, I/O)
+                raise EnvironmentIOError.from_os_error(exc, path) from exc
+            raise
+        with _os_errors(path):
+            fh.flush()
+            if sync:
+                os.fsync(fh.fileno())
+        ok = True
+    finally:
+        if ok:
+            with _os_errors(path):
+                fh.close()
+        else:
+            _close_quietly(fh)
+
+
+def _close_quietly(fh: IO[Any]) -> None:
+    """Close a file whose writes failed: its buffered bytes cannot be written either, and the
+    error already raised is the one to report."""
+    with contextlib.suppress(OSError, ValueError):
+        os.close(fh.fileno())
+    with contextlib.suppress(OSError, ValueError):
+        fh.close()
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from typing import IO, cast
 
 from isal import isal_zlib  # ISA-L: inflates 3.4x faster than zlib here, and frees the GIL
 
-from varreinterp.errors import InputError
+from varreinterp.errors import EnvironmentIOError, InputError
 
 # isal's stub declares `error` as an instance; it is the exception class.
 _InflateError = cast(type[Exception], isal_zlib.error)
@@ -138,12 +138,14 @@ def iter_text(raw: bytes, chunk_blocks: int = _CHUNK_BLOCKS) -> Iterator[bytes]:
         yield from pool.map(work, range(0, len(found), chunk_blocks))
 
 
-def decompressed_text(path: Path, workdir: Path) -> Path:
-    """`path` itself when it is plain text; else its verified text in a new file under
-    `workdir` (the run's private folder). Damage is an InputError naming the file."""
+def decompressed_text(path: Path, workdir: Path, *, text: bool = True) -> Path:
+    """The file's verified text with LF line ends, for the columnar reader: `path` itself when
+    it is plain text without a carriage return; else a new file under `workdir` (the run's
+    private folder). With text=False the inflated bytes are kept as they are (BCF). A CR is only ever part of a CRLF line end there (htslib drops it); a lone
+    CR inside a line, or damage, is an InputError naming the file (and the line)."""
     with open(path, "rb") as fh:
         head = fh.read(16)
-    if not is_gzip(head):
+    if not is_gzip(head) and (not text or not _has_cr(path)):
         return path
     out = workdir / (path.name.removesuffix(".gz").removesuffix(".bgz") + ".txt")
     n = 1
@@ -152,18 +154,87 @@ def decompressed_text(path: Path, workdir: Path) -> Path:
         out = workdir / f"{n}-{out.name}"
     try:
         with open(out, "wb") as dst:
+            lines: _LineEnds | _Binary = _LineEnds(path, out, dst) if text else _Binary(dst)
             if is_bgzf(head):
-                for text in iter_text(path.read_bytes()):
-                    dst.write(text)
+                for chunk in iter_text(path.read_bytes()):
+                    lines.write(chunk)
+            elif is_gzip(head):
+                _gunzip(path, lines.write)
             else:
-                _gunzip(path, dst.write)
+                with open(path, "rb") as src:
+                    while block := src.read(8 << 20):
+                        lines.write(block)
+            lines.close()
     except (ValueError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         out.unlink(missing_ok=True)
         raise InputError(damage_message(exc), path) from exc
+    except OSError as exc:
+        out.unlink(missing_ok=True)
+        if exc.filename is None:  # a write failed: the disk of the work folder
+            raise EnvironmentIOError.from_os_error(exc, out) from exc
+        raise
     except BaseException:
         out.unlink(missing_ok=True)
         raise
     return out
+
+
+def _has_cr(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        while block := fh.read(8 << 20):
+            if b"\r" in block:
+                return True
+    return False
+
+
+class _Binary:
+    """Passes inflated bytes through untouched (BCF is binary)."""
+
+    def __init__(self, dst: IO[bytes]):
+        self.write = dst.write
+
+    def close(self) -> None:
+        pass
+
+
+class _LineEnds:
+    """Passes text through, turning CRLF into LF (a CR alone inside a line is refused with its
+    line number); the common case, no CR at all, costs one memchr per block. Lines are only
+    counted on that error path, from the text already written."""
+
+    def __init__(self, path: Path, out: Path, dst: IO[bytes]):
+        self.path = path
+        self.out = out
+        self.dst = dst
+        self.carry = b""
+
+    def write(self, block: bytes) -> None:
+        if self.carry:
+            block, self.carry = self.carry + block, b""
+        if b"\r" not in block:
+            self.dst.write(block)
+            return
+        if block.endswith(b"\r"):
+            block, self.carry = block[:-1], b"\r"
+        fixed = block.replace(b"\r\n", b"\n")
+        lone = fixed.find(b"\r")
+        if lone >= 0:
+            raise InputError("stray carriage return (CR) inside a line", self.path,
+                             self._lines_before() + fixed.count(b"\n", 0, lone) + 1)
+        self.dst.write(fixed)
+
+    def close(self) -> None:
+        if self.carry:
+            raise InputError("stray carriage return (CR) at the end of the file", self.path,
+                             self._lines_before() + 1)
+
+    def _lines_before(self) -> int:
+        self.dst.flush()
+        count = 0
+        with open(self.out, "rb") as fh:
+            while block := fh.read(8 << 20):
+                count += block.count(b"\n")
+        return count
 
 
 def _gunzip(path: Path, write: Callable[[bytes], object]) -> None:

@@ -1,8 +1,9 @@
-"""Command line: parse, resolve configuration, call one core function, hand its result to the
-output layer (`varreinterp/output/`).
+"""Command line: parse, resolve configuration and snapshot selectors, call one core function, hand
+its result to the output layer (`varreinterp/output/`).
 
 Exceptions become exit codes in exactly one place, `run()`. Heavy modules (duckdb, pyarrow,
-pandas, pysam) are imported inside commands so `--help` stays instant."""
+pandas, pysam) are imported inside commands so `--help` stays instant. Configuration comes from
+flag > environment > config file > default (`config.py`); `varreinterp config show` says which."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,49 +23,77 @@ from varreinterp.errors import ExitCode, UsageError, VarreinterpError
 
 if TYPE_CHECKING:
     from varreinterp.changes import Priority
+    from varreinterp.config import Settings
     from varreinterp.output.formats import Format
-    from varreinterp.store import Store
+    from varreinterp.panels import Panel
+    from varreinterp.store import Snapshot, Store
 
 log = logging.getLogger("varreinterp")
+GLOBAL_OPTIONS = ("--store", "--config", "--quiet", "--debug", "--version")
 
 app = typer.Typer(
     name="varreinterp",
     help="Clinical variant reinterpretation: annotate patient VCFs against versioned "
-    "classification snapshots (ClinVar releases or a lab's own table) and report what changed.",
+    "classification snapshots (ClinVar releases or a lab's own table) and report what changed "
+    "since a patient was last reported. Global options go before the command.",
+    epilog="\b\nExample: varreinterp --store /data/vri reanalyze --exit-code",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: no <path> or {VCF...} type placeholders
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-snapshot_app = typer.Typer(help="Import, list, inspect, verify and remove classification "
-                           "snapshots.", no_args_is_help=True)
+snapshot_app = typer.Typer(help="Fetch, import, list, inspect, verify, compare and remove "
+                           "classification snapshots (ClinVar releases or lab tables).",
+                           no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(snapshot_app, name="snapshot")
+cohort_app = typer.Typer(help="Register patients once (their carried alleles go into the "
+                         "store's cohort index) and see where each one stands.",
+                         no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(cohort_app, name="cohort")
+config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True,
+                         rich_markup_mode=None)
+app.add_typer(config_app, name="config")
 
 
-@dataclass(frozen=True)
 class Invocation:
-    """What this command line asked for, shared by every command (typer's ctx.obj)."""
+    """What this command line asked for, shared by every command (typer's ctx.obj): the global
+    options and the command itself (for provenance)."""
 
-    store_option: str | None
-    command: str
+    def __init__(self, store_option: str | None, config_option: Path | None, command: str):
+        self.store_option = store_option
+        self.config_option = config_option
+        self.command = command
+        self._flags: dict[str, object | None] = {}
+
+    def with_flags(self, **flags: object | None) -> Settings:
+        """Settings with these command-line values on top (None: not given)."""
+        self._flags.update({k.replace("__", "."): v for k, v in flags.items()})
+        self.__dict__.pop("settings", None)
+        return self.settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        import os
+
+        from varreinterp.config import Settings, load_config, locate_config
+
+        path = locate_config(self.config_option, os.environ)
+        return Settings.resolve(load_config(path, os.environ), os.environ,
+                                {"store": self.store_option, **self._flags})
 
     def store(self) -> Store:
-        from varreinterp.store import Store, default_store_path
+        from varreinterp.store import Store
 
-        return Store(default_store_path(self.store_option))
+        store = Store(self.settings.store)
+        store.reclaim()  # working folders of killed commands, whatever the command
+        return store
 
 
 def _inv(ctx: typer.Context) -> Invocation:
     obj = ctx.find_root().obj
     assert isinstance(obj, Invocation)
     return obj
-
-
-FormatOpt = Annotated[
-    str | None,
-    typer.Option("--format", "-f", help="table | tsv | json (default: table on a terminal, "
-                 "tsv when piped)"),
-]
 
 
 def _version(value: bool) -> None:
@@ -77,8 +106,11 @@ def _version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     store: Annotated[str | None, typer.Option(
-        "--store", help="Store directory (else $VARREINTERP_HOME, else "
-        "~/.local/share/varreinterp).", envvar=None)] = None,
+        "--store", metavar="DIR", help="Store directory (else $VARREINTERP_HOME, else the "
+        "config file, else ~/.local/share/varreinterp).", envvar=None)] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", metavar="FILE", help="Config file (else $VARREINTERP_CONFIG, else "
+        "~/.config/varreinterp/config.toml when it exists).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
@@ -88,7 +120,7 @@ def main(
 
     # run() hands the argument list in as ctx.obj: the command line provenance names.
     argv = ctx.obj if isinstance(ctx.obj, list) else None
-    ctx.obj = Invocation(store, command_line(argv))
+    ctx.obj = Invocation(store, config, command_line(argv))
     _setup_logging(debug, quiet)
 
 
@@ -115,32 +147,141 @@ def _parse_date(text: str | None) -> date | None:
         raise UsageError(f"--release-date {text!r} is not a date (YYYY-MM-DD)") from None
 
 
+# ------------------------------------------------------------------------------ shared options
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", "-f", metavar="FORMAT", help="table | tsv | json (default: table on a terminal, "
+    "tsv when piped).")]
+VcfArgs = Annotated[list[Path], typer.Argument(metavar="VCF...",
+                                               help="Patient VCF, VCF.gz or BCF file(s).")]
+SampleOpt = Annotated[list[str] | None, typer.Option(
+    "--sample", metavar="NAME", help="Only these samples (repeatable; default: every sample).")]
+ReferenceOpt = Annotated[Path | None, typer.Option(
+    "--reference", metavar="FASTA", help="FASTA (bgzip + .fai) of the VCF's build to "
+    "left-align indels and check REF.")]
+OutOpt = Annotated[Path | None, typer.Option(
+    "-o", "--output", metavar="FILE", help="Write here (atomically) instead of stdout.")]
+MinPriorityOpt = Annotated[str | None, typer.Option(
+    "--min-priority", metavar="LEVEL", help="low | medium | high: list changes at or above "
+    "this (default: medium, or the config file's).")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Everything, down to low priority "
+                                      "(same as --min-priority low).")]
+ExitCodeOpt = Annotated[bool, typer.Option("--exit-code", help="Exit 1 when any change was "
+                                           "reported, 0 when none.")]
+PassOnlyOpt = Annotated[bool, typer.Option(
+    "--pass-only", help="Only calls whose FILTER is PASS (or '.').")]
+CrossLineageOpt = Annotated[bool, typer.Option(
+    "--cross-lineage", help="Compare releases of different sources (a ClinVar release with a "
+    "lab table): nearly every variant then looks changed.")]
+AcceptSuspectOpt = Annotated[bool, typer.Option(
+    "--accept-suspect", help="Use a target marked suspect (a release that looks partial).")]
+GenesOpt = Annotated[str | None, typer.Option(
+    "--genes", metavar="GENES", help="Only these genes: a file (one symbol per line), a list "
+    "(BRCA1,BRCA2), acmg-sf (the ACMG secondary-findings list) or a panel of the config "
+    "file.")]
+RegionsOpt = Annotated[Path | None, typer.Option(
+    "--regions", metavar="BED", help="Only variants in these regions (BED).")]
+
+
+def _priority(inv: Invocation, value: str | None, show_all: bool = False) -> Priority:
+    from varreinterp.changes import Priority
+
+    if show_all:
+        return Priority.LOW
+    return inv.with_flags(min_priority=value).min_priority
+
+
+def _panel(inv: Invocation, genes: str | None, regions: Path | None) -> Panel | None:
+    """--genes naming a panel of the config file, or a file, list or built-in list; with
+    --regions, the two intersect."""
+    from varreinterp.panels import Panel, build_panel
+
+    spec = inv.settings.panels.get(genes) if genes else None
+    if spec is None:
+        return build_panel(genes=genes, regions=regions)
+    panel = Panel.from_parts(spec.name, spec.genes or spec.genes_file, spec.regions)
+    if regions is not None:
+        other = build_panel(regions=regions)
+        assert other is not None
+        panel = panel.intersect(other)
+    return panel
+
+
+def _warn_if_stale(inv: Invocation, store: Store, lineages: set[str]) -> list[str]:
+    """One warning per lineage whose newest release is older than stale_after_days."""
+    from varreinterp.snapshots import stale_lineages
+
+    limit = inv.settings.stale_after_days
+    found = stale_lineages(store, lineages, limit)
+    for snap, age in found:
+        log.warning("the newest %s release (%s, %s) is %d days old, more than "
+                    "stale_after_days %d: fetch a newer one (varreinterp snapshot fetch)",
+                    snap.lineage, snap.name, snap.manifest.release_date, age, limit)
+    return [f"{snap.lineage}: {snap.name} is {age} days old" for snap, age in found]
+
+
+def _vcf_build(vcf: Path) -> str | None:
+    """The build a VCF's header declares, to resolve selectors like `latest` (None when the
+    header cannot tell or cannot be read: the command's own read reports that)."""
+    from varreinterp.patient_vcf import peek_assembly
+
+    try:
+        found = peek_assembly(vcf)
+    except VarreinterpError:
+        return None
+    return found.value if found else None
+
+
+def _resolve(store: Store, selector: str, *, build: str | None = None,
+             lineage: str | None = None, what: str = "snapshot") -> Snapshot:
+    from varreinterp.selectors import resolve
+
+    return resolve(store, selector, build=build, lineage=lineage, what=what)
+
+
+def _pair(store: Store, old: str, new: str | None, build: str | None) -> tuple[str, str]:
+    """--from / --to selectors: --to defaults to the latest of --from's lineage and build."""
+    target = None
+    if new is not None and store.exists(new):
+        target = store.get(new)
+    a = _resolve(store, old, build=build or (target.manifest.assembly if target else None),
+                 lineage=target.lineage if target else None, what="--from")
+    b = target or _resolve(store, new or "latest", build=a.manifest.assembly,
+                           lineage=a.lineage, what="--to")
+    return a.name, b.name
+
+
 # ------------------------------------------------------------------------------ snapshot
-@snapshot_app.command("add")
+@snapshot_app.command("add", epilog="\b\nExample: varreinterp snapshot add "
+                      "clinvar_20240107.vcf.gz")
 def snapshot_add(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="ClinVar VCF, variant_summary, or a lab table.")],
-    name: Annotated[str | None, typer.Option(help="Snapshot name (default: derived from "
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="ClinVar VCF, variant_summary, "
+                                         "or a lab table.")],
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="Snapshot name (default: "
                                              "source, assembly and release date).")] = None,
-    assembly: Annotated[str | None, typer.Option(help="GRCh37 or GRCh38 (default: from the "
-                                                 "file's header).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto | clinvar-vcf | variant-summary | "
-                                     "table")] = "auto",
-    mapping: Annotated[Path | None, typer.Option(help="TOML file describing a lab table's "
-                                                 "columns and terms.")] = None,
-    release_date: Annotated[str | None, typer.Option(help="Release date YYYY-MM-DD when the "
-                                                     "file does not carry one.")] = None,
+    assembly: Annotated[str | None, typer.Option(metavar="BUILD", help="GRCh37 or GRCh38 "
+                                                 "(default: from the file's header).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar="KIND", help="auto | "
+                                     "clinvar-vcf | variant-summary | table")] = "auto",
+    mapping: Annotated[Path | None, typer.Option(metavar="TOML", help="File describing a lab "
+                                                 "table's columns and terms.")] = None,
+    release_date: Annotated[str | None, typer.Option(
+        metavar="YYYY-MM-DD", help="Release date when the file does not carry one.")] = None,
     allow_unknown_terms: Annotated[bool, typer.Option(
         help="Import unknown classification terms as tier 'other' (counted) instead of "
         "failing.")] = False,
     reference: Annotated[Path | None, typer.Option(
-        help="FASTA of the release's build: an older variant_summary (no *VCF columns) "
-        "needs it to anchor indels (else they are skipped and counted).")] = None,
+        metavar="FASTA", help="FASTA of the release's build: an older variant_summary (no "
+        "*VCF columns) needs it to anchor indels (else they are skipped and counted).")] = None,
     max_drop: Annotated[float, typer.Option(
-        "--max-drop", min=0, max=100, help="Mark the release suspect when it has more than "
-        "this percentage fewer records than the previous release of its lineage.")] = 5.0,
+        "--max-drop", min=0, max=100, metavar="PERCENT", help="Mark the release suspect when "
+        "it has more than this percentage fewer records than the previous release of its "
+        "source.")] = 5.0,
 ) -> None:
-    """Import a classification file as a new immutable snapshot."""
+    """Import a classification file (a ClinVar VCF release, a ClinVar variant_summary, or a
+    lab's own table described by a TOML mapping) as a new immutable, checksummed snapshot.
+    Adding content already stored is a no-op; a release much smaller than the previous one of
+    its source is stored but marked suspect."""
     from varreinterp.snapshots import SourceFormat, add_snapshot, resolve_assembly
 
     try:
@@ -153,10 +294,14 @@ def snapshot_add(
         fmt=source_format, mapping_path=mapping, release_date=_parse_date(release_date),
         allow_unknown_terms=allow_unknown_terms, reference_path=reference,
         max_drop_percent=max_drop)
-    m = result.snapshot.manifest
-    if result.already_stored:
-        log.info("%s is already stored as snapshot %s (same sha256); nothing to do",
-                 path, m.name)
+    _log_added(path, result.snapshot, result.already_stored)
+
+
+def _log_added(source: object, snap: Snapshot, already: bool) -> None:
+    m = snap.manifest
+    if already:
+        log.info("%s is already stored as snapshot %s (same content); nothing to do", source,
+                 m.name)
         return
     skipped = ", ".join(f"{k}={v}" for k, v in sorted(m.skipped.items())) or "none"
     log.info("added snapshot %s: %d records (%s), release %s, %s; skipped: %s", m.name,
@@ -164,107 +309,199 @@ def snapshot_add(
              m.assembly, skipped)
 
 
+@snapshot_app.command("fetch", epilog="\b\nExample: varreinterp snapshot fetch --assembly GRCh38 "
+                      "--release latest")
+def snapshot_fetch(
+    ctx: typer.Context,
+    assembly: Annotated[str, typer.Option(metavar="BUILD", help="GRCh37 or GRCh38.")] = "GRCh38",
+    release: Annotated[str, typer.Option(metavar="WHEN", help="latest, or a release date "
+                                         "YYYY-MM-DD (a month YYYY-MM for "
+                                         "variant-summary).")] = "latest",
+    kind: Annotated[str, typer.Option(metavar="KIND", help="vcf | variant-summary")] = "vcf",
+    mirror: Annotated[str | None, typer.Option(
+        metavar="URL", help="Base URL laid out like NCBI's pub/clinvar/ (default: NCBI, or "
+        "the config file's fetch.mirror).")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        metavar="SECONDS", help="Seconds without progress before a try fails.")] = None,
+    max_drop: Annotated[float, typer.Option("--max-drop", min=0, max=100, metavar="PERCENT",
+                                            help="As for snapshot add.")] = 5.0,
+) -> None:
+    """Download a ClinVar release from NCBI (or a mirror), check its md5, and import it as a
+    snapshot; a no-op when that release is already stored. An interrupted download resumes.
+    HTTPS_PROXY, NO_PROXY and a CA bundle (config fetch.ca_bundle) are honoured; progress is
+    shown only on a terminal."""
+    from varreinterp.fetch import FetchOptions, ReleaseKind
+    from varreinterp.snapshots import fetch_snapshot, resolve_assembly
+
+    inv = _inv(ctx)
+    settings = inv.with_flags(fetch__mirror=mirror, fetch__timeout=timeout)
+    build = resolve_assembly(assembly)
+    assert build is not None
+    try:
+        ReleaseKind(kind)
+    except ValueError:
+        raise UsageError(f"--kind must be vcf or variant-summary, not {kind!r}") from None
+    options = FetchOptions(timeout=settings.fetch_timeout, ca_bundle=settings.ca_bundle)
+    with _byte_progress("Downloading") as progress:
+        result = fetch_snapshot(inv.store(), assembly=build, release=release, kind=kind,
+                                mirror=settings.mirror, options=options, progress=progress,
+                                max_drop_percent=max_drop)
+    _log_added(result.url, result.snapshot, result.already_stored)
+
+
 _LIST_COLUMNS = ["name", "assembly", "release_date", "source_kind", "records", "pathogenic",
                  "uncertain", "benign", "conflicting", "other", "source_file", "source_sha256",
                  "lineage", "state"]
 
 
-@snapshot_app.command("list")
-def snapshot_list(ctx: typer.Context, fmt: FormatOpt = None) -> None:
-    """List stored snapshots, oldest release first."""
+@snapshot_app.command("list", epilog="\b\nExample: varreinterp snapshot list --format tsv")
+def snapshot_list(ctx: typer.Context, fmt: FormatOpt = None) -> int:
+    """List stored snapshots by build and release date, with their source (lineage) and state:
+    ok, SUSPECT (a release that looks partial), or damaged (exit 4)."""
     from varreinterp.output.formats import Format, write_rows
 
     chosen = _format(fmt)
     store = _inv(ctx).store()
     snaps = store.snapshots()
-    if chosen is Format.JSON:
-        write_rows([s.manifest.to_json() for s in snaps], _LIST_COLUMNS, chosen, title="")
-        return
+    broken = store.broken()
     rows = [{**s.manifest.to_json(), **s.manifest.tiers,
              "state": "corrupt manifest" if not s.manifest.is_sealed()
              else f"SUSPECT: {s.manifest.suspect}" if s.manifest.suspect else "ok"}
             for s in snaps]
-    rows += [{"name": name, "state": f"unreadable: {error}"}
-             for name, error in store.broken().items()]
-    if chosen is Format.TABLE:
-        for r in rows:
-            r["source_sha256"] = str(r["source_sha256"])[:12]
-    write_rows(rows, _LIST_COLUMNS, chosen, title=f"Snapshots in {store.root}",
-               caption=f"{len(rows)} snapshot(s); varreinterp {__version__}")
+    rows += [{"name": name, "state": f"unreadable: {error}"} for name, error in broken.items()]
+    if chosen is Format.JSON:
+        write_rows(rows, _LIST_COLUMNS, chosen, title="")
+    else:
+        if chosen is Format.TABLE:
+            for r in rows:
+                r["source_sha256"] = str(r.get("source_sha256") or "")[:12]
+        write_rows(rows, _LIST_COLUMNS, chosen, title=f"Snapshots in {store.root}",
+                   caption=f"{len(rows)} snapshot(s); varreinterp {__version__}")
+    damaged = sorted([*broken, *(s.name for s in snaps if not s.manifest.is_sealed())])
+    if damaged:
+        from varreinterp.errors import StoreError
+
+        detail = next(iter(broken.values()), "manifest checksum mismatch")
+        raise StoreError(f"{len(damaged)} snapshot(s) cannot be trusted ({', '.join(damaged)}: "
+                         f"{detail}); see `snapshot verify`")
+    return ExitCode.OK
 
 
-@snapshot_app.command("show")
-def snapshot_show(ctx: typer.Context, name: str, fmt: FormatOpt = None) -> None:
-    """Show one snapshot's manifest: provenance, counts per tier and stars, skipped records."""
+@snapshot_app.command("show", epilog="\b\nExample: varreinterp snapshot show latest:GRCh38")
+def snapshot_show(ctx: typer.Context,
+                  name: Annotated[str, typer.Argument(metavar="SNAPSHOT")],
+                  fmt: FormatOpt = None) -> None:
+    """One snapshot's manifest: provenance, counts per tier and stars, skipped records. The
+    snapshot may be named by a selector: latest, latest:GRCh38, a date or month, previous."""
     from varreinterp.output.formats import Format, write_rows
 
     chosen = _format(fmt)
-    m = _inv(ctx).store().get(name).manifest.to_json()
+    store = _inv(ctx).store()
+    m = store.get(_resolve(store, name).name).manifest.to_json()
     if chosen is Format.JSON:
         write_rows([m], list(m), chosen, title="")
         return
     write_rows([{"field": k, "value": v} for k, v in m.items()], ["field", "value"], chosen,
-               title=f"Snapshot {name}")
+               title=f"Snapshot {m['name']}")
 
 
-@snapshot_app.command("remove")
-def snapshot_remove(ctx: typer.Context, name: str) -> None:
-    """Remove a snapshot from the store."""
+@snapshot_app.command("remove", epilog="\b\nExample: varreinterp snapshot remove "
+                      "clinvar-GRCh38-2024-01-07")
+def snapshot_remove(ctx: typer.Context,
+                    name: Annotated[str, typer.Argument(metavar="SNAPSHOT")]) -> None:
+    """Remove a snapshot from the store; refused while a patient was last reviewed against it
+    (reanalyze moves them forward first)."""
     from varreinterp.snapshots import remove_snapshot
 
-    remove_snapshot(_inv(ctx).store(), name)
-    log.info("removed snapshot %s", name)
+    store = _inv(ctx).store()
+    target = _resolve(store, name).name
+    remove_snapshot(store, target)
+    log.info("removed snapshot %s", target)
 
 
-@snapshot_app.command("verify")
-def snapshot_verify(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = None,
+@snapshot_app.command("verify", epilog="\b\nExample: varreinterp snapshot verify")
+def snapshot_verify(ctx: typer.Context,
+                    name: Annotated[str | None, typer.Argument(metavar="[SNAPSHOT]")] = None,
                     fmt: FormatOpt = None) -> None:
-    """Re-check stored checksums; exit code 4 when anything is corrupt."""
+    """Re-check stored checksums (every snapshot, or one); exit code 4 when anything is
+    corrupt."""
     from varreinterp.errors import StoreError
     from varreinterp.output.formats import Format, write_rows
 
     chosen = _format(fmt)
     store = _inv(ctx).store()
-    problems = store.verify(name)
+    target = _resolve(store, name).name if name and not store.exists(name) else name
+    problems = store.verify(target)
     rows = [{"snapshot": p.snapshot, "problem": p.problem} for p in problems]
     if rows or chosen is not Format.TABLE:
         write_rows(rows, ["snapshot", "problem"], chosen, title="Problems")
-    checked = 1 if name else len(store.snapshot_names())
+    checked = 1 if target else len(store.snapshot_names())
     if problems:
         raise StoreError(f"{len(problems)} problem(s) in {checked} snapshot(s) of store "
                          f"{store.root}")
     log.info("%d snapshot(s) verified, no problems", checked)
 
 
-# ------------------------------------------------------------------------------ annotate
-VcfArgs = Annotated[list[Path], typer.Argument(help="Patient VCF, VCF.gz or BCF file(s).")]
-SampleOpt = Annotated[list[str] | None, typer.Option(
-    "--sample", help="Only these samples (repeatable; default: every sample).")]
-ReferenceOpt = Annotated[Path | None, typer.Option(
-    "--reference", help="FASTA (bgzip + .fai) to left-align indels and check REF.")]
-OutOpt = Annotated[Path | None, typer.Option("-o", "--output",
-                                             help="Write here (atomically) instead of stdout.")]
+@snapshot_app.command("diff", epilog="\b\nExample: varreinterp snapshot diff 2024-01 latest --all")
+def snapshot_diff_cmd(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(metavar="OLD", help="Older snapshot (a name or "
+                                       "selector).")],
+    new: Annotated[str | None, typer.Argument(metavar="[NEW]", help="Newer snapshot (default: "
+                                              "the latest of OLD's source and build).")] = None,
+    min_priority: MinPriorityOpt = None,
+    show_all: AllOpt = False,
+    fmt: FormatOpt = None,
+    output: OutOpt = None,
+    exit_code: ExitCodeOpt = False,
+    cross_lineage: CrossLineageOpt = False,
+    accept_suspect: AcceptSuspectOpt = False,
+) -> int:
+    """Every classified variant whose classification or review changed between two
+    snapshots, most urgent first, with a matrix of the tier transitions."""
+    from varreinterp import diff as core
+    from varreinterp.changes import VARIANT_COLUMNS
+    from varreinterp.output.results import write_changes
+
+    inv = _inv(ctx)
+    chosen = _format(fmt)
+    store = inv.store()
+    a, b = _pair(store, old, new, None)
+    with store.workdir() as workdir:
+        report = core.diff_snapshots(store, a, b, _priority(inv, min_priority, show_all),
+                                     workdir, cross_lineage=cross_lineage,
+                                     accept_suspect=accept_suspect)
+    write_changes(report, VARIANT_COLUMNS, chosen, output, report.provenance(inv.command))
+    log.info("%s", report.summary())
+    return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
 
 
-@app.command("annotate")
+# ------------------------------------------------------------------------------ annotate, diff
+@app.command("annotate", epilog="\b\nExample: varreinterp annotate patient.vcf.gz --snapshot "
+             "latest --genes acmg-sf")
 def annotate_cmd(
     ctx: typer.Context,
     vcfs: VcfArgs,
-    snapshot: Annotated[str, typer.Option(help="Snapshot name.")],
+    snapshot: Annotated[str, typer.Option(metavar="SNAPSHOT", help="Snapshot name or selector "
+                                          "(latest, a date...).")] = "latest",
     sample: SampleOpt = None,
     reference: ReferenceOpt = None,
-    pass_only: Annotated[bool, typer.Option(help="Only FILTER=PASS (or '.') records.")] = False,
+    pass_only: PassOnlyOpt = False,
     tier: Annotated[list[str] | None, typer.Option(
-        help="Only these tiers (repeatable): pathogenic, uncertain, benign, conflicting, "
-        "other.")] = None,
-    min_stars: Annotated[int | None, typer.Option(min=0, max=4,
+        metavar="TIER", help="Only these tiers (repeatable): pathogenic, uncertain, benign, "
+        "conflicting, other.")] = None,
+    min_stars: Annotated[int | None, typer.Option(min=0, max=4, metavar="N",
                                                   help="Only review stars >= N.")] = None,
+    genes: GenesOpt = None,
+    regions: RegionsOpt = None,
     fmt: Annotated[str | None, typer.Option(
-        "--format", "-f", help="table | tsv | json | vcf | parquet (default: table on a "
-        "terminal, tsv when piped)")] = None,
+        "--format", "-f", metavar="FORMAT", help="table | tsv | json | vcf | parquet (default: "
+        "table on a terminal, tsv when piped)")] = None,
     output: OutOpt = None,
 ) -> None:
-    """What does a snapshot say about these patients' carried variants?"""
+    """What does a snapshot say about these patients' carried variants? One row per sample and
+    classified variant, most severe first; `--format vcf` copies the VCF with VRI_* INFO
+    fields added."""
     from varreinterp import annotate as core
     from varreinterp.output.formats import Format, output_stream
     from varreinterp.output.results import write_annotation
@@ -279,119 +516,85 @@ def annotate_cmd(
         if sample:
             raise UsageError("--format vcf annotates records, not samples: --sample does not "
                              "apply (every sample column is kept)")
+        if genes or regions:
+            raise UsageError("--format vcf annotates every record: --genes/--regions do not "
+                             "apply")
     if chosen is Format.PARQUET and output is None:
         raise UsageError("--format parquet needs -o FILE")
     store = inv.store()
-    snap = store.use(snapshot)
-    prov = Provenance.of(inv.command, ("snapshot", snap))
+    snap = store.use(_resolve(store, snapshot, build=_vcf_build(vcfs[0]) if vcfs else None,
+                              what="--snapshot").name)
+    panel = _panel(inv, genes, regions)
+    _warn_if_stale(inv, store, {snap.lineage})
+    prov = Provenance.of(inv.command, ("snapshot", snap),
+                         facts=panel.facts() if panel else ())
     with store.workdir() as workdir:
         if chosen is Format.VCF:
             from varreinterp.output.vcf import write_annotated_vcf
 
-            vcf = core.vcf_annotation(store, vcfs[0], snapshot, workdir,
+            vcf = core.vcf_annotation(store, vcfs[0], snap.name, workdir,
                                       reference_path=reference, tiers=tiers,
                                       min_stars=min_stars, pass_only=pass_only)
             with output_stream(output, binary=True) as fh:
                 write_annotated_vcf(vcf, fh, prov)
             log.info("%s: %d records written, %d with a classified ALT in %s", vcfs[0],
-                     vcf.stats.records, len(vcf.additions), snapshot)
+                     vcf.stats.records, len(vcf.additions), snap.name)
             return
-        result = core.annotate(store, vcfs, snapshot, workdir, samples=sample,
+        result = core.annotate(store, vcfs, snap.name, workdir, samples=sample,
                                reference_path=reference, pass_only=pass_only, tiers=tiers,
-                               min_stars=min_stars)
+                               min_stars=min_stars, panel=panel)
         write_annotation(result, chosen, output, prov, workdir)
         log.info("%s", result.summary())
         result.con.close()
 
 
-MinPriorityOpt = Annotated[str, typer.Option(
-    "--min-priority", help="low | medium | high: report changes at or above this.")]
-AllOpt = Annotated[bool, typer.Option("--all", help="Everything, down to low priority "
-                                      "(same as --min-priority low).")]
-ExitCodeOpt = Annotated[bool, typer.Option("--exit-code", help="Exit 1 when any change was "
-                                           "reported, 0 when none.")]
-PassOnlyOpt = Annotated[bool, typer.Option(
-    "--pass-only", help="Only calls whose FILTER is PASS (or '.').")]
-CrossLineageOpt = Annotated[bool, typer.Option(
-    "--cross-lineage", help="Compare releases of different sources (a ClinVar release with a "
-    "lab table): nearly every variant then looks changed.")]
-AcceptSuspectOpt = Annotated[bool, typer.Option(
-    "--accept-suspect", help="Use a target marked suspect (a release that looks partial).")]
-
-
-def _min_priority(value: str, show_all: bool) -> Priority:
-    from varreinterp.changes import Priority, parse_priority
-
-    return Priority.LOW if show_all else parse_priority(value)
-
-
-@app.command("diff")
+@app.command("diff", epilog="\b\nExample: varreinterp diff patient.vcf.gz --from 2023-07 --all")
 def diff_cmd(
     ctx: typer.Context,
     vcfs: VcfArgs,
-    from_: Annotated[str, typer.Option("--from", help="Snapshot the patient was reported "
-                                       "against.")],
-    to: Annotated[str, typer.Option("--to", help="Snapshot to compare with (e.g. newest).")],
+    from_: Annotated[str, typer.Option("--from", metavar="SNAPSHOT", help="Snapshot the "
+                                       "patient was reported against (a name or selector).")],
+    to: Annotated[str | None, typer.Option("--to", metavar="SNAPSHOT", help="Snapshot to "
+                                           "compare with (default: the latest of --from's "
+                                           "source and build).")] = None,
     sample: SampleOpt = None,
     reference: ReferenceOpt = None,
-    min_priority: MinPriorityOpt = "medium",
+    min_priority: MinPriorityOpt = None,
     show_all: AllOpt = False,
-    fmt: FormatOpt = None,
-    output: OutOpt = None,
-    exit_code: ExitCodeOpt = False,
-    cross_lineage: CrossLineageOpt = False,
-    accept_suspect: AcceptSuspectOpt = False,
+    genes: GenesOpt = None,
+    regions: RegionsOpt = None,
     pass_only: PassOnlyOpt = False,
-) -> int:
-    """What changed for these patients' carried variants between two snapshots?"""
-    from varreinterp import diff as core
-    from varreinterp.output.results import write_changes
-
-    inv = _inv(ctx)
-    chosen = _format(fmt)
-    store = inv.store()
-    with store.workdir() as workdir:
-        report = core.diff_patients(store, vcfs, from_, to, workdir, samples=sample,
-                                    reference_path=reference,
-                                    min_priority=_min_priority(min_priority, show_all),
-                                    cross_lineage=cross_lineage,
-                                    accept_suspect=accept_suspect, pass_only=pass_only)
-    write_changes(report, core.PATIENT_COLUMNS, chosen, output, report.provenance(inv.command))
-    log.info("%s", report.summary())
-    return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
-
-
-@snapshot_app.command("diff")
-def snapshot_diff_cmd(
-    ctx: typer.Context,
-    from_: Annotated[str, typer.Argument(metavar="A", help="Older snapshot.")],
-    to: Annotated[str, typer.Argument(metavar="B", help="Newer snapshot.")],
-    min_priority: MinPriorityOpt = "medium",
-    show_all: AllOpt = False,
     fmt: FormatOpt = None,
     output: OutOpt = None,
     exit_code: ExitCodeOpt = False,
     cross_lineage: CrossLineageOpt = False,
     accept_suspect: AcceptSuspectOpt = False,
 ) -> int:
-    """Every classified variant whose classification changed between two snapshots."""
+    """What changed for these patients' carried variants between two snapshots? Upgrades,
+    downgrades, conflicts, new and gone classifications, review changes; most urgent first."""
     from varreinterp import diff as core
-    from varreinterp.changes import VARIANT_COLUMNS
     from varreinterp.output.results import write_changes
 
     inv = _inv(ctx)
     chosen = _format(fmt)
     store = inv.store()
+    a, b = _pair(store, from_, to, _vcf_build(vcfs[0]) if vcfs else None)
+    panel = _panel(inv, genes, regions)
+    _warn_if_stale(inv, store, {store.get(b).lineage})
     with store.workdir() as workdir:
-        report = core.diff_snapshots(store, from_, to, _min_priority(min_priority, show_all),
-                                     workdir, cross_lineage=cross_lineage,
-                                     accept_suspect=accept_suspect)
-    write_changes(report, VARIANT_COLUMNS, chosen, output, report.provenance(inv.command))
+        report = core.diff_patients(store, vcfs, a, b, workdir, samples=sample,
+                                    reference_path=reference,
+                                    min_priority=_priority(inv, min_priority, show_all),
+                                    cross_lineage=cross_lineage,
+                                    accept_suspect=accept_suspect, pass_only=pass_only
+                                    ).restrict(panel)
+    prov = report.provenance(inv.command).with_facts(*(panel.facts() if panel else ()))
+    write_changes(report, core.PATIENT_COLUMNS, chosen, output, prov)
     log.info("%s", report.summary())
     return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
 
 
-@app.command("history")
+@app.command("history", epilog="\b\nExample: varreinterp history patient.vcf.gz --source clinvar")
 def history_cmd(
     ctx: typer.Context,
     vcfs: VcfArgs,
@@ -399,38 +602,53 @@ def history_cmd(
     reference: ReferenceOpt = None,
     show_all: Annotated[bool, typer.Option("--all", help="Also variants whose classification "
                                            "never changed.")] = False,
+    source: Annotated[str | None, typer.Option(
+        metavar="SOURCE", help="Which source's releases: clinvar, clinvar-summary or a lab "
+        "table's name (default: the only one of the VCF's build, else clinvar).")] = None,
+    genes: GenesOpt = None,
+    regions: RegionsOpt = None,
+    pass_only: PassOnlyOpt = False,
     fmt: FormatOpt = None,
     output: OutOpt = None,
-    source: Annotated[str | None, typer.Option(
-        help="Which source's releases: clinvar, clinvar-summary or a lab table's name "
-        "(default: the only one of the VCF's build, else clinvar).")] = None,
-    pass_only: PassOnlyOpt = False,
 ) -> None:
-    """Each carried variant's classification in every release of one source, oldest first."""
+    """Each carried variant's classification in every release of one source, oldest first;
+    on a terminal, one row per change."""
     from varreinterp import history as core
     from varreinterp.output.results import write_history
 
     inv = _inv(ctx)
     chosen = _format(fmt)
     store = inv.store()
+    panel = _panel(inv, genes, regions)
     with store.workdir() as workdir:
         result = core.history(store, vcfs, workdir, samples=sample, reference_path=reference,
-                              show_all=show_all, source=source, pass_only=pass_only)
-    write_history(result, chosen, output, result.provenance(inv.command))
+                              show_all=show_all, source=source, pass_only=pass_only,
+                              panel=panel)
+    prov = result.provenance(inv.command).with_facts(*(panel.facts() if panel else ()))
+    write_history(result, chosen, output, prov)
+    if panel is not None:
+        log.info("%d row(s) outside %s", result.outside_panel, panel.summary())
 
 
-@app.command("report")
+@app.command("report", epilog="\b\nExample: varreinterp report trio.vcf --sample CHILD01 "
+             "--from 2024-01-07 -o CHILD01.html")
 def report_cmd(
     ctx: typer.Context,
-    vcf: Annotated[Path, typer.Argument(help="The patient's VCF, VCF.gz or BCF.")],
-    from_: Annotated[str, typer.Option("--from", help="Snapshot the patient was reported "
-                                       "against.")],
-    to: Annotated[str, typer.Option("--to", help="Snapshot to compare with.")],
+    vcf: Annotated[Path, typer.Argument(metavar="VCF", help="The patient's VCF, VCF.gz or "
+                                        "BCF.")],
+    from_: Annotated[str, typer.Option("--from", metavar="SNAPSHOT", help="Snapshot the "
+                                       "patient was reported against.")],
+    to: Annotated[str | None, typer.Option("--to", metavar="SNAPSHOT", help="Snapshot to "
+                                           "compare with (default: the latest of --from's "
+                                           "source and build).")] = None,
     sample: Annotated[str | None, typer.Option(
-        "--sample", help="The sample (needed when the VCF holds several).")] = None,
+        "--sample", metavar="NAME", help="The sample (needed when the VCF holds several).")
+    ] = None,
     reference: ReferenceOpt = None,
-    min_priority: MinPriorityOpt = "medium",
+    min_priority: MinPriorityOpt = None,
     show_all: AllOpt = False,
+    genes: GenesOpt = None,
+    regions: RegionsOpt = None,
     pass_only: PassOnlyOpt = False,
     cross_lineage: CrossLineageOpt = False,
     accept_suspect: AcceptSuspectOpt = False,
@@ -447,19 +665,24 @@ def report_cmd(
 
     inv = _inv(ctx)
     store = inv.store()
-    priority = _min_priority(min_priority, show_all)
+    priority = _priority(inv, min_priority, show_all)
+    a, b = _pair(store, from_, to, _vcf_build(vcf))
+    panel = _panel(inv, genes, regions)
+    _warn_if_stale(inv, store, {store.get(b).lineage})
     with store.workdir() as workdir:
-        data = report_data(store, vcf, from_, to, workdir, sample=sample,
-                           reference_path=reference, pass_only=pass_only,
-                           cross_lineage=cross_lineage, accept_suspect=accept_suspect)
+        data = report_data(store, vcf, a, b, workdir, sample=sample, reference_path=reference,
+                           pass_only=pass_only, cross_lineage=cross_lineage,
+                           accept_suspect=accept_suspect, panel=panel)
     changes = data.changes
-    prov = changes.provenance(inv.command)
+    prov = changes.provenance(inv.command).with_facts(*(panel.facts() if panel else ()))
+    notes = ["Only calls whose FILTER is PASS are shown."] if pass_only else []
+    if panel is not None:
+        notes.append(f"Restricted to {panel.summary()}: {changes.outside_panel} change(s) "
+                     "outside it are not shown.")
     page = patient_report(patient_id=data.sample, sample=data.sample, source_file=vcf.name,
                           rows=changes.rows, from_snapshot=changes.from_snapshot,
                           to_snapshot=changes.to_snapshot, timelines=data.timelines,
-                          min_priority=priority, prov=prov,
-                          notes=["Only calls whose FILTER is PASS are shown."] if pass_only
-                          else ())
+                          min_priority=priority, prov=prov, notes=notes)
     with output_stream(output) as fh:
         fh.write(render_html(page))
     log.info("report for %s: %d change(s) shown at or above %s (%d in all)%s", data.sample,
@@ -481,41 +704,60 @@ def _progress(label: str, total: int) -> Iterator[Any]:
         yield lambda done, _total: bar.update(task, completed=done)
 
 
+@contextlib.contextmanager
+def _byte_progress(label: str) -> Iterator[Any]:
+    """A download's progress on a terminal; nothing under cron."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+                  transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
 # ------------------------------------------------------------------------------ cohort
-cohort_app = typer.Typer(help="Register patients once; their carried alleles go into the "
-                         "store's cohort index.", no_args_is_help=True)
-app.add_typer(cohort_app, name="cohort")
-
-
-@cohort_app.command("add")
+@cohort_app.command("add", epilog="\b\nExample: varreinterp cohort add cohort/*.vcf.gz "
+                    "--baseline clinvar-GRCh38-2024-01-07")
 def cohort_add_cmd(
     ctx: typer.Context,
     vcfs: VcfArgs,
     sample: SampleOpt = None,
     patient_id: Annotated[str | None, typer.Option(
-        "--patient-id", help="Patient identifier (one sample only; default: sample name).")
-    ] = None,
+        "--patient-id", metavar="ID", help="Patient identifier (one sample only; default: "
+        "sample name).")] = None,
     baseline: Annotated[str | None, typer.Option(
-        help="Snapshot the patient was last reported against (default: newest of its "
-        "build, when the store holds one lineage of that build).")] = None,
+        metavar="SNAPSHOT", help="Snapshot the patient was last reported against (default: "
+        "the latest of its build, when the store holds one source of that build).")] = None,
     reference: ReferenceOpt = None,
     replace: Annotated[bool, typer.Option(
         help="Re-register a patient from a different file (re-sequenced, re-called); its "
         "newly carried and no longer carried alleles are reported once by the next "
         "reanalyze.")] = False,
-    pass_only: Annotated[bool, typer.Option(
-        help="Index only FILTER=PASS (or '.') calls.")] = False,
+    pass_only: PassOnlyOpt = False,
     group: Annotated[str | None, typer.Option(
-        help="Cohort group (its gene panel comes from the config file).")] = None,
+        metavar="GROUP", help="Cohort group (its gene panel comes from the config file).")
+    ] = None,
 ) -> None:
     """Register each sample of the VCF(s) as a patient and index its carried alleles (all
-    files or none)."""
+    files or none). A patient is an id plus a build: another file for the same id needs
+    --replace, another build is refused."""
     from varreinterp import cohort
 
+    inv = _inv(ctx)
+    store = inv.store()
+    base = None
+    if baseline is not None:
+        base = _resolve(store, baseline, build=_vcf_build(vcfs[0]) if vcfs else None,
+                        what="--baseline").name
+    if group is not None:
+        inv.settings.group(group)  # an unknown group fails before any work
     with _progress("Registering", len(vcfs)) as advance:
-        outcomes = cohort.cohort_add(_inv(ctx).store(), vcfs, samples=sample,
-                                     patient_id=patient_id, baseline=baseline,
-                                     reference_path=reference, replace=replace,
+        outcomes = cohort.cohort_add(store, vcfs, samples=sample, patient_id=patient_id,
+                                     baseline=base, reference_path=reference, replace=replace,
                                      pass_only=pass_only, group=group, progress=advance)
     # One line per patient on a terminal; under cron only the summary line.
     per_patient = logging.INFO if sys.stderr.isatty() or len(outcomes) <= 20 else logging.DEBUG
@@ -537,20 +779,21 @@ def _file_name(path: object) -> str | None:
     return Path(str(path)).name if path else None
 
 
-@cohort_app.command("list")
+@cohort_app.command("list", epilog="\b\nExample: varreinterp cohort list --format tsv")
 def cohort_list_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
-    """List registered patients."""
+    """List registered patients: build, the snapshot each was last reviewed against per
+    source, alleles indexed, group and VCF (its file name on a terminal)."""
     from varreinterp import cohort
     from varreinterp.output.formats import Format, write_rows
 
     chosen = _format(fmt)
     rows: list[dict[str, Any]] = [
-            {"patient": p.patient_id, "sample": p.sample, "assembly": p.assembly,
-             "reviewed": "; ".join(f"{k}: {v}" for k, v in sorted(p.reviewed.items())),
-             "alleles": p.alleles, "replaced": bool(p.previous_index_file),
-             "group": p.group, "source": p.source}
-            for p in sorted(cohort.Registry.load(_inv(ctx).store()).patients.values(),
-                            key=lambda p: p.patient_id)]
+        {"patient": p.patient_id, "sample": p.sample, "assembly": p.assembly,
+         "reviewed": "; ".join(f"{k}: {v}" for k, v in sorted(p.reviewed.items())),
+         "alleles": p.alleles, "replaced": bool(p.previous_index_file), "group": p.group,
+         "source": p.source}
+        for p in sorted(cohort.Registry.load(_inv(ctx).store()).patients.values(),
+                        key=lambda p: p.patient_id)]
     if chosen is Format.TABLE:
         for r in rows:
             r["source"] = _file_name(r["source"])
@@ -560,9 +803,11 @@ def cohort_list_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
                caption=f"{len(rows)} patient(s); varreinterp {__version__}")
 
 
-@cohort_app.command("show")
-def cohort_show_cmd(ctx: typer.Context, patient: str, fmt: FormatOpt = None) -> None:
-    """Show one patient's registration."""
+@cohort_app.command("show", epilog="\b\nExample: varreinterp cohort show NA12878")
+def cohort_show_cmd(ctx: typer.Context,
+                    patient: Annotated[str, typer.Argument(metavar="PATIENT")],
+                    fmt: FormatOpt = None) -> None:
+    """One patient's registration."""
     from dataclasses import asdict
 
     from varreinterp import cohort
@@ -577,9 +822,10 @@ def cohort_show_cmd(ctx: typer.Context, patient: str, fmt: FormatOpt = None) -> 
                    chosen, title=f"Patient {patient}")
 
 
-@cohort_app.command("remove")
-def cohort_remove_cmd(ctx: typer.Context, patient: str) -> None:
-    """Remove a patient and its rows of the cohort index."""
+@cohort_app.command("remove", epilog="\b\nExample: varreinterp cohort remove NA12878")
+def cohort_remove_cmd(ctx: typer.Context,
+                      patient: Annotated[str, typer.Argument(metavar="PATIENT")]) -> None:
+    """Remove a patient and its cohort index."""
     from varreinterp import cohort
 
     cohort.cohort_remove(_inv(ctx).store(), patient)
@@ -590,12 +836,9 @@ _STATUS_COLUMNS = ["patient", "lineage", "reviewed_snapshot", "target_snapshot",
                    "high", "medium", "low", "reason", "source"]
 
 
-@cohort_app.command("status")
-def cohort_status_cmd(
-    ctx: typer.Context,
-    fmt: FormatOpt = None,
-) -> int:
-    """Each patient's state on each lineage it follows: up to date, waiting (with the changes
+@cohort_app.command("status", epilog="\b\nExample: varreinterp cohort status --format json")
+def cohort_status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> int:
+    """Each patient's state on each source it follows: up to date, waiting (with the changes
     waiting, by priority) or failing (with the reason). Exit 6 when any patient is failing."""
     from varreinterp.output.formats import Format, write_rows
     from varreinterp.reanalyze import cohort_status
@@ -609,46 +852,164 @@ def cohort_status_cmd(
     for r in rows:
         states[r["state"]] = states.get(r["state"], 0) + 1
     summary = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(states.items()))
-    write_rows(rows, _STATUS_COLUMNS if chosen is not Format.JSON else list(rows[0]) if rows
-               else _STATUS_COLUMNS, chosen, title="Cohort status",
+    columns = list(rows[0]) if rows and chosen is Format.JSON else _STATUS_COLUMNS
+    write_rows(rows, columns, chosen, title="Cohort status",
                caption=f"{summary or 'no patients registered'}; varreinterp {__version__}")
     log.info("%s", summary or "no patients registered")
     return ExitCode.PARTIAL if states.get("failing") else ExitCode.OK
 
 
-@app.command("reanalyze")
+@app.command("reanalyze", epilog="\b\nExample (cron): varreinterp --quiet reanalyze --exit-code "
+             "-o '/data/reports/{date}-{run_id}' --notify https://hooks.example.org/lab")
 def reanalyze_cmd(
     ctx: typer.Context,
-    to: Annotated[str | None, typer.Option(help="Snapshot to reanalyze against (default: the "
-                                           "newest of each lineage a patient follows).")] = None,
-    min_priority: MinPriorityOpt = "medium",
-    report_dir: Annotated[Path | None, typer.Option(
-        "--report-dir", "--out", help="Report folder; may hold {date}, {snapshot} and {run_id} "
-        "(default: a dated folder under the store's reports/).")] = None,
+    to: Annotated[str | None, typer.Option(
+        metavar="SNAPSHOT", help="Snapshot to reanalyze against (default: the latest of each "
+        "source a patient follows).")] = None,
+    min_priority: MinPriorityOpt = None,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", "--out", "--report-dir", metavar="DIR", help="Report folder; may "
+        "hold {date}, {snapshot} and {run_id} (default: a dated folder under the store's "
+        "reports/). Nothing is written when nothing changed.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Compute and print; write and record "
                                           "nothing.")] = False,
     exit_code: ExitCodeOpt = False,
     allow_backwards: Annotated[bool, typer.Option(
         help="Allow a --to older than a patient's reviewed snapshot.")] = False,
-    accept_suspect: Annotated[bool, typer.Option(
-        help="Use a target marked suspect (a release that looks partial).")] = False,
+    accept_suspect: AcceptSuspectOpt = False,
+    genes: GenesOpt = None,
+    regions: RegionsOpt = None,
+    pass_only: PassOnlyOpt = False,
+    notify: Annotated[list[str] | None, typer.Option(
+        "--notify", metavar="URL", help="https://... (POST of a JSON summary) or "
+        "smtp://host:port?to=... (a mail); repeatable; default: the config file's.")] = None,
+    fail_if_stale: Annotated[bool, typer.Option(
+        help="Exit 7 instead of only warning when a source's newest release is older than "
+        "stale_after_days.")] = False,
     fmt: FormatOpt = None,
 ) -> int:
-    """Nightly job: every patient's new changes since the snapshot it was last reviewed
-    against, along each lineage it follows; each change is delivered once. Exit 6 when any
-    patient could not be reanalyzed (listed on stderr and in run.json)."""
+    """The nightly job: every patient's new changes since the snapshot it was last reviewed
+    against, along each source it follows; each change is delivered exactly once (report
+    folder with run.json, changes.tsv and a TSV and an HTML page per patient). Exit codes: 0
+    nothing new, 1 changes delivered (with --exit-code), 6 some patient could not be
+    reanalyzed, 7 stale (with --fail-if-stale), 8 a notification failed."""
+    from varreinterp.errors import StaleSnapshotError
     from varreinterp.output.results import write_reanalysis
     from varreinterp.reanalyze import reanalyze
 
     inv = _inv(ctx)
-    result = reanalyze(inv.store(), to=to, min_priority=_min_priority(min_priority, False),
-                       out=report_dir, dry_run=dry_run, command=inv.command,
-                       allow_backwards=allow_backwards, accept_suspect=accept_suspect,
-                       changes_code=exit_code)
+    settings = inv.with_flags(notify=tuple(notify) if notify else None)
+    targets = _notify_targets(settings.notify) if not dry_run else []
+    store = inv.store()
+    if to is not None:
+        to = _resolve(store, to, what="--to").name
+    from varreinterp.cohort import Registry
+
+    lineages = {lin for p in Registry.load(store).patients.values() for lin in p.reviewed}
+    stale = _warn_if_stale(inv, store, lineages)
+    if stale and fail_if_stale:
+        raise StaleSnapshotError(f"stale releases ({'; '.join(stale)}): fetch a newer release "
+                                 "(varreinterp snapshot fetch) before reanalyzing")
+    panel = _panel(inv, genes, regions)
+    result = reanalyze(store, to=to, min_priority=_priority(inv, min_priority), out=output,
+                       dry_run=dry_run, command=inv.command, allow_backwards=allow_backwards,
+                       accept_suspect=accept_suspect, changes_code=exit_code,
+                       panel_for=_panels_by_group(inv, panel), pass_only=pass_only)
     if dry_run or fmt:
         write_reanalysis(result, _format(fmt), result.provenance(inv.command), dry_run)
     log.info("%s", result.summary())
-    return result.exit_code(exit_code)
+    code = result.exit_code(exit_code)
+    if (targets and result.run_id and (len(result.rows) or result.failures)
+            and not _notify(store, result, targets) and code != ExitCode.PARTIAL):
+        code = ExitCode.NOTIFY_FAILED
+    return code
+
+
+def _panels_by_group(inv: Invocation, panel: Panel | None) -> Any:
+    """Each patient's panel: its cohort group's (config file), intersected with
+    --genes/--regions."""
+    from varreinterp.panels import Panel as PanelType
+
+    cache: dict[str | None, PanelType | None] = {}
+
+    def panel_for(patient: Any) -> PanelType | None:
+        group = patient.group
+        if group not in cache:
+            spec = inv.settings.panel_for(group)
+            mine = PanelType.from_parts(spec.name, spec.genes or spec.genes_file,
+                                        spec.regions) if spec else None
+            cache[group] = (mine.intersect(panel) if mine and panel else mine or panel)
+        return cache[group]
+
+    return panel_for
+
+
+def _notify_targets(urls: tuple[str, ...]) -> list[Any]:
+    from varreinterp.notify import parse_targets
+
+    return parse_targets(list(urls)) if urls else []
+
+
+def _notify(store: Store, result: Any, targets: list[Any]) -> bool:
+    """Tell the lab; a failed notification never loses the report (it is already delivered):
+    it is recorded and changes the exit code."""
+    from varreinterp.notify import send_notifications, summary_from_reanalysis
+    from varreinterp.reanalyze import record_notifications
+
+    outcomes = send_notifications(targets, summary_from_reanalysis(result))
+    record_notifications(store, result, [o.as_dict() for o in outcomes])
+    for o in outcomes:
+        if o.ok:
+            log.info("notified %s", o.target)
+        else:
+            log.error("notification to %s failed: %s", o.target, o.error)
+    return all(o.ok for o in outcomes)
+
+
+# ------------------------------------------------------------------------------ config
+@config_app.command("show", epilog="\b\nExample: varreinterp --config lab.toml config show")
+def config_show(ctx: typer.Context, fmt: FormatOpt = None) -> None:
+    """Every effective setting and where it came from: a flag, the environment, the config
+    file (with its line) or the default."""
+    from varreinterp.config import effective_settings
+    from varreinterp.output.formats import write_rows
+
+    chosen = _format(fmt)
+    rows = [{"key": s.key, "value": s.text, "source": s.source}
+            for s in effective_settings(_inv(ctx).settings)]
+    write_rows(rows, ["key", "value", "source"], chosen, title="Configuration")
+
+
+def _reflow_help(*apps: typer.Typer) -> None:
+    """Command docstrings are wrapped for the source, not the terminal: join each paragraph's
+    lines so the help renderer wraps them to the terminal's width."""
+    for sub in apps:
+        for info in sub.registered_commands:
+            doc = info.callback.__doc__ if info.callback else None
+            if doc and info.callback is not None:
+                paragraphs = [" ".join(p.split()) for p in doc.strip().split("\n\n")]
+                info.callback.__doc__ = "\n\n".join(paragraphs)
+
+
+_reflow_help(app, snapshot_app, cohort_app, config_app)
+
+
+def _click_command() -> Any:
+    """The click command tree, with arguments shown by their own metavar in usage lines
+    (`VCF...`, not typer's `{VCF...}`)."""
+    import typer.main
+
+    command = typer.main.get_command(app)
+
+    def patch(cmd: Any) -> None:
+        for param in getattr(cmd, "params", []):
+            if type(param).__name__ == "TyperArgument" and param.metavar:
+                param.make_metavar = (lambda p: lambda ctx=None, usage=False: p.metavar)(param)
+        for sub in (getattr(cmd, "commands", None) or {}).values():
+            patch(sub)
+
+    patch(command)
+    return command
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -660,8 +1021,8 @@ class _Signals:
     here rather than read from the exception. Later signals are only remembered: the cleanup
     must finish."""
 
-    def __init__(self) -> None:
-        self.received: int | None = None
+    def __init__(self, received: int | None = None) -> None:
+        self.received = received
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -693,7 +1054,7 @@ class _Signals:
         return ExitCode.INTERRUPTED
 
 
-def _framework_exit(exc: BaseException) -> int | None:
+def _framework_exit(exc: BaseException, args: list[str]) -> int | None:
     """typer vendors its own click, so its exceptions are matched by class name."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "Exit" in names:
@@ -702,8 +1063,33 @@ def _framework_exit(exc: BaseException) -> int | None:
         return ExitCode.INTERRUPTED
     if "ClickException" in names and hasattr(exc, "show"):
         exc.show(file=sys.stderr)
+        message = str(getattr(exc, "message", exc))
+        misplaced = [o for o in GLOBAL_OPTIONS if f"No such option: {o}" in message]
+        if misplaced:
+            command = " ".join(_command_words(args)) or "COMMAND"
+            sys.stderr.write(f"varreinterp: hint: global options ({', '.join(GLOBAL_OPTIONS)}) "
+                             f"go before the command: varreinterp {misplaced[0]} ... {command} "
+                             "...\n")
         return ExitCode.USAGE
     return None
+
+
+def _command_words(args: list[str]) -> list[str]:
+    """The command (and subcommand) words of an argument list, global options skipped."""
+    words: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--store", "--config"):
+            skip = True
+        elif arg.startswith("-"):
+            continue
+        elif not words or words[0] in ("snapshot", "cohort", "config") and len(words) == 1:
+            words.append(arg)
+        else:
+            break
+    return words
 
 
 class _ClosedStream:
@@ -727,19 +1113,19 @@ def _broken_pipe() -> int:
     pointed at /dev/null so the interpreter's final flush does not fail again."""
     import os
 
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
     return ExitCode.BROKEN_PIPE
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
     """Console entry point: the one place exceptions become exit codes."""
     import os
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    signals = _Signals()
+    signals = signals or _Signals()
     signals.install()
     # Everything we create (store files, DuckDB's own writes, reports) is owner-only: it holds
     # or points at patient data.
@@ -768,7 +1154,8 @@ def run(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str], debug: bool, signals: _Signals) -> int:
     try:
-        result = app(args=args, prog_name="varreinterp", standalone_mode=False, obj=list(args))
+        result = _click_command().main(args=args, prog_name="varreinterp",
+                                       standalone_mode=False, obj=list(args))
         code = int(result) if isinstance(result, int) else ExitCode.OK
         if code == ExitCode.INTERRUPTED and signals.received is None:
             signals.received = 2  # typer turned a Ctrl-C into a return value
@@ -776,6 +1163,11 @@ def _run(args: list[str], debug: bool, signals: _Signals) -> int:
     except KeyboardInterrupt:
         signals.received = signals.received or 2
         return ExitCode.INTERRUPTED
+    except SystemExit as exc:
+        # click ends a write to a closed pipe with sys.exit(1) after wrapping stdout.
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            return _broken_pipe()
+        return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
     except VarreinterpError as exc:
         if signals.received is not None:
             return signals.exit_code()
@@ -804,7 +1196,7 @@ def _run(args: list[str], debug: bool, signals: _Signals) -> int:
     except Exception as exc:  # the last line of defence: one line, traceback only on --debug
         if signals.received is not None:
             return signals.exit_code()  # DuckDB reports an interrupted query as its own error
-        framework_code = _framework_exit(exc)
+        framework_code = _framework_exit(exc, args)
         if framework_code is not None:
             return framework_code
         if debug:

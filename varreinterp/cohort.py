@@ -229,12 +229,19 @@ def _commit(store: Store, registry: Registry, staged: list[_Staged]) -> None:
     changed = [s for s in staged if s.outcome.status != "unchanged"]
     if not changed:
         return
-    for s in changed:
-        if s.staged_index is not None:
-            os.replace(s.staged_index, folder / s.patient.index_file)
-    for s in changed:
-        registry.patients[s.patient.patient_id] = s.patient
-    registry.save(store)
+    moved: list[Path] = []
+    try:
+        for s in changed:
+            if s.staged_index is not None:
+                os.replace(s.staged_index, folder / s.patient.index_file)
+                moved.append(folder / s.patient.index_file)
+        for s in changed:
+            registry.patients[s.patient.patient_id] = s.patient
+        registry.save(store)
+    except BaseException:
+        for path in moved:  # not committed: the registry names none of them
+            path.unlink(missing_ok=True)
+        raise
     for s in changed:
         for name in s.superseded:
             (folder / name).unlink(missing_ok=True)

@@ -28,6 +28,7 @@ from varreinterp.changes import (
 )
 from varreinterp.errors import AssemblyMismatchError, StoreError, UsageError
 from varreinterp.matching import carried_at, key_match_sql, prepare_inputs, snapshot_keys_sql
+from varreinterp.panels import Panel, filter_frame
 from varreinterp.patient_vcf import ReadStats, load, select_samples
 from varreinterp.prefilter import load_sites
 from varreinterp.provenance import Provenance
@@ -77,6 +78,15 @@ class ReclassificationReport:
     min_priority: Priority
     stats: list[ReadStats] = field(default_factory=list)
     transitions: pd.DataFrame | None = None  # snapshot diff: from-tier x to-tier counts
+    panel: Panel | None = None
+    outside_panel: int = 0  # changes the panel left out
+
+    def restrict(self, panel: Panel | None) -> ReclassificationReport:
+        """Only the changes inside `panel`; the others are counted."""
+        if panel is not None:
+            self.rows, self.outside_panel = filter_frame(panel, self.rows)
+            self.panel = panel
+        return self
 
     def provenance(self, command: str) -> Provenance:
         return Provenance.of(command, ("from_snapshot", self.from_snapshot),
@@ -94,7 +104,9 @@ class ReclassificationReport:
         return (f"{len(self.rows)} change(s) at or above {self.min_priority.value} priority "
                 f"from {self.from_snapshot.name} ({self.from_snapshot.manifest.release_date}) to "
                 f"{self.to_snapshot.name} ({self.to_snapshot.manifest.release_date})"
-                + (f": {', '.join(parts)}" if parts else ""))
+                + (f": {', '.join(parts)}" if parts else "")
+                + (f"; {self.outside_panel} outside {self.panel.summary()}" if self.panel
+                   else ""))
 
 
 def diff_snapshots(store: Store, from_name: str, to_name: str,

@@ -4,6 +4,7 @@ The table of exit codes lives here and in the README; nothing else chooses a pro
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 from pathlib import Path
 
@@ -101,3 +102,15 @@ class EnvironmentIOError(VarreinterpError):
     def from_os_error(cls, exc: OSError, path: str | Path | None = None) -> EnvironmentIOError:
         where = path if path is not None else (exc.filename or "(unknown path)")
         return cls(where, exc.strerror or str(exc))
+
+
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
+                       errno.EIO, errno.EMFILE, errno.ENFILE}
+
+
+def store_os_error(exc: OSError, path: str | Path, what: str) -> VarreinterpError:
+    """An OSError on a store path: the system refusing (permission, space, I/O) is an
+    environment error (74); anything else means the store is not as expected (4)."""
+    if exc.errno in _ENVIRONMENT_ERRNOS:
+        return EnvironmentIOError.from_os_error(exc, path)
+    return StoreError(f"{path}: {what} ({exc.strerror or exc})")

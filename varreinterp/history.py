@@ -11,6 +11,7 @@ from varreinterp import db
 from varreinterp.assembly import normalize_contig
 from varreinterp.errors import StoreError, UsageError
 from varreinterp.matching import key_match_sql, prepare_inputs, unique_calls_columns
+from varreinterp.panels import Panel, filter_frame
 from varreinterp.patient_vcf import load, select_samples
 from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
@@ -27,6 +28,8 @@ HISTORY_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "gene", "
 class HistoryResult:
     snapshots: list[Snapshot]
     rows: pd.DataFrame  # one row per (sample, variant, snapshot), release-date order
+    panel: Panel | None = None
+    outside_panel: int = 0  # rows the panel left out
 
     def provenance(self, command: str) -> Provenance:
         return Provenance.of(command, *((f"snapshot_{i}", s)
@@ -36,7 +39,7 @@ class HistoryResult:
 def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
             samples: list[str] | None = None, reference_path: Path | None = None,
             show_all: bool = False, source: str | None = None,
-            pass_only: bool = False) -> HistoryResult:
+            pass_only: bool = False, panel: Panel | None = None) -> HistoryResult:
     """Each carried variant's classification in every snapshot of one lineage (`source`:
     clinvar, clinvar-summary or a lab table's name; default: the only one of the VCFs' build,
     else clinvar), oldest first; by default only variants whose classification differs
@@ -95,7 +98,11 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
     con.close()
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=HISTORY_COLUMNS)
-    return HistoryResult(snaps, rows[HISTORY_COLUMNS])
+    rows = rows[HISTORY_COLUMNS]
+    outside = 0
+    if panel is not None:
+        rows, outside = filter_frame(panel, rows)
+    return HistoryResult(snaps, rows, panel, outside)
 
 
 def _choose_lineage(lineages: list[str], source: str | None, build: str) -> str:

@@ -35,6 +35,7 @@ from varreinterp.errors import EnvironmentIOError, InputError, UsageError, Varre
 
 if TYPE_CHECKING:
     import duckdb
+    import pandas as pd
 
 Interval = tuple[int, int]
 # Per contig key (normalize_contig), sorted by key: sorted, disjoint, non-adjacent intervals.
@@ -580,3 +581,32 @@ def _acmg_data() -> _AcmgData:
             raise VarreinterpError(f"packaged ACMG SF list: v{version} has {have} genes, "
                                    f"its header states {stated}")
     return data
+
+
+def filter_relation(con: duckdb.DuckDBPyConnection, panel: Panel, relation: str, *,
+                    chrom: str = "chrom", pos: str = "pos", ref: str = "ref",
+                    gene: str = "gene") -> tuple[str, int]:
+    """(SQL of `relation`'s rows inside the panel, how many rows it leaves out). The panel is
+    registered on `con` first, so a BED of any size works."""
+    macro = panel.register(con, "active")
+    test = f"{macro}({chrom}, {pos}, {ref}, {gene})"
+    outside = int(con.execute(f"SELECT count(*) FROM {relation} WHERE NOT {test}"
+                              ).fetchall()[0][0])
+    return f"(SELECT * FROM {relation} WHERE {test})", outside
+
+
+def filter_frame(panel: Panel, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """(the rows of a result table inside the panel, how many it leaves out). Rows are judged
+    by their gene column (any symbol of a `|` list) and their REF span on the contig."""
+    import duckdb
+
+    if not len(frame):
+        return frame, 0
+    con = duckdb.connect()
+    try:
+        con.register("panel_rows", frame)
+        kept_sql, outside = filter_relation(con, panel, "panel_rows")
+        kept = con.execute(f"SELECT * FROM {kept_sql}").df()
+    finally:
+        con.close()
+    return kept[list(frame.columns)], outside

@@ -212,6 +212,28 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
     return VcfHeader(path, text_path, lines, samples, _contig_lengths(lines), reference, workdir)
 
 
+def peek_assembly(path: Path) -> Assembly | None:
+    """The build a VCF's header declares, read cheaply (for choosing snapshots before the
+    real read); None when it does not tell."""
+    if not path.is_file():
+        return None
+    lines: list[str] = []
+    if _is_bcf(path):
+        import pysam
+
+        with pysam.VariantFile(str(path)) as fh:
+            lines = str(fh.header).splitlines()
+    else:
+        for line in open_text(path):
+            if not line.startswith("##"):
+                break
+            lines.append(line.rstrip("\r\n"))
+    reference = next((ln.split("=", 1)[1] for ln in lines if ln.startswith("##reference=")),
+                     None)
+    by_length = assembly_from_contig_lengths(_contig_lengths(lines))
+    return by_length or (parse_assembly(reference) if reference else None)
+
+
 def _is_bcf(path: Path) -> bool:
     import gzip
 
@@ -228,7 +250,7 @@ def _bcf_to_vcf(path: Path, workdir: Path) -> Path:
     htslib's messages on stderr."""
     import pysam
 
-    plain = bgzf.decompressed_text(path, workdir)
+    plain = bgzf.decompressed_text(path, workdir, text=False)
     out = Path(tempfile.mkstemp(suffix=".vcf", dir=workdir)[1])
     previous = pysam.set_verbosity(0)
     try:
@@ -554,7 +576,7 @@ def _read_all(header: VcfHeader, tmp: Path, create: Callable[[str], None],
               names: list[str]) -> None:
     """Every line, parsed on every core from the verified text (see bgzf.py)."""
     text = bgzf.decompressed_text(header.text_path, tmp)
-    parse_table(header.path, text, names, header.n_lines, tmp, create)
+    parse_table(header.path, text, names, header.n_lines, create)
 
 
 def _count_prefiltered(stats: ReadStats, pre: Prefiltered) -> None:

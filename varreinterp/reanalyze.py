@@ -22,7 +22,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -43,6 +43,7 @@ from varreinterp.diff import PATIENT_COLUMNS, priority_counts
 from varreinterp.errors import ExitCode, StoreError, UsageError
 from varreinterp.history import Key, key_of, timelines
 from varreinterp.matching import key_match_sql
+from varreinterp.panels import Panel, filter_frame
 from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
 
@@ -100,6 +101,7 @@ class ReanalysisResult:
     # lineage -> allele key -> classification in each snapshot of the lineage (report cards)
     timelines: dict[str, dict[Key, list[dict[str, Any]]]] = field(default_factory=dict)
     series: dict[str, list[Snapshot]] = field(default_factory=dict)
+    outside_panel: dict[str, int] = field(default_factory=dict)  # patient -> changes left out
 
     @property
     def failures(self) -> list[Track]:
@@ -158,6 +160,9 @@ class ReanalysisResult:
                 f"failing; {len(listed)} change(s) at or above {self.min_priority.value} in "
                 f"{listed['patient'].nunique() if len(listed) else 0} patient(s)"
                 + (f" ({', '.join(parts)})" if parts else ""))
+        if self.outside_panel:
+            text += (f"; {sum(self.outside_panel.values())} change(s) outside the panels of "
+                     f"{len(self.outside_panel)} patient(s)")
         hidden = len(self.rows) - len(listed)
         if hidden:
             text += f"; {hidden} lower-priority change(s) recorded in the report"
@@ -249,25 +254,35 @@ def _plan_track(store: Store, track: Track, target: Snapshot | None,
 
 
 # ------------------------------------------------------------------------------ running
+PanelFor = Callable[[Patient], Panel | None]
+
+
+def _no_panel(patient: Patient) -> Panel | None:
+    return None
+
+
 def reanalyze(store: Store, *, to: str | None = None,
               min_priority: Priority = Priority.MEDIUM, out: Path | None = None,
               dry_run: bool = False, command: str = "", allow_backwards: bool = False,
-              accept_suspect: bool = False, changes_code: bool = False) -> ReanalysisResult:
+              accept_suspect: bool = False, changes_code: bool = False,
+              panel_for: PanelFor = _no_panel, pass_only: bool = False) -> ReanalysisResult:
     """Compare every patient not yet reviewed against the newest snapshot of each lineage it
     follows (or `to`) and, unless `dry_run`, deliver the report folder, record the patients
     as reviewed and append the run to runs.jsonl."""
     if dry_run:
         with store.workdir() as workdir:
             return _reanalyze(store, to, min_priority, out, True, command, workdir,
-                              allow_backwards, accept_suspect, changes_code)
+                              allow_backwards, accept_suspect, changes_code, panel_for,
+                              pass_only)
     with store.lock("reanalyze"), store.workdir() as workdir:
         return _reanalyze(store, to, min_priority, out, False, command, workdir,
-                          allow_backwards, accept_suspect, changes_code)
+                          allow_backwards, accept_suspect, changes_code, panel_for, pass_only)
 
 
 def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path | None,
                dry_run: bool, command: str, workdir: Path, allow_backwards: bool,
-               accept_suspect: bool, changes_code: bool) -> ReanalysisResult:
+               accept_suspect: bool, changes_code: bool,
+               panel_for: PanelFor = _no_panel, pass_only: bool = False) -> ReanalysisResult:
     import pandas as pd
 
     t0 = time.perf_counter()
@@ -295,9 +310,13 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
     con.close()
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=REANALYZE_COLUMNS)
+    rows = rows[REANALYZE_COLUMNS]
+    if pass_only:  # an index written before FILTER was kept has none: such calls stay
+        rows = rows[rows["filter"].isna() | rows["filter"].isin(["PASS", "."])]
+    rows, outside = _apply_panels(rows, registry, panel_for)
     timings["total_s"] = time.perf_counter() - t0
-    result = ReanalysisResult(rows[REANALYZE_COLUMNS], tracks, comparisons, min_priority,
-                              timings)
+    result = ReanalysisResult(rows, tracks, comparisons, min_priority, timings,
+                              outside_panel=outside)
     for t in result.failures:
         log.error("patient %s (%s) not reanalyzed: %s", t.patient.patient_id, t.lineage,
                   t.problem)
@@ -317,6 +336,27 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
     _record_reviewed(store, registry, result)
     append_run(store, result, result.exit_code(changes_code))
     return result
+
+
+def _apply_panels(rows: pd.DataFrame, registry: Registry, panel_for: PanelFor
+                  ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Each patient's changes restricted to its panel (its cohort group's, or the run's);
+    what a panel leaves out is counted per patient."""
+    import pandas as pd
+
+    if not len(rows):
+        return rows, {}
+    kept, outside = [], {}
+    for pid, group in rows.groupby("patient", sort=False):
+        panel = panel_for(registry.patients[str(pid)])
+        if panel is None:
+            kept.append(group)
+            continue
+        inside, dropped = filter_frame(panel, group)
+        kept.append(inside)
+        if dropped:
+            outside[str(pid)] = dropped
+    return pd.concat(kept, ignore_index=True)[list(rows.columns)], outside
 
 
 def _add_timelines(store: Store, workdir: Path, result: ReanalysisResult) -> None:
@@ -366,6 +406,10 @@ def append_run(store: Store, result: ReanalysisResult, code: int) -> None:
         "changes": result.counts(),
         "report": str(result.out_dir) if result.out_dir else None,
     }
+    _append_log(store, entry)
+
+
+def _append_log(store: Store, entry: dict[str, Any]) -> None:
     path = store.root / RUNS_FILE
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
@@ -492,3 +536,17 @@ def cohort_status(store: Store, min_priority: Priority = Priority.MEDIUM
             "suspect_target": bool(t.target and t.target.manifest.suspect),
             "reason": t.problem, "source": t.patient.source})
     return rows
+
+
+def record_notifications(store: Store, result: ReanalysisResult,
+                         outcomes: Sequence[dict[str, Any]]) -> None:
+    """What each notification target answered: added to the delivered run.json, and to the
+    run log as a line of its own (the log is append-only)."""
+    from varreinterp.atomic import write_json_atomic
+
+    if result.out_dir is not None and (result.out_dir / "run.json").is_file():
+        report = json.loads((result.out_dir / "run.json").read_text())
+        report["notifications"] = list(outcomes)
+        write_json_atomic(result.out_dir / "run.json", report)
+    _append_log(store, {"time": now(), "run_id": result.run_id,
+                        "notifications": list(outcomes)})

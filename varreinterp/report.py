@@ -15,6 +15,7 @@ from varreinterp.diff import ReclassificationReport, diff_patients
 from varreinterp.errors import UsageError
 from varreinterp.history import Key, key_of, timelines
 from varreinterp.matching import prepare_inputs
+from varreinterp.panels import Panel
 from varreinterp.store import Snapshot, Store
 
 
@@ -30,7 +31,7 @@ class ReportData:
 def report_data(store: Store, vcf: Path, from_name: str, to_name: str, workdir: Path, *,
                 sample: str | None = None, reference_path: Path | None = None,
                 pass_only: bool = False, cross_lineage: bool = False,
-                accept_suspect: bool = False) -> ReportData:
+                accept_suspect: bool = False, panel: Panel | None = None) -> ReportData:
     """Everything one patient's report shows: a VCF with several samples needs `sample`."""
     header = prepare_inputs([vcf], workdir, assembly=None, what="", samples=None,
                             reference_path=None).headers[0]
@@ -45,7 +46,7 @@ def report_data(store: Store, vcf: Path, from_name: str, to_name: str, workdir: 
     changes = diff_patients(store, [vcf], from_name, to_name, workdir, samples=[sample],
                             reference_path=reference_path, min_priority=Priority.LOW,
                             cross_lineage=cross_lineage, accept_suspect=accept_suspect,
-                            pass_only=pass_only)
+                            pass_only=pass_only).restrict(panel)
     b = changes.to_snapshot
     series = [store.use(s.name) for s in store.lineage(b.lineage)]
     if changes.from_snapshot.name not in {s.name for s in series}:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -243,3 +244,55 @@ def remove_snapshot(store: Store, name: str) -> None:
                 f"({shown}): run `varreinterp reanalyze` to move them to a newer release (or "
                 "`cohort remove` them) before removing it")
         store.remove(name)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    snapshot: Snapshot
+    already_stored: bool
+    url: str
+    resumed: bool = False
+
+
+def fetch_snapshot(store: Store, *, assembly: Assembly, release: str, kind: str, mirror: str,
+                   options: object | None = None,
+                   progress: Callable[[int, int | None], None] | None = None,
+                   max_drop_percent: float = 5.0) -> FetchResult:
+    """Download a ClinVar release from NCBI's layout (or a mirror), verify its md5 and import
+    it; a no-op when that release is already stored. The download resumes an interrupted
+    one (`STORE/downloads/`, private) and is removed once imported."""
+    from varreinterp.fetch import FetchOptions, ReleaseKind, download_release, resolve_release
+
+    opts = options if isinstance(options, FetchOptions) else None
+    remote = resolve_release(mirror, assembly, release, ReleaseKind(kind), options=opts)
+    prefix = "clinvar" if remote.kind is ReleaseKind.VCF else "clinvar-summary"
+    name = f"{prefix}-{assembly.value}-{remote.release_date.isoformat()}"
+    if store.exists(name):
+        return FetchResult(store.get(name), True, remote.url)
+    store.ensure()
+    downloads = store.root / "downloads"
+    downloads.mkdir(mode=0o700, exist_ok=True)
+    fetched = download_release(remote, downloads, options=opts, progress=progress)
+    result = add_snapshot(store, fetched.path, name=name, assembly=assembly,
+                          release_date=remote.release_date if remote.kind is not
+                          ReleaseKind.VCF else None, max_drop_percent=max_drop_percent)
+    for path in (fetched.path, fetched.tbi_path):
+        if path is not None:
+            path.unlink(missing_ok=True)
+    return FetchResult(result.snapshot, result.already_stored, remote.url, fetched.resumed)
+
+
+def stale_lineages(store: Store, lineages: set[str], max_age_days: int,
+                   today: date | None = None) -> list[tuple[Snapshot, int]]:
+    """(newest snapshot, its age in days) of each lineage whose newest release is older than
+    `max_age_days`: a reanalysis against it would miss a month of reclassifications."""
+    today = today or datetime.now(UTC).date()
+    out = []
+    for lineage in sorted(lineages):
+        series = store.lineage(lineage)
+        if not series or not series[-1].manifest.release_date:
+            continue
+        age = (today - date.fromisoformat(str(series[-1].manifest.release_date))).days
+        if age > max_age_days:
+            out.append((series[-1], age))
+    return out

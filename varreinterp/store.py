@@ -34,6 +34,7 @@ from varreinterp.errors import (
     LockHeldError,
     SnapshotNotFoundError,
     StoreError,
+    store_os_error,
 )
 
 log = logging.getLogger("varreinterp")
@@ -227,7 +228,9 @@ class Store:
         meta = self.root / "store.json"
         try:
             version = json.loads(meta.read_text()).get("schema_version")
-        except (OSError, ValueError, AttributeError) as exc:
+        except OSError as exc:
+            raise store_os_error(exc, meta, "unreadable store metadata") from exc
+        except (ValueError, AttributeError) as exc:
             raise StoreError(f"{meta}: unreadable store metadata") from exc
         if version != STORE_SCHEMA_VERSION:
             raise StoreError(f"{meta}: unsupported store schema version {version!r}")
@@ -257,8 +260,11 @@ class Store:
                 )
             info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
                     "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(info).encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(info).encode(), 0)
+            except OSError as exc:
+                raise store_os_error(exc, path, "cannot write the lock") from exc
             self._clean_tmp()
             try:
                 yield
@@ -276,6 +282,15 @@ class Store:
                 continue
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
 
+    def reclaim(self) -> None:
+        """Remove the working folders of processes that died (kill -9): any command that opens
+        the store does this, not only the writers."""
+        if not self.tmp_dir.is_dir():
+            return
+        for leftover in self.tmp_dir.glob("work-*"):
+            if not _owner_alive(leftover.name):
+                shutil.rmtree(leftover, ignore_errors=True)
+
     @contextlib.contextmanager
     def workdir(self) -> Iterator[Path]:
         """A private (0700) working folder for this command inside the store, for every
@@ -283,9 +298,7 @@ class Store:
         genotypes, which must not land in a shared /tmp. Removed on every exit path; a folder
         left by a killed process is reclaimed by the next command."""
         self.ensure()
-        for leftover in self.tmp_dir.glob("work-*"):
-            if not _owner_alive(leftover.name):
-                shutil.rmtree(leftover, ignore_errors=True)
+        self.reclaim()
         path = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=self.tmp_dir))
         try:
             yield path
@@ -422,7 +435,7 @@ class Store:
         try:
             os.rename(staged, dest)
         except OSError as exc:
-            raise StoreError(f"{dest}: cannot store snapshot ({exc.strerror})") from exc
+            raise store_os_error(exc, dest, "cannot store snapshot") from exc
         return Snapshot(manifest, dest)
 
     def remove(self, name: str) -> None:

@@ -1,10 +1,10 @@
 """Reading text inputs: line by line (plain, gzip or bgzip) for headers and error messages, and
-the one entry point of bulk columnar reading (`parse_table`), which decides how a file's line
-endings are read.
+the one entry point of bulk columnar reading (`parse_table`).
 
 Line endings follow htslib: a line may end in LF or CRLF (the CR is dropped), a file may mix
-them; a lone CR inside a line is refused, since readers disagree on where such a line ends. A
-UTF-8 byte-order mark is refused (htslib would not see the header after it)."""
+them (bgzf.decompressed_text hands the columnar reader LF text only); a lone CR inside a line
+is refused, since readers disagree on where such a line ends. A UTF-8 byte-order mark is refused
+(htslib would not see the header after it)."""
 
 from __future__ import annotations
 
@@ -51,58 +51,12 @@ def _no_bom(lines: Iterator[str], path: Path) -> Iterator[str]:
     yield from lines
 
 
-def parse_table(path: Path, text: Path, columns: list[str], skip: int, workdir: Path,
+def parse_table(path: Path, text: Path, columns: list[str], skip: int,
                 create: Callable[[str], object]) -> None:
-    """Run `create(reader_sql)` over the data lines of `text` (the verified plain text of
-    input `path`), DuckDB errors mapped to `path`. DuckDB reads LF or CRLF files; a file that
-    mixes them (an LF header with a CRLF body, say) is read again from a copy with every CR
-    before a LF removed, as htslib reads it."""
-    try:
-        with db.reading(path):
-            create(db.read_delimited(text, columns, skip=skip))
-        return
-    except InputError:
-        if not _has_cr(text):
-            raise
-    fixed = _strip_cr(path, text, workdir)
-    try:
-        with db.reading(path):
-            create(db.read_delimited(fixed, columns, skip=skip))
-    finally:
-        fixed.unlink(missing_ok=True)
-
-
-def _has_cr(text: Path) -> bool:
-    with open(text, "rb") as fh:
-        while block := fh.read(8 << 20):
-            if b"\r" in block:
-                return True
-    return False
-
-
-def _strip_cr(path: Path, text: Path, workdir: Path) -> Path:
-    """A copy of `text` with CRLF line ends made LF; InputError at a lone CR."""
-    out = workdir / f"lf-{text.name}"
-    line = 1
-    with open(text, "rb") as src, open(out, "wb") as dst:
-        carry = b""
-        while block := src.read(8 << 20):
-            block = carry + block
-            carry = b"\r" if block.endswith(b"\r") else b""
-            if carry:
-                block = block[:-1]
-            fixed = block.replace(b"\r\n", b"\n")
-            lone = fixed.find(b"\r")
-            if lone >= 0:
-                out.unlink(missing_ok=True)
-                raise InputError("stray carriage return (CR) inside a line", path,
-                                 line + fixed.count(b"\n", 0, lone))
-            line += fixed.count(b"\n")
-            dst.write(fixed)
-        if carry:
-            out.unlink(missing_ok=True)
-            raise InputError("stray carriage return (CR) at the end of the file", path, line)
-    return out
+    """Run `create(reader_sql)` over the data lines of `text` (the verified LF text of input
+    `path`, from bgzf.decompressed_text), DuckDB errors mapped to `path`."""
+    with db.reading(path):
+        create(db.read_delimited(text, columns, skip=skip))
 
 
 def _reason(exc: BaseException) -> str:

@@ -148,7 +148,7 @@ def _stage_current(
     extracted = ", ".join(f"{field(col, key)} AS {col}" for col, key in INFO_FIELDS.items())
     # Verified text (bgzf.py), then parsed and extracted on every core in one pass.
     parse_table(source.path, bgzf.decompressed_text(source.path, workdir), names, n_header,
-                workdir, lambda reader: _create_staged(
+                lambda reader: _create_staged(
                     con, extracted, f"(SELECT chrom, pos, id, ref, alt, ';' || info AS info_ "
                     f"FROM {reader})"))
     _finish_staged(con, source, n_header)

@@ -91,10 +91,12 @@ class Mapping:
 
 
 def _line_of(text: str, key: str) -> int | None:
-    """The line a TOML key is written on (tomllib gives no positions), for error messages."""
+    """The line a TOML key (or a `[section]` header) is written on (tomllib gives no
+    positions), for error messages."""
     for n, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        if stripped.startswith((f"{key} ", f"{key}=", f'"{key}"')):
+        if stripped.startswith((f"{key} ", f"{key}=", f'"{key}"')) or (
+                key.startswith("[") and stripped.replace(" ", "") == key):
             return n
     return None
 
@@ -180,7 +182,7 @@ def stage_mapped_table(
         file_date = header_value(header, "fileDate")
         release = parse_file_date(file_date) if file_date else None
         col_names = VCF_COLUMNS + [f"extra{i}" for i in range(len(names) - len(VCF_COLUMNS))]
-        parse_table(path, text, col_names, skip, workdir, lambda reader: con.execute(
+        parse_table(path, text, col_names, skip, lambda reader: con.execute(
             f"CREATE OR REPLACE TEMP TABLE lines AS SELECT chrom, pos, id, ref, alt, "
             f"';' || coalesce(info, '') AS info_ FROM {reader}"))
         available = set(_VCF_FIXED) | _info_keys_present(con, mapping)
@@ -196,7 +198,7 @@ def stage_mapped_table(
         available = set(names)
         skip, release = 1, None
         col_names = [f"c{i}" for i in range(len(names))]
-        parse_table(path, text, col_names, skip, workdir, lambda reader: con.execute(
+        parse_table(path, text, col_names, skip, lambda reader: con.execute(
             f"CREATE OR REPLACE TEMP TABLE lines AS SELECT * FROM {reader}"))
 
         def expr(name: str) -> str:

@@ -64,7 +64,7 @@ def stage_variant_summary(
                          f"{', '.join(missing)}", path, 1)
     names = [f"c{i}" for i in range(len(columns))]
     col = {name: f"c{columns.index(name)}" for name in columns}
-    parse_table(path, bgzf.decompressed_text(path, workdir), names, 1, workdir,
+    parse_table(path, bgzf.decompressed_text(path, workdir), names, 1,
                 lambda reader: con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM "
                                            f"{reader}"))
     builds = [r[0] for r in con.execute(

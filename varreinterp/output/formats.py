@@ -12,7 +12,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from varreinterp.atomic import atomic_file
+from varreinterp.atomic import atomic_file, writing_to
 from varreinterp.errors import EnvironmentIOError, UsageError
 
 if TYPE_CHECKING:
@@ -61,17 +61,11 @@ def output_stream(out: Path | None, binary: bool = False) -> Iterator[IO[Any]]:
         return
     if out.exists() and not out.is_file() and not out.is_dir():  # /dev/null, a FIFO
         try:
-            fh = open(out, "wb" if binary else "w")  # noqa: SIM115 - errors mapped below
+            fh = open(out, "wb" if binary else "w")  # noqa: SIM115 - closed by writing_to
         except OSError as exc:
             raise EnvironmentIOError.from_os_error(exc, out) from exc
-        with fh:
-            try:
-                yield fh
-                fh.flush()
-            except OSError as exc:
-                if exc.filename is None:
-                    raise EnvironmentIOError.from_os_error(exc, out) from exc
-                raise
+        with writing_to(fh, out):
+            yield fh
         return
     with atomic_file(out, binary=binary) as fh:
         yield fh

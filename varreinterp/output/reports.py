@@ -161,6 +161,7 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
                                           for pid in per_patient},
                         "patient_reports": {pid: "patients/" + patient_file_name(pid, ".html")
                                             for pid in per_patient}},
+            "outside_panel": result.outside_panel,
             "timings": result.timings,
         }
         with open(stage / "run.json", "w", encoding="utf-8") as fh:

@@ -1,0 +1,76 @@
+"""Naming snapshots the way people do: the exact name, `latest`, `latest:GRCh38`, a release date
+(`2023-07-10`) or month (`2023-07`), `previous` (the one before the latest).
+
+A selector is resolved within a context (a build and/or a lineage, from the command: the
+patient VCF's build, the other snapshot of a diff). A selector that still matches releases of
+several lineages or builds is ambiguous: a usage error (exit 2) listing at most ten candidates,
+never a guess."""
+
+from __future__ import annotations
+
+import re
+
+from varreinterp.errors import SnapshotNotFoundError, UsageError
+from varreinterp.store import Snapshot, Store
+
+_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+_BUILDS = ("GRCh37", "GRCh38")
+
+
+def resolve(store: Store, selector: str, *, build: str | None = None,
+            lineage: str | None = None, what: str = "snapshot") -> Snapshot:
+    """The snapshot `selector` names (read, not yet verified: callers `store.use` it)."""
+    if store.exists(selector):
+        return store.get(selector)
+    text = selector.strip()
+    head, _, qualifier = text.partition(":")
+    if qualifier:
+        if qualifier in _BUILDS:
+            build = qualifier
+        else:  # latest:clinvar, latest:clinvar/GRCh38
+            lineage = qualifier if "/" in qualifier else None
+            base = qualifier if "/" not in qualifier else None
+            if base is not None:
+                return _pick(store, head, build, None, base, selector, what)
+    return _pick(store, head, build, lineage, None, selector, what)
+
+
+def _pick(store: Store, head: str, build: str | None, lineage: str | None, base: str | None,
+          selector: str, what: str) -> Snapshot:
+    pool = [s for s in store.snapshots()
+            if build in (None, s.manifest.assembly) and lineage in (None, s.lineage)
+            and base in (None, s.lineage.split("/")[0])]
+    if head in ("latest", "previous"):
+        lineages = sorted({s.lineage for s in pool})
+        if len(lineages) > 1:
+            newest = [[s for s in pool if s.lineage == lin][-1].name for lin in lineages]
+            raise UsageError(f"{what} {selector!r} is ambiguous: the store holds several "
+                             f"lineages here ({_candidates(newest)}); name one, or qualify "
+                             "it (latest:GRCh38, latest:clinvar)")
+        offset = 1 if head == "latest" else 2
+        if len(pool) < offset:
+            raise SnapshotNotFoundError(f"{what} {selector!r}: no such release in store "
+                                        f"{store.root} ({_context(build, lineage, base)})")
+        return pool[-offset]
+    if _DATE.match(head):
+        found = [s for s in pool if (s.manifest.release_date or "").startswith(head)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise UsageError(f"{what} {selector!r} is ambiguous: "
+                             f"{_candidates([s.name for s in found])}")
+        raise SnapshotNotFoundError(f"{what} {selector!r}: no release dated {head} in store "
+                                    f"{store.root} ({_context(build, lineage, base)})")
+    known = [s.name for s in store.snapshots()]
+    raise SnapshotNotFoundError(f"no snapshot named {selector!r} in store {store.root} "
+                                f"(stored: {_candidates(known) if known else 'none'})")
+
+
+def _candidates(names: list[str]) -> str:
+    shown = ", ".join(names[:10])
+    return shown + (f", and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+def _context(build: str | None, lineage: str | None, base: str | None) -> str:
+    parts = [p for p in (build, lineage, base) if p]
+    return "among " + ", ".join(parts) if parts else "in the whole store"
