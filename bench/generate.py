@@ -33,8 +33,10 @@ DEFAULT_OUT = ROOT / ".bench"
 SEED = 20240107
 VERSION = 1  # bump whenever a generator's output changes
 SIZES = dict(
-    clinvar=3_000_000, wgs=5_000_000, exome=100_000, cohort=1000, per_patient=40_000, pool=60_000
+    clinvar=3_000_000, wgs=5_000_000, exome=100_000, cohort=1000, per_patient=40_000, pool=60_000,
+    joint=10_000,
 )
+JOINT_SAMPLES = (100, 1000, 2504)
 CHUNK = 250_000
 
 CHROMS = [str(i) for i in range(1, 23)] + ["X", "Y", "MT"]
@@ -662,6 +664,56 @@ def gen_cohort(out, size, per_patient, pool_n, clinvar_n):
                 clinvar_alleles_total=sum(c[1] for c in counts))  # fmt: skip
 
 
+def joint_header(samples, date="2024-03-01"):
+    contigs = "".join(
+        f"##contig=<ID={c},length={n},assembly=GRCh38>\n"
+        for c, n in zip(UCSC, LENGTHS, strict=True)
+    )
+    return (
+        f"##fileformat=VCFv4.2\n##fileDate={date}\n##source=varreinterp-bench-joint\n"
+        f"##reference=GRCh38\n{contigs}##FILTER=<ID=PASS,Description=\"All filters passed\">\n"
+        '##INFO=<ID=DP,Number=1,Type=Integer,Description="Total read depth">\n'
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+        '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">\n'
+        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">\n'
+        '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">\n'
+        '##FORMAT=<ID=PL,Number=G,Type=Integer,Description="Phred-scaled likelihoods">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(samples) + "\n"
+    )
+
+
+def gen_joint(path, n, n_samples, clinvar_n):
+    """A joint-called cohort VCF: n records (5% at clinvar_A sites) x n_samples, FORMAT
+    GT:AD:DP:GQ:PL as GATK writes it; genotypes drawn from per-site allele frequencies."""
+    r = rng(7, n, n_samples)
+    keys, cv = with_clinvar(r, clinvar_n, n, 0.05, lambda m: gene_sites(r, m, False)[1:])
+    prefix, _ = site_prefix(r, keys)
+    prefix = pc.replace_substring(prefix, "GT:DP:GQ\t", "GT:AD:DP:GQ:PL\t")
+    # 3 genotypes x 64 (AD, DP, GQ, PL) variants, plus no-calls: a realistic byte mix
+    calls = {0: [], 1: [], 2: []}
+    for g, gt in enumerate(("0/0", "0/1", "1/1")):
+        for v in range(64):
+            dp = 8 + (v * 7) % 60
+            alt = (0, dp // 2, dp)[g]
+            gq = 20 + (v * 13) % 80
+            pl = ("0,{a},{b}", "{a},0,{b}", "{b},{a},0")[g].format(a=gq, b=gq * 10 + v)
+            calls[g].append(f"{gt}:{dp - alt},{alt}:{dp}:{gq}:{pl}")
+    table = np.array(calls[0] + calls[1] + calls[2] + ["./.:.:.:.:."], dtype=object)
+    freq = np.clip(r.beta(0.5, 4.0, len(keys)), 0.001, 0.999)
+    w = BGZWriter(path)
+    w.write(joint_header([f"S{i:05d}" for i in range(1, n_samples + 1)]))
+    prefix_list = prefix.to_pylist()
+    for i in range(len(keys)):
+        u = r.random((2, n_samples)) < freq[i]
+        g = u.sum(axis=0)
+        idx = g * 64 + r.integers(0, 64, n_samples)
+        idx[r.random(n_samples) < 0.01] = len(table) - 1
+        w.write(prefix_list[i] + "\t".join(table[idx]) + "\n")
+    w.close()
+    tabix(path)
+    return dict(records=int(len(keys)), samples=n_samples, clinvar_sites=len(cv))
+
+
 # ---- driver ------------------------------------------------------------------------------------
 def sizes(scale=1.0, cohort_size=None):
     s = {k: max(1, round(v * scale)) for k, v in SIZES.items()}
@@ -685,6 +737,10 @@ def products(out, sz):
         "cohort": (dict(cv, size=sz["cohort"], per_patient=sz["per_patient"], pool=sz["pool"]),
                    [f"cohort/P{sz['cohort']:04d}.vcf.gz"],
                    lambda: gen_cohort(out, sz["cohort"], sz["per_patient"], sz["pool"], n_cv)),
+        **{f"joint{k}": (dict(cv, n=sz["joint"], samples=k), [f"joint_{k}.vcf.gz"],
+                         functools.partial(lambda k: gen_joint(out / f"joint_{k}.vcf.gz",
+                                                               sz["joint"], k, n_cv), k))
+           for k in JOINT_SAMPLES},
     }
     # fmt: on
 

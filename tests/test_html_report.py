@@ -25,7 +25,6 @@ import pytest
 from varreinterp.errors import EnvironmentIOError
 from varreinterp.output.html_report import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     ChangeCard,
     PatientReport,
     SnapshotRef,
@@ -33,6 +32,7 @@ from varreinterp.output.html_report import (
     build_timeline,
     clinvar_url,
     css_string,
+    launched_chromium,
     render_html,
     save_screenshot,
     screenshot_png,
@@ -302,12 +302,8 @@ def browser() -> Iterator[Browser]:
         pytest.skip(f"headless Chromium not installed at {CHROMIUM} (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api",
                                    reason="the playwright Python package is not installed")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with sync_api.sync_playwright() as pw, launched_chromium(pw) as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")

@@ -124,18 +124,14 @@ def test_pass_only_report_leaves_out_a_failed_call(sample_store: Path, tmp_path:
 # ------------------------------------------------------------------------------ browser
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from varreinterp.output.html_report import CHROMIUM, CHROMIUM_ARGS
+    from varreinterp.output.html_report import CHROMIUM, launched_chromium
 
     if not CHROMIUM.exists():
         pytest.skip(f"headless Chromium not installed at {CHROMIUM} (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api",
                                    reason="the playwright Python package is not installed")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with sync_api.sync_playwright() as pw, launched_chromium(pw) as chromium:
+        yield chromium
 
 
 def test_reanalyze_reports_open_cleanly_and_match_the_tsv(sample_store: Path, tmp_path: Path,

@@ -215,7 +215,9 @@ def vcf_annotation(
     header = inputs.headers[0]
     con = db.connect(workdir)
     matches = snapshot_relation_sql(snapshot, _PAYLOAD, tiers, min_stars)
-    calls = load(con, header, [], inputs.reference, pass_only, load_sites(con, matches))
+    # Every sample is read: the annotated copy must not pass on a malformed genotype.
+    calls = load(con, header, list(range(len(header.samples))), inputs.reference, pass_only,
+                 load_sites(con, matches))
     # The INFO text is built by DuckDB: one value per ALT ('.' where unmatched), escaped.
     cols = ", ".join(f"s.{src}" for src, _, _ in INFO_SOURCE.values())
 

@@ -141,11 +141,12 @@ def iter_text(raw: bytes, chunk_blocks: int = _CHUNK_BLOCKS) -> Iterator[bytes]:
 def decompressed_text(path: Path, workdir: Path, *, text: bool = True) -> Path:
     """The file's verified text with LF line ends, for the columnar reader: `path` itself when
     it is plain text without a carriage return; else a new file under `workdir` (the run's
-    private folder). With text=False the inflated bytes are kept as they are (BCF). A CR is only ever part of a CRLF line end there (htslib drops it); a lone
+    private folder). With text=False the inflated bytes are kept as they are (BCF). A CR is
+    only ever part of a CRLF line end there (htslib drops it); a lone
     CR inside a line, or damage, is an InputError naming the file (and the line)."""
     with open(path, "rb") as fh:
         head = fh.read(16)
-    if not is_gzip(head) and (not text or not _has_cr(path)):
+    if not is_gzip(head) and (not text or not _has_cr_or_nul(path)):
         return path
     out = workdir / (path.name.removesuffix(".gz").removesuffix(".bgz") + ".txt")
     n = 1
@@ -179,10 +180,10 @@ def decompressed_text(path: Path, workdir: Path, *, text: bool = True) -> Path:
     return out
 
 
-def _has_cr(path: Path) -> bool:
+def _has_cr_or_nul(path: Path) -> bool:
     with open(path, "rb") as fh:
         while block := fh.read(8 << 20):
-            if b"\r" in block:
+            if b"\r" in block or b"\0" in block:
                 return True
     return False
 
@@ -198,8 +199,8 @@ class _Binary:
 
 
 class _LineEnds:
-    """Passes text through, turning CRLF into LF (a CR alone inside a line is refused with its
-    line number); the common case, no CR at all, costs one memchr per block. Lines are only
+    """Passes text through, turning CRLF into LF (a CR alone inside a line, or a NUL byte, is
+    refused with its line number); the common case costs two memchr per block. Lines are only
     counted on that error path, from the text already written."""
 
     def __init__(self, path: Path, out: Path, dst: IO[bytes]):
@@ -211,6 +212,11 @@ class _LineEnds:
     def write(self, block: bytes) -> None:
         if self.carry:
             block, self.carry = self.carry + block, b""
+        nul = block.find(b"\0")
+        if nul >= 0:  # readers disagree on what follows a NUL: refuse it
+            self.dst.write(block[:nul])
+            raise InputError("a NUL byte inside a line", self.path,
+                             self._lines_before() + 1)
         if b"\r" not in block:
             self.dst.write(block)
             return

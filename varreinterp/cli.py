@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from varreinterp.config import Settings
     from varreinterp.output.formats import Format
     from varreinterp.panels import Panel
+    from varreinterp.reanalyze import ReanalysisResult
     from varreinterp.store import Snapshot, Store
 
 log = logging.getLogger("varreinterp")
@@ -45,13 +46,17 @@ app = typer.Typer(
 )
 snapshot_app = typer.Typer(help="Fetch, import, list, inspect, verify, compare and remove "
                            "classification snapshots (ClinVar releases or lab tables).",
+                           epilog="\b\nExample: varreinterp snapshot fetch latest",
                            no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(snapshot_app, name="snapshot")
 cohort_app = typer.Typer(help="Register patients once (their carried alleles go into the "
                          "store's cohort index) and see where each one stands.",
+                         epilog="\b\nExample: varreinterp cohort add patients/*.vcf.gz "
+                         "--baseline 2024-01-07",
                          no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(cohort_app, name="cohort")
 config_app = typer.Typer(help="The effective configuration.", no_args_is_help=True,
+                         epilog="\b\nExample: varreinterp --config lab.toml config show",
                          rich_markup_mode=None)
 app.add_typer(config_app, name="config")
 
@@ -685,8 +690,10 @@ def report_cmd(
                           min_priority=priority, prov=prov, notes=notes)
     with output_stream(output) as fh:
         fh.write(render_html(page))
-    log.info("report for %s: %d change(s) shown at or above %s (%d in all)%s", data.sample,
-             len(page.cards), priority.value, len(changes.rows),
+    outside = (f"; {changes.outside_panel} change(s) outside {panel.summary()}"
+               if panel is not None else "")
+    log.info("report for %s: %d change(s) shown at or above %s (%d in all)%s%s", data.sample,
+             len(page.cards), priority.value, len(changes.rows), outside,
              f"; written to {output}" if output else "")
 
 
@@ -950,13 +957,14 @@ def _notify_targets(urls: tuple[str, ...]) -> list[Any]:
     return parse_targets(list(urls)) if urls else []
 
 
-def _notify(store: Store, result: Any, targets: list[Any]) -> bool:
+def _notify(store: Store, result: ReanalysisResult, targets: list[Any]) -> bool:
     """Tell the lab; a failed notification never loses the report (it is already delivered):
     it is recorded and changes the exit code."""
     from varreinterp.notify import send_notifications, summary_from_reanalysis
     from varreinterp.reanalyze import record_notifications
 
-    outcomes = send_notifications(targets, summary_from_reanalysis(result))
+    outcomes = send_notifications(targets,
+                                  summary_from_reanalysis(result.for_notification()))
     record_notifications(store, result, [o.as_dict() for o in outcomes])
     for o in outcomes:
         if o.ok:

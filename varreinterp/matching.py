@@ -118,19 +118,18 @@ def snapshot_keys_sql(*snapshots: Snapshot) -> str:
 
 def candidate_alleles_sql(calls: PatientCalls, keys: str) -> str:
     """Every allele of `calls` that may match relation `keys` (rid, ai, chrom, key_chrom, pos,
-    ref, alt, filter, skip, split, g_i): a large `rec` (not prefiltered) is first cut to the
+    ref, alt, filter, skip, split): a large `rec` (not prefiltered) is first cut to the
     positions of `keys` with an integer filter, which drops ~95% of a WGS cheaply."""
-    g_cols = "".join(f", g{i}" for i in calls.sample_idx)
     rows = db.count(calls.con, calls.rec_table)
     narrow = f"AND pos IN (SELECT pos FROM {keys})" if rows > _POSITION_FILTER_ROWS else ""
     return f"""
         SELECT r.rid, 1 AS ai, r.chrom, ct.key_chrom, r.pos, r.ref, r.alt, r.filter,
                coalesce({skip_sql('alt', '1', calls.pass_only)}, ct.contig_skip) AS skip,
-               false AS split {g_cols}
+               false AS split
         FROM (SELECT * FROM {calls.rec} WHERE NOT complex {narrow}) r
         JOIN {calls.contigs} ct ON ct.chrom = r.chrom
         UNION ALL
-        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip, true AS split {g_cols}
+        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip, true AS split
         FROM {calls.complex_allele}"""
 
 

@@ -20,13 +20,13 @@ import logging
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from varreinterp import bgzf, db
+from varreinterp import bgzf, db, genotypes
 from varreinterp.assembly import (
     Assembly,
     assembly_from_contig_lengths,
@@ -35,9 +35,10 @@ from varreinterp.assembly import (
     parse_assembly,
 )
 from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
+from varreinterp.genotypes import GenotypeScan
 from varreinterp.normalize import left_align, needs_trim, trim
 from varreinterp.prefilter import Prefiltered, Sites, prefilter
-from varreinterp.textfile import open_text, parse_table, raw_field
+from varreinterp.textfile import open_text, raw_field
 
 if TYPE_CHECKING:
     import duckdb
@@ -194,6 +195,8 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
         lines.append(line.rstrip("\r\n"))
         if "\r" in lines[-1]:  # readers disagree on where such a line ends: refuse it
             raise InputError("stray carriage return (CR) inside a header line", path, len(lines))
+        if "\x00" in lines[-1]:
+            raise InputError("a NUL byte inside a header line", path, len(lines))
     if not lines:
         raise InputError("empty file or missing VCF header (no '#' lines)", path)
     if not lines[0].startswith("##fileformat=VCF"):
@@ -377,6 +380,7 @@ class PatientCalls:
     stats: ReadStats
     pass_only: bool
     prefix: str
+    code_text: list[str] = field(default_factory=list)  # GT string of each genotype code
 
     @property
     def rec_table(self) -> str:
@@ -401,6 +405,14 @@ class PatientCalls:
     @property
     def gtmap(self) -> str:
         return f"{self.prefix}gtmap"
+
+    @property
+    def gtcounts(self) -> str:
+        return f"{self.prefix}gtcounts"
+
+    @property
+    def gtcells(self) -> str:
+        return f"{self.prefix}gtcells"
 
     @property
     def carried(self) -> str:
@@ -436,93 +448,129 @@ def load(
 ) -> PatientCalls:
     """Read one file into new relations on `con` and return their handle.
 
-    Most records (one ALT, nothing to trim, no indel to left-align) are used as they are;
-    only the others are split and normalized. Genotypes are classified once per distinct GT
-    string (a few dozen in a WGS), not once per record. With `sites` (the positions of every
-    variant the caller will look up), substitutions elsewhere are only counted (`prefilter`):
-    `rec` and `allele` then hold the other records, and the stats still cover every record."""
+    Genotypes are read by genotypes.scan (numpy, bytes), the first 9 columns by DuckDB. Most
+    records (one ALT, nothing to trim, no indel to left-align) are used as they are; only the
+    others are split and normalized. With `sites` (the positions of every variant the caller
+    will look up), substitutions elsewhere are only counted (`prefilter`): `rec` and `allele`
+    then hold the other records, and the stats still cover every record."""
     calls = PatientCalls(con, header, sample_idx, ReadStats(str(header.path)), pass_only,
                          f"p{next(_LOADS)}_")
     stats = calls.stats
-    n_cols = 9 + len(header.samples)
-    names = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format"]
-    names += [f"s{i}" for i in range(len(header.samples))]
-    names = names[:n_cols]
-    # GT is found by name wherever FORMAT puts it (first, in nearly every file).
-    gts = "".join(
-        f", CASE WHEN format = 'GT' OR starts_with(format, 'GT:') THEN split_part(s{i}, ':', 1) "
-        f"ELSE split_part(s{i}, ':', list_position(string_split(format, ':'), 'GT')) "
-        f"END AS g{i}" for i in sample_idx)
-    indel = "OR length(ref) <> length(alt)" if reference else ""
-
-    def create_rec(source: str, rid: str) -> None:
-        # `rid` is the 0-based data line: the table's own rowid unless the prefilter gave one.
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {calls.rec_table} AS
-            SELECT {rid + " AS rid, " if rid else ""}chrom, {db.strict_pos_sql('pos')} AS pos,
-                   upper(ref) AS ref, upper(alt) AS alt,
-                   coalesce(filter, '.') AS filter,  -- an empty FILTER is missing, like '.'
-                   (CASE WHEN length(alt) = 1 AND length(ref) = 1 THEN false
-                         ELSE contains(alt, ',') OR (length(ref) > 1 AND length(alt) > 1 AND
-                              (ref[1] = alt[1] OR ref[-1] = alt[-1])) {indel} END) AS complex
-                   {gts}
-            FROM {source}
-        """)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {calls.rec} AS SELECT "
-                    f"{'' if rid else 'rowid AS rid, '}* FROM {calls.rec_table}")
-
     mito = mito_policy(header, reference)
     with tempfile.TemporaryDirectory(prefix="read-", dir=header.workdir) as tmp:
-        pre = _read_prefiltered(calls, sites, reference is not None, Path(tmp),
-                                lambda src: create_rec(src, "p.rid"), names,
-                                lambda name: mito.verdict(name) is not None)
-        if pre is None:
-            _read_all(header, Path(tmp), lambda src: create_rec(src, ""), names)
-    bad = db.first_row(con, f"""
-        SELECT rid, chrom, pos, ref, alt FROM {calls.rec}
-        WHERE pos IS NULL OR pos < 1 OR chrom IS NULL OR ref IS NULL OR alt IS NULL
-        ORDER BY rid LIMIT 1""")
-    if bad:
-        line = header.n_lines + int(bad[0]) + 1
-        pos = raw_field(header.text_path, line, 1)
-        raise InputError(f"malformed record (CHROM={bad[1]!r} POS={pos!r} REF={bad[3]!r} "
-                         f"ALT={bad[4]!r})", header.path, line)
-    stats.records = pre.records if pre else db.count(con, calls.rec)
+        pre = None
+        if sites is not None:
+            pre = prefilter(header.text_path, header.n_lines, len(header.samples), sample_idx,
+                            sites, pass_only, reference is not None, Path(tmp),
+                            lambda name: mito.verdict(name) is not None)
+        scanned = _scan(calls, pre, Path(tmp))
+        _create_rec(calls, scanned, reference is not None)
+    stats.records = pre.records if pre else len(scanned.rids)
+    _register_genotypes(calls, scanned)
+    _refuse_malformed(calls)
     # Contig spellings are few: their matching keys are computed once, not per record.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {calls.contigs} AS
                     SELECT chrom, {contig_sql('chrom')} AS key_chrom,
                            CAST(NULL AS VARCHAR) AS contig_skip
                     FROM (SELECT DISTINCT chrom FROM {calls.rec})""")
     _mark_mitochondria(calls, mito)
-    g_cols = "".join(f", g{i}" for i in sample_idx)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {calls.complex_allele} AS
         WITH split AS (
-            SELECT r.rid, r.chrom, c.key_chrom, c.contig_skip, pos, ref, filter {g_cols},
+            SELECT r.rid, r.chrom, c.key_chrom, c.contig_skip, pos, ref, filter, n_alt,
                    unnest(string_split(alt, ',')) AS a,
-                   unnest(range(1, len(string_split(alt, ',')) + 1)) AS ai,
-                   len(string_split(alt, ',')) AS n_alt
+                   unnest(range(1, len(string_split(alt, ',')) + 1)) AS ai
             FROM {calls.rec} r JOIN {calls.contigs} c ON c.chrom = r.chrom WHERE complex)
         SELECT rid, CAST(ai AS INTEGER) AS ai, chrom, key_chrom, pos, ref, a AS alt,
                filter, coalesce({skip_sql('a', 'n_alt', pass_only)}, contig_skip) AS skip,
-               CAST(n_alt AS INTEGER) AS n_alt {g_cols}
+               n_alt
         FROM split
     """)
     _normalize_in_python(calls, reference)
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {calls.allele} AS
         SELECT r.rid, 1 AS ai, r.chrom, c.key_chrom, pos, ref, alt, filter,
-               coalesce({skip_sql('alt', '1', pass_only)}, c.contig_skip) AS skip,
-               1 AS n_alt {g_cols}
+               coalesce({skip_sql('alt', '1', pass_only)}, c.contig_skip) AS skip, n_alt
         FROM {calls.rec} r JOIN {calls.contigs} c ON c.chrom = r.chrom WHERE NOT complex
         UNION ALL
-        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip, n_alt {g_cols}
+        SELECT rid, ai, chrom, key_chrom, pos, ref, alt, filter, skip, n_alt
         FROM {calls.complex_allele}
     """)
     _genotypes(calls)
     if pre:
         _count_prefiltered(stats, pre)
     return calls
+
+
+_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "format"]
+
+
+def _scan(calls: PatientCalls, pre: Prefiltered | None, tmp: Path) -> GenotypeScan:
+    """Genotypes of the lines to read (all, or the prefilter's), and their first 9 columns."""
+    header = calls.header
+    n_cols = 9 + len(header.samples) if header.samples else 8
+    narrow = tmp / "narrow.tsv"
+    if pre is None:
+        return genotypes.scan(header.text_path, header.n_lines, n_cols, calls.sample_idx,
+                              narrow, tmp, header.path)
+    return genotypes.scan(pre.kept, 0, n_cols, calls.sample_idx, narrow, tmp, header.path,
+                          rids=pre.rids, source_skip=header.n_lines)
+
+
+def _create_rec(calls: PatientCalls, scanned: GenotypeScan, left_align: bool) -> None:
+    """`rec` from the narrow text, each row numbered with its data line."""
+    con, header = calls.con, calls.header
+    n_cols = 9 if header.samples else 8
+    indel = "OR length(ref) <> length(alt)" if left_align else ""
+    rids = f"{calls.prefix}rids"
+    con.register(rids, {"rid": scanned.rids})
+    try:
+        try:
+            with db.reading(header.path):
+                con.execute(f"""
+                    CREATE OR REPLACE TEMP TABLE {calls.rec_table} AS
+                    SELECT p.rid, chrom, {db.strict_pos_sql('pos')} AS pos,
+                           upper(ref) AS ref, upper(alt) AS alt,
+                           coalesce(filter, '.') AS filter,  -- empty FILTER: missing, like '.'
+                           CAST(CASE WHEN alt IN ('.', '') THEN 0
+                                     ELSE len(string_split(alt, ',')) END AS INTEGER) AS n_alt,
+                           (CASE WHEN length(alt) = 1 AND length(ref) = 1 THEN false
+                                 ELSE contains(alt, ',') OR (length(ref) > 1 AND length(alt) > 1
+                                      AND (ref[1] = alt[1] OR ref[-1] = alt[-1])) {indel}
+                                 END) AS complex
+                    FROM {db.read_delimited(scanned.narrow, _COLUMNS[:n_cols], skip=0)}
+                         POSITIONAL JOIN {rids} p""")
+        except InputError as exc:  # line L of the narrow text is data line rids[L - 1]
+            if exc.line is None or not 0 < exc.line <= len(scanned.rids):
+                raise
+            raise InputError(exc.message, header.path,
+                             header.n_lines + int(scanned.rids[exc.line - 1]) + 1) from exc
+        # Line numbers travel by position: the columnar reader must have read every line.
+        rows = db.scalar(con, f"SELECT count(*) FILTER (rid IS NOT NULL AND chrom IS NOT NULL)"
+                              f" FROM {calls.rec_table}")
+        if rows != len(scanned.rids):
+            raise InputError(f"read {rows} of {len(scanned.rids)} records: the file's lines "
+                             "could not all be read", header.path)
+    finally:
+        con.unregister(rids)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {calls.rec} AS SELECT * FROM {calls.rec_table}")
+
+
+def _register_genotypes(calls: PatientCalls, scanned: GenotypeScan) -> None:
+    """The scan's GT tables as DuckDB tables: gtcounts (rid, code, n), gtcells (rid, k, code),
+    gtcodes (code, gt)."""
+    con = calls.con
+    tables = {
+        calls.gtcounts: {"rid": scanned.count_rid, "code": scanned.count_code,
+                         "n": scanned.count_n},
+        calls.gtcells: {"rid": scanned.cell_rid, "k": scanned.cell_k,
+                        "code": scanned.cell_code},
+    }
+    for name, columns in tables.items():
+        con.register(f"{name}_np", columns)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_np")
+        con.unregister(f"{name}_np")
+    calls.code_text = scanned.code_text
 
 
 def _mark_mitochondria(calls: PatientCalls, mito: MitoPolicy) -> None:
@@ -538,55 +586,13 @@ def _mark_mitochondria(calls: PatientCalls, mito: MitoPolicy) -> None:
         log.warning("%s: %s", calls.header.path, mito.explain(name, verdict))
 
 
-def _read_prefiltered(calls: PatientCalls, sites: Sites | None, left_align: bool, tmp: Path,
-                      create: Callable[[str], None], names: list[str],
-                      keep_contig: Callable[[str], bool]) -> Prefiltered | None:
-    if sites is None:
-        return None
-    header, con = calls.header, calls.con
-    pre = prefilter(header.text_path, header.n_lines, len(header.samples), calls.sample_idx,
-                    sites, calls.pass_only, left_align, tmp, keep_contig)
-    if pre is None:
-        return None
-    rids = f"{calls.prefix}prefilter_rids"
-    con.register(rids, {"rid": pre.rids, "kept_pos": pre.positions})
-    try:
-        create(f"{db.read_delimited(pre.kept, names, skip=0)} POSITIONAL JOIN {rids} p")
-        # Line numbers travel by position: prove every row got its own (same count, same POS)
-        # before anything is reported against them.
-        row = db.first_row(con, f"""
-            SELECT count(*), count(*) FILTER (r.rid IS DISTINCT FROM p.rid
-                                              OR r.pos IS DISTINCT FROM p.kept_pos)
-            FROM {calls.rec_table} r POSITIONAL JOIN {rids} p""")
-    except Exception as exc:
-        if not db.is_data_error(exc):
-            raise
-        # The ordinary path names the file and line of the problem.
-        log.debug("prefiltered read failed (%s); reading the whole file", exc)
-        return None
-    finally:
-        con.unregister(rids)
-    if row is None or row[0] != len(pre.rids) or row[1]:
-        log.debug("prefiltered read misnumbered its lines; reading the whole file")
-        return None
-    return pre
-
-
-def _read_all(header: VcfHeader, tmp: Path, create: Callable[[str], None],
-              names: list[str]) -> None:
-    """Every line, parsed on every core from the verified text (see bgzf.py)."""
-    text = bgzf.decompressed_text(header.text_path, tmp)
-    parse_table(header.path, text, names, header.n_lines, create)
-
-
 def _count_prefiltered(stats: ReadStats, pre: Prefiltered) -> None:
     """The substitutions the prefilter counted without reading: one usable allele each."""
     stats.alleles += pre.dropped
     if pre.filtered:
         stats.skipped[Skip.FILTERED.value] += pre.filtered
-    for calls in pre.calls:
-        for gt, n in calls.items():
-            _count_call(stats, gt, 1, n)
+    for gt, n in pre.calls.items():
+        _count_call(stats, gt, 1, n)
 
 
 def _normalize_in_python(calls: PatientCalls, reference: FastaReference | None) -> None:
@@ -655,43 +661,31 @@ def genotype_status(gt: str | None, ai: int) -> tuple[str, str | None]:
 
 
 def _genotypes(calls: PatientCalls) -> None:
-    """Count alleles and calls in one pass per sample, then build `gtmap` (one row per
-    distinct GT string and ALT index) and the `carried` view."""
-    con, sample_idx, stats = calls.con, calls.sample_idx, calls.stats
-    first = f"coalesce(g{sample_idx[0]}, '')" if sample_idx else "''"
-    seen: set[str] = set()
-    bad: set[tuple[str, int]] = set()
-    for skip, ai, n_alt, gt, n in con.execute(
-            f"SELECT skip, ai, n_alt, {first}, count(*) FROM {calls.allele} "
-            "GROUP BY ALL").fetchall():
+    """Check every GT against its record, count alleles and calls, then build `gtmap` (one
+    row per carrying GT code and ALT index) and the `carried` view. Counting works on the
+    per-line GT counts, so its cost does not grow with the number of samples."""
+    con, stats, text = calls.con, calls.stats, calls.code_text
+    for skip, n in con.execute(
+            f"SELECT skip, count(*) FROM {calls.allele} GROUP BY ALL").fetchall():
         stats.alleles += n
         if skip is not None:
             stats.skipped[skip] += n
-        elif sample_idx:
-            if gt_problem(gt, n_alt):
-                bad.add((gt, n_alt))
-            _count_call(stats, gt, ai, n)
-            seen.add(gt)
-    if len(sample_idx) > 1:
-        for ai, n_alt, gt, n in con.execute(
-                f"SELECT ai, n_alt, gt, count(*) FROM "
-                f"{_calls_sql(calls.allele, sample_idx[1:], 'ai, n_alt')} "
-                "GROUP BY ALL").fetchall():
-            if gt_problem(gt, n_alt):
-                bad.add((gt, n_alt))
-            _count_call(stats, gt, ai, n)
-            seen.add(gt)
-    _refuse_bad_genotypes(calls, bad)
+    carrying: list[tuple[int, int, str]] = []
     max_ai = int(db.scalar(con, f"SELECT coalesce(max(ai), 1) FROM {calls.complex_allele}")
                  or 1)
-    # A few dozen rows: a VALUES list, which spares importing pyarrow (and pandas) here.
-    carrying = [(gt, ai, zyg) for gt in sorted(seen) for ai in range(1, max_ai + 1)
-                for status, zyg in [genotype_status(gt, ai)] if status == "carried"]
-    values = ", ".join(f"({db.quote(gt)}, {ai}, {db.quote(zyg)})" for gt, ai, zyg in carrying)
+    for ai, code, n in con.execute(f"""
+            SELECT a.ai, c.code, sum(c.n)::BIGINT FROM {calls.allele} a
+            JOIN {calls.gtcounts} c USING (rid) WHERE a.skip IS NULL GROUP BY ALL""").fetchall():
+        _count_call(stats, text[code], ai, n)
+    for (code,) in con.execute(f"SELECT DISTINCT code FROM {calls.gtcells}").fetchall():
+        for ai in range(1, max_ai + 1):
+            status, zygosity = genotype_status(text[code], ai)
+            if status == "carried" and zygosity is not None:
+                carrying.append((code, ai, zygosity))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {calls.gtmap} "
-                "(gt VARCHAR, ai INTEGER, zygosity VARCHAR)")
-    if values:
-        con.execute(f"INSERT INTO {calls.gtmap} VALUES {values}")
+                "(code BIGINT, ai INTEGER, zygosity VARCHAR)")
+    if carrying:
+        con.executemany(f"INSERT INTO {calls.gtmap} VALUES (?, ?, ?)", carrying)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {calls.carried} AS {calls.carried_sql()}")
 
 
@@ -712,24 +706,47 @@ def gt_problem(gt: str, n_alt: int) -> str | None:
     return None
 
 
-def _refuse_bad_genotypes(calls: PatientCalls, bad: set[tuple[str, int]]) -> None:
-    """Refuse malformed genotypes, naming the first line (and its first sample) that has one,
-    whichever way the file was read."""
+def _refuse_malformed(calls: PatientCalls) -> None:
+    """Refuse a file with a malformed record (POS, CHROM, REF, ALT) or genotype, naming the
+    first line with one. Every GT must be a genotype of its record, whatever becomes of the
+    record's alleles."""
+    header = calls.header
+    found: list[tuple[int, str]] = []
+    row = db.first_row(calls.con, f"""
+        SELECT rid, chrom, pos, ref, alt FROM {calls.rec}
+        WHERE pos IS NULL OR pos < 1 OR chrom IS NULL OR ref IS NULL OR alt IS NULL
+        ORDER BY rid LIMIT 1""")
+    if row:
+        pos = raw_field(header.text_path, header.n_lines + int(row[0]) + 1, 1)
+        found.append((int(row[0]), f"malformed record (CHROM={row[1]!r} POS={pos!r} "
+                                    f"REF={row[3]!r} ALT={row[4]!r})"))
+    bad_gt = _first_bad_genotype(calls)
+    if bad_gt:
+        found.append(bad_gt)
+    if found:
+        rid, message = min(found)
+        raise InputError(message, header.path, header.n_lines + rid + 1)
+
+
+def _first_bad_genotype(calls: PatientCalls) -> tuple[int, str] | None:
+    """(rid, message) of the first GT that is not a genotype of its record. Every GT that can
+    be malformed names an allele other than 0 or is not a plain form, so it is among the
+    scan's cells."""
+    bad = {(code, n_alt) for code, n_alt in calls.con.execute(
+        f"SELECT DISTINCT c.code, r.n_alt FROM {calls.gtcounts} c "
+        f"JOIN {calls.rec_table} r USING (rid) WHERE r.n_alt IS NOT NULL").fetchall()
+        if gt_problem(calls.code_text[code], n_alt)}
     if not bad:
-        return
-    pairs = ", ".join(f"({n_alt}, {db.quote(gt)})" for gt, n_alt in sorted(bad))
-    first: tuple[int, int, str, int] | None = None
-    for i in calls.sample_idx:
-        row = db.first_row(calls.con, f"""
-            SELECT rid, coalesce(g{i}, ''), n_alt FROM {calls.allele}
-            WHERE skip IS NULL AND (n_alt, coalesce(g{i}, '')) IN ({pairs})
-            ORDER BY rid LIMIT 1""")
-        if row is not None and (first is None or int(row[0]) < first[0]):
-            first = (int(row[0]), i, row[1], int(row[2]))
-    assert first is not None
-    rid, i, gt, n_alt = first
-    raise InputError(f"sample {calls.header.samples[i]}: {gt_problem(gt, n_alt)}",
-                     calls.header.path, calls.header.n_lines + rid + 1)
+        return None
+    pairs = ", ".join(f"({code}, {n_alt})" for code, n_alt in sorted(bad))
+    row = db.first_row(calls.con, f"""
+        SELECT x.rid, x.k, x.code, r.n_alt FROM {calls.gtcells} x
+        JOIN {calls.rec_table} r USING (rid)
+        WHERE (x.code, r.n_alt) IN ({pairs}) ORDER BY x.rid, x.k LIMIT 1""")
+    assert row is not None, "a malformed GT outside the scan's cells"
+    rid, k, code, n_alt = (int(v) for v in row)
+    sample = calls.header.samples[calls.sample_idx[k]]
+    return rid, f"sample {sample}: {gt_problem(calls.code_text[code], n_alt)}"
 
 
 def _count_call(stats: ReadStats, gt: str, ai: int, n: int) -> None:
@@ -741,30 +758,19 @@ def _count_call(stats: ReadStats, gt: str, ai: int, n: int) -> None:
         stats.skipped[status] += n
 
 
-def _calls_sql(alleles: str, sample_idx: list[int], columns: str) -> str:
-    """One row per (usable allele, sample) with its GT string (column `gt`, '' when absent)
-    and the sample's column index `k`: UNPIVOT keeps a joint-called cohort of thousands of
-    samples one scan instead of thousands."""
-    gcols = ", ".join(f"coalesce(g{i}, '') AS g{i}" for i in sample_idx)
-    names = ", ".join(f"g{i}" for i in sample_idx)
-    return (f"(SELECT * EXCLUDE (gcol), CAST(substr(gcol, 2) AS INTEGER) AS k FROM "
-            f"(UNPIVOT (SELECT {columns}, {gcols} FROM {alleles} WHERE skip IS NULL) "
-            f"ON {names} INTO NAME gcol VALUE gt))")
-
-
 def _carried_sql(calls: PatientCalls, alleles: str, payload: Sequence[str]) -> str:
-    cols = ", ".join(["rid", "ai", "chrom", "key_chrom", "pos", "ref", "alt", "filter",
-                      *payload])
     extra = "".join(f", c.{p}" for p in payload)
     if not calls.sample_idx:  # sites-only use (no sample selected in this file): no calls
         return (f"SELECT NULL::VARCHAR AS sample, c.rid, c.ai, c.chrom, c.key_chrom, c.pos, "
                 f"c.ref, c.alt, c.filter, NULL::VARCHAR AS zygosity{extra} FROM {alleles} c "
                 "WHERE false")
-    names = ", ".join(f"({i}, {db.quote(calls.header.samples[i])})" for i in calls.sample_idx)
+    names = ", ".join(f"({k}, {db.quote(calls.header.samples[i])})"
+                      for k, i in enumerate(calls.sample_idx))
     return (f"SELECT n.sample, c.rid, c.ai, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, "
-            f"c.filter, g.zygosity{extra} FROM {_calls_sql(alleles, calls.sample_idx, cols)} c "
-            f"JOIN {calls.gtmap} g ON g.gt = c.gt AND g.ai = c.ai "
-            f"JOIN (VALUES {names}) n(k, sample) ON n.k = c.k")
+            f"c.filter, g.zygosity{extra} FROM {alleles} c "
+            f"JOIN {calls.gtcells} x ON x.rid = c.rid "
+            f"JOIN {calls.gtmap} g ON g.code = x.code AND g.ai = c.ai "
+            f"JOIN (VALUES {names}) n(k, sample) ON n.k = x.k WHERE c.skip IS NULL")
 
 
 def check_samples_exist(headers: list[VcfHeader], wanted: list[str] | None) -> None:

@@ -101,8 +101,8 @@ class Prefiltered:
     positions: np.ndarray | None = None  # POS of each kept line, to check the numbering
     dropped: int = 0  # substitutions counted here, absent from `kept`
     filtered: int = 0  # of those, not PASS under --pass-only (counted as such, no calls)
-    # per selected sample: GT string -> number of dropped usable records with it
-    calls: list[Counter[str]] = field(default_factory=list)
+    # GT string -> number of (sample, dropped usable record) with it
+    calls: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -113,7 +113,7 @@ class _Segment:
     kept_text: bytes
     dropped: int
     filtered: int
-    gt_codes: list[tuple[np.ndarray, np.ndarray]]  # per sample (codes, counts)
+    gt_codes: tuple[np.ndarray, np.ndarray]  # (codes, counts) over the selected samples
 
 
 def prefilter(text_path: Path, header_lines: int, n_samples: int, sample_idx: list[int],
@@ -205,7 +205,7 @@ def _scan_chunks(text_of: Callable[[int], bytes], n_chunks: int, header_lines: i
     result = Prefiltered(workdir / "prefiltered.vcf", np.zeros(0, np.int64), 0)
     rids: list[np.ndarray] = []
     positions: list[np.ndarray] = []
-    totals: list[Counter[int]] = [Counter() for _ in sample_idx]
+    totals: Counter[int] = Counter()
     kept = 0
 
     def add(seg: _Segment | None, fh: BinaryIO) -> None:
@@ -219,8 +219,8 @@ def _scan_chunks(text_of: Callable[[int], bytes], n_chunks: int, header_lines: i
         result.dropped += seg.dropped
         result.filtered += seg.filtered
         kept += len(seg.kept_local)
-        for total, (codes, counts) in zip(totals, seg.gt_codes, strict=True):
-            total.update(dict(zip(codes.tolist(), counts.tolist(), strict=True)))
+        codes, counts = seg.gt_codes
+        totals.update(dict(zip(codes.tolist(), counts.tolist(), strict=True)))
         # Mostly kept (a gVCF of reference blocks): the ordinary reader does it in one pass.
         if result.records >= _GIVE_UP_AFTER and kept > result.records // 2:
             raise _Unsuitable
@@ -241,7 +241,7 @@ def _scan_chunks(text_of: Callable[[int], bytes], n_chunks: int, header_lines: i
         pool.shutdown(wait=True, cancel_futures=True)
     result.rids = np.concatenate(rids) if rids else np.zeros(0, np.int64)
     result.positions = np.concatenate(positions) if positions else np.zeros(0, np.int64)
-    result.calls = [Counter({_gt_text(c): n for c, n in total.items()}) for total in totals]
+    result.calls = Counter({_gt_text(c): n for c, n in totals.items()})
     return result
 
 
@@ -337,7 +337,7 @@ class _Scanner:
         empty = np.zeros(0, np.int64)
         arr = np.frombuffer(text, dtype=np.uint8)
         if not len(arr):
-            return _Segment(0, empty, empty, b"", 0, 0, [(empty, empty)] * len(self.sample_idx))
+            return _Segment(0, empty, empty, b"", 0, 0, (empty, empty))
         if not text.isascii() or text.find(b"\r") >= 0:
             raise _Unsuitable  # the full read validates UTF-8 and decides what a CR means
         width = self.n_tabs + 1
@@ -358,25 +358,27 @@ class _Scanner:
         words = _Words(text)
         pos = self._positions(words, tabs)
         usable = self._usable_alleles(arr, words, tabs)
-        codes = []
+        codes = np.zeros((0, n), np.uint64)
         if self.sample_idx:
             head = words.at(tabs[7] + 1) & np.uint64(0xFFFFFF)
             usable &= (head == np.uint64(_GT_COLON)) | (head == np.uint64(_GT_TAB))
-            for i in self.sample_idx:
-                s = tabs[8 + i] + 1
-                length = tabs[9 + i] - s  # the next tab, or the newline
-                w = words.at(s)
-                b0, b1, b2, b3 = (_byte(w, k) for k in range(4))
-                one = (length == 1) | ((length >= 2) & (b1 == _COLON))
-                three = (~one & ~((length >= 3) & (b2 == _COLON))
-                         & ((length == 3) | ((length >= 4) & (b3 == _COLON))))
-                usable &= (length >= 1) & (b0 != _COLON) & (one | three)
-                # Only well-formed calls of a one-ALT record are counted here; anything else
-                # ('0/2', '1/x') is left to the full reader, which refuses it with its line.
-                usable &= np.where(three, _allele_ok(b0) & ((b1 == _SLASH) | (b1 == _PIPE))
-                                   & _allele_ok(b2), _allele_ok(b0))
-                codes.append(np.where(three, (w & np.uint64(0xFFFFFF)) | np.uint64(3 << 24),
-                                      b0 | np.uint64(1 << 24)))
+            # All selected samples at once: (samples, lines) arrays.
+            sel = np.asarray(self.sample_idx, np.int64)
+            s = tabs[8 + sel] + 1
+            length = tabs[9 + sel] - s  # the next tab, or the newline
+            w = words.at(s.ravel()).reshape(s.shape)
+            b0, b1, b2, b3 = (_byte(w, k) for k in range(4))
+            one = (length == 1) | ((length >= 2) & (b1 == _COLON))
+            three = (~one & ~((length >= 3) & (b2 == _COLON))
+                     & ((length == 3) | ((length >= 4) & (b3 == _COLON))))
+            ok = (length >= 1) & (b0 != _COLON) & (one | three)
+            # Only well-formed calls of a one-ALT record are counted here; anything else
+            # ('0/2', '1/x') is left to the full reader, which refuses it with its line.
+            ok &= np.where(three, _allele_ok(b0) & ((b1 == _SLASH) | (b1 == _PIPE))
+                           & _allele_ok(b2), _allele_ok(b0))
+            usable &= ok.all(axis=0)
+            codes = np.where(three, (w & np.uint64(0xFFFFFF)) | np.uint64(3 << 24),
+                             b0 | np.uint64(1 << 24))
         drop = usable & ~self._in_sites(text, words, starts, tabs, pos)
         filtered = 0
         called = drop
@@ -387,7 +389,7 @@ class _Scanner:
                   | ((fw & np.uint64(0xFFFFFFFFFF)) == np.uint64(_PASS_TAB)))
             called = drop & ok
             filtered = int(drop.sum() - called.sum())
-        gt_codes = [np.unique(c[called], return_counts=True) for c in codes]
+        gt_codes = np.unique(codes[:, called], return_counts=True)
         kept = np.flatnonzero(~drop)
         return _Segment(n, kept, pos[kept], _copy_lines(arr, starts[kept], nl[kept] + 1),
                         int(drop.sum()), filtered, gt_codes)

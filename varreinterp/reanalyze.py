@@ -89,6 +89,31 @@ class Comparison:
     patients: list[Patient]
 
 
+@dataclass(frozen=True)
+class _Names:
+    name: str
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    patient_id: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class NotificationView:
+    """A reanalysis as notify.ReanalysisLike describes it."""
+
+    run_id: str
+    to_snapshot: _Names
+    rows: pd.DataFrame
+    processed: list[str]
+    up_to_date: list[str]
+    problems: list[_Skipped]
+    out_dir: Path | None
+    min_priority: str
+
+
 @dataclass
 class ReanalysisResult:
     rows: pd.DataFrame  # every change, every priority
@@ -121,6 +146,20 @@ class ReanalysisResult:
         for c in self.comparisons:
             seen.setdefault(c.to_snapshot.name, c.to_snapshot)
         return list(seen.values())
+
+    def for_notification(self) -> NotificationView:
+        """What notify.summary_from_reanalysis reads: the listed rows only (a priority below
+        min_priority was not computed for the summary), patients by id, every target."""
+        return NotificationView(
+            run_id=self.run_id,
+            to_snapshot=_Names(", ".join(s.name for s in self.targets) or "(none)"),
+            rows=self.listed(),
+            processed=sorted({t.patient.patient_id for t in self.processed}),
+            up_to_date=sorted({t.patient.patient_id for t in self.up_to_date}),
+            problems=[_Skipped(t.patient.patient_id, t.problem or "failed")
+                      for t in self.failures],
+            out_dir=self.out_dir,
+            min_priority=self.min_priority.value)
 
     def listed(self) -> pd.DataFrame:
         """The changes at or above `min_priority`: what the terminal and summary show."""

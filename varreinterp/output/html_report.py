@@ -8,12 +8,13 @@ VCF sample name or condition cannot inject markup."""
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from varreinterp.errors import EnvironmentIOError
 from varreinterp.output import words
@@ -421,6 +422,24 @@ def screenshot_png(browser: Browser, html: str, *, width: int = 1000) -> bytes:
         page.close()
 
 
+@contextlib.contextmanager
+def launched_chromium(pw: Any, chromium: Path = CHROMIUM) -> Iterator[Any]:
+    """Headless Chromium with a throwaway profile: its config and cache folders (Crash
+    Reports...) go to a temporary folder, never to the user's XDG folders."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="vri-chromium-") as home:
+        env = {**os.environ, "HOME": home, "XDG_CONFIG_HOME": f"{home}/config",
+               "XDG_CACHE_HOME": f"{home}/cache"}
+        browser = pw.chromium.launch(executable_path=str(chromium), args=list(CHROMIUM_ARGS),
+                                     env=env)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def save_screenshot(html: str, png_path: Path, *, width: int = 1000,
                     chromium: Path = CHROMIUM) -> Path:
     """Write a full-page PNG of `html` taken with headless Chromium (for the README picture).
@@ -433,12 +452,8 @@ def save_screenshot(html: str, png_path: Path, *, width: int = 1000,
     except ImportError:
         raise EnvironmentIOError("playwright", "the Python package is not installed "
                                  "(pip install playwright)") from None
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), args=list(CHROMIUM_ARGS))
-        try:
-            png = screenshot_png(browser, html, width=width)
-        finally:
-            browser.close()
+    with sync_playwright() as pw, launched_chromium(pw, chromium) as browser:
+        png = screenshot_png(browser, html, width=width)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     png_path.write_bytes(png)
     return png_path

@@ -45,11 +45,11 @@ def _rewrite_vcf(path: Path, out: IO[bytes], meta: list[str], additions: dict[in
     body = memoryview(data)[chrom_end:]
     arr = np.frombuffer(body, dtype=np.uint8)
     ends = np.flatnonzero(arr == 10)
-    starts = np.concatenate(([0], ends + 1))[: len(ends) + (0 if len(arr) and arr[-1] == 10
-                                                            else 1)]
-    ends = np.append(ends, len(arr))[: len(starts)]
-    # The columnar reader skips blank lines: number the records the same way.
-    records = np.flatnonzero((ends - starts) > (arr[np.maximum(ends - 1, 0)] == 13))
+    n_lines = len(ends) + (1 if len(arr) and arr[-1] != 10 else 0)
+    starts = np.concatenate(([0], ends + 1))[:n_lines]
+    ends = np.append(ends, len(arr))[:n_lines]
+    # rid is the data line's index, blank lines included (genotypes.scan numbers them so).
+    records = np.arange(n_lines)
     touched = set(additions)
     if data.find(b"VRI_", chrom_end) >= 0:  # earlier annotations elsewhere must not survive
         stale = [r for r in range(len(records))
