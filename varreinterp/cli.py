@@ -174,6 +174,12 @@ ExitCodeOpt = Annotated[bool, typer.Option("--exit-code", help="Exit 1 when any 
                                            "reported, 0 when none.")]
 PassOnlyOpt = Annotated[bool, typer.Option(
     "--pass-only", help="Only calls whose FILTER is PASS (or '.').")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", metavar="ADDRESS", help="Run the cohort work on this Dask scheduler "
+    "(tcp://host:8786); every worker must see the store at the same path.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", metavar="N", help="Worker processes of the local cluster (default: one per "
+    "core when the work is large enough, else this process).")]
 CrossLineageOpt = Annotated[bool, typer.Option(
     "--cross-lineage", help="Compare releases of different sources (a ClinVar release with a "
     "lab table): nearly every variant then looks changed.")]
@@ -748,6 +754,8 @@ def cohort_add_cmd(
     group: Annotated[str | None, typer.Option(
         metavar="GROUP", help="Cohort group (its gene panel comes from the config file).")
     ] = None,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Register each sample of the VCF(s) as a patient and index its carried alleles (all
     files or none). A patient is an id plus a build: another file for the same id needs
@@ -765,7 +773,8 @@ def cohort_add_cmd(
     with _progress("Registering", len(vcfs)) as advance:
         outcomes = cohort.cohort_add(store, vcfs, samples=sample, patient_id=patient_id,
                                      baseline=base, reference_path=reference, replace=replace,
-                                     pass_only=pass_only, group=group, progress=advance)
+                                     pass_only=pass_only, group=group, progress=advance,
+                                     choice=_engine_choice(inv, scheduler, workers))
     # One line per patient on a terminal; under cron only the summary line.
     per_patient = logging.INFO if sys.stderr.isatty() or len(outcomes) <= 20 else logging.DEBUG
     words = {"added": "registered", "unchanged": "already registered with this file, nothing "
@@ -797,7 +806,7 @@ def cohort_list_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     rows: list[dict[str, Any]] = [
         {"patient": p.patient_id, "sample": p.sample, "assembly": p.assembly,
          "reviewed": "; ".join(f"{k}: {v}" for k, v in sorted(p.reviewed.items())),
-         "alleles": p.alleles, "replaced": bool(p.previous_index_file), "group": p.group,
+         "alleles": p.alleles, "replaced": p.previous_number is not None, "group": p.group,
          "source": p.source}
         for p in sorted(cohort.Registry.load(_inv(ctx).store()).patients.values(),
                         key=lambda p: p.patient_id)]
@@ -839,6 +848,49 @@ def cohort_remove_cmd(ctx: typer.Context,
     log.info("removed patient %s", patient)
 
 
+@cohort_app.command("migrate", epilog="\b\nExample: varreinterp cohort migrate")
+def cohort_migrate_cmd(ctx: typer.Context) -> None:
+    """Bring a cohort registered by an older version (one index file per patient) to the
+    inverted index. Any command that reads the cohort does this on first use; this command
+    lets it happen at a chosen time."""
+    from varreinterp import cohort
+
+    done = cohort.migrate(_inv(ctx).store())
+    log.info("%s", "cohort migrated to the inverted index" if done else
+             "nothing to migrate: the cohort is already on the current schema")
+
+
+@cohort_app.command("compact", epilog="\b\nExample: varreinterp cohort compact --workers 2")
+def cohort_compact_cmd(ctx: typer.Context, scheduler: SchedulerOpt = None,
+                       workers: WorkersOpt = None) -> None:
+    """Rewrite each bin of the cohort index as one sorted file without the rows of removed
+    or replaced registrations (cohort add compacts crowded bins by itself)."""
+    from varreinterp import cohort
+
+    inv = _inv(ctx)
+    store = inv.store()
+    with store.lock("cohort compact"):
+        registry = cohort.Registry.load(store)
+        n = cohort.compact(store, registry, only_crowded=False,
+                           choice=_engine_choice(inv, scheduler, workers))
+    log.info("cohort index: %d bin(s) rewritten, %d file(s), %d bytes", n,
+             len(registry.catalog.files), registry.catalog.total_bytes)
+
+
+@cohort_app.command("verify", epilog="\b\nExample: varreinterp cohort verify")
+def cohort_verify_cmd(ctx: typer.Context) -> None:
+    """Read every file of the cohort index and check every byte against the catalog's
+    checksums (a nightly run checks only what it reads). Exit 4 on the first damaged file."""
+    from varreinterp import cohort
+    from varreinterp.cohort_index import verify_file
+
+    store = _inv(ctx).store()
+    registry = cohort.Registry.load(store)
+    total = sum(verify_file(store.root, e) for e in registry.catalog.files.values())
+    log.info("cohort index: %d file(s), %d bytes, all checksums match; %d patient(s)",
+             len(registry.catalog.files), total, len(registry.patients))
+
+
 _STATUS_COLUMNS = ["patient", "lineage", "reviewed_snapshot", "target_snapshot", "state",
                    "high", "medium", "low", "reason", "source"]
 
@@ -848,10 +900,15 @@ def cohort_status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> int:
     """Each patient's state on each source it follows: up to date, waiting (with the changes
     waiting, by priority) or failing (with the reason). Exit 6 when any patient is failing."""
     from varreinterp.output.formats import Format, write_rows
-    from varreinterp.reanalyze import cohort_status
+    from varreinterp.reanalyze import cohort_index_summary, cohort_status
 
     chosen = _format(fmt)
-    rows = cohort_status(_inv(ctx).store())
+    store = _inv(ctx).store()
+    rows = cohort_status(store)
+    index = cohort_index_summary(store)
+    if chosen is Format.JSON:
+        for r in rows:
+            r.update(index)
     if chosen is Format.TABLE:
         for r in rows:
             r["source"] = _file_name(r["source"])
@@ -860,9 +917,14 @@ def cohort_status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> int:
         states[r["state"]] = states.get(r["state"], 0) + 1
     summary = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(states.items()))
     columns = list(rows[0]) if rows and chosen is Format.JSON else _STATUS_COLUMNS
+    engine = (f"{index['index_engine']} ({index['index_workers']} worker(s))"
+              if index["index_engine"] else "none yet")
+    where = (f"index: {index['index_files']} file(s), {index['index_bytes']} bytes, last "
+             f"indexed by {engine}")
     write_rows(rows, columns, chosen, title="Cohort status",
-               caption=f"{summary or 'no patients registered'}; varreinterp {__version__}")
-    log.info("%s", summary or "no patients registered")
+               caption=f"{summary or 'no patients registered'}; {where}; "
+               f"varreinterp {__version__}")
+    log.info("%s; %s", summary or "no patients registered", where)
     return ExitCode.PARTIAL if states.get("failing") else ExitCode.OK
 
 
@@ -893,6 +955,8 @@ def reanalyze_cmd(
     fail_if_stale: Annotated[bool, typer.Option(
         help="Exit 7 instead of only warning when a source's newest release is older than "
         "stale_after_days.")] = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
     fmt: FormatOpt = None,
 ) -> int:
     """The nightly job: every patient's new changes since the snapshot it was last reviewed
@@ -921,7 +985,8 @@ def reanalyze_cmd(
     result = reanalyze(store, to=to, min_priority=_priority(inv, min_priority), out=output,
                        dry_run=dry_run, command=inv.command, allow_backwards=allow_backwards,
                        accept_suspect=accept_suspect, changes_code=exit_code,
-                       panel_for=_panels_by_group(inv, panel), pass_only=pass_only)
+                       panel_for=_panels_by_group(inv, panel), pass_only=pass_only,
+                       choice=_engine_choice(inv, scheduler, workers))
     if dry_run or fmt:
         write_reanalysis(result, _format(fmt), result.provenance(inv.command), dry_run)
     log.info("%s", result.summary())
@@ -930,6 +995,14 @@ def reanalyze_cmd(
             and not _notify(store, result, targets) and code != ExitCode.PARTIAL):
         code = ExitCode.NOTIFY_FAILED
     return code
+
+
+def _engine_choice(inv: Invocation, scheduler: str | None, workers: int | None) -> Any:
+    """Where cohort work runs: flag > environment > config file > automatic."""
+    from varreinterp.engine import EngineChoice
+
+    settings = inv.with_flags(scheduler=scheduler, workers=workers)
+    return EngineChoice(settings.scheduler, settings.workers)
 
 
 def _panels_by_group(inv: Invocation, panel: Panel | None) -> Any:

@@ -1,44 +1,60 @@
-"""The cohort: patients registered once, their carried normalized alleles in an index (read by
-the nightly `reanalyze`, see reanalyze.py).
+"""The cohort: patients registered once, their carried normalized alleles in an inverted
+index (read by the nightly `reanalyze`, see reanalyze.py; the index itself: cohort_index.py).
 
 A patient is an id plus a build: re-adding an id with another file is refused unless
 `--replace`, and another build is always refused. Each patient follows the lineages it has a
 baseline in (`clinvar/GRCh38`, a lab table's...), each with the snapshot it was last reviewed
-against. A replaced VCF keeps the previous index until the next reanalysis has delivered what
-the replacement changed (newly carried and no longer carried alleles).
+against. Each registration gets a new patient number, the key of its rows in the index; a
+replaced VCF keeps its previous number live until the next reanalysis has delivered what the
+replacement changed (newly carried and no longer carried alleles).
 
 Layout under the store::
 
-    cohort/patients.json              registry (schema-versioned): one entry per patient
-    cohort/index/<id>-<sha>.parquet   a patient's carried alleles: chrom, key_chrom, pos, ref,
-                                      alt, zygosity, filter (content-addressed: a new file never
-                                      overwrites one the registry still names)
+    cohort/patients.json   registry (schema-versioned): patients, the index catalog, runs
+    cohort/bins/...        the inverted index (cohort_index.py)
 
-A `cohort add` of many files is all or nothing: every index is staged first, then the registry
-is written once (the commit point), then superseded files are removed.
+A `cohort add` of many files is all or nothing: every batch is indexed into staging (on a
+cluster of worker processes when that pays), then the files move into place under new names
+and the registry is written once (the commit point). Stores of schema 1 and 2 (one index file
+per patient) are migrated on first use, or with `cohort migrate`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from varreinterp import db
 from varreinterp.atomic import write_json_atomic
+from varreinterp.cohort_index import (
+    MAX_FILES_PER_BIN,
+    Catalog,
+    CompactTask,
+    IndexFile,
+    compact_bin,
+    new_batch_id,
+    publish,
+    remove_orphans,
+    stage_rows,
+)
+from varreinterp.engine import EngineChoice, EngineInfo, engine
 from varreinterp.errors import EnvironmentIOError, InputError, StoreError, UsageError
 from varreinterp.matching import PreparedInputs, prepare_inputs, unique_calls_columns
-from varreinterp.patient_vcf import load, select_samples
+from varreinterp.patient_vcf import FastaReference, VcfHeader, load, select_samples
 from varreinterp.store import Snapshot, Store, check_fields, lineage_of, sha256_file
 
 log = logging.getLogger("varreinterp")
 
-REGISTRY_SCHEMA_VERSION = 2
+REGISTRY_SCHEMA_VERSION = 3
+BATCH_FILES = 200  # VCFs per indexing task: bounds a task's memory
 
 
 @dataclass
@@ -52,16 +68,14 @@ class Patient:
     assembly: str
     baseline_snapshot: str
     alleles: int
-    index_file: str
+    number: int  # the key of this registration's rows in the inverted index
     added_at: str
     # lineage -> the snapshot this patient was last reviewed (reported) against
     reviewed: dict[str, str] = field(default_factory=dict)
-    index_sha256: str = ""
     reviewed_at: str | None = None
-    # A replaced VCF's index, kept until every lineage in `replacement_pending` has had its
-    # newly / no longer carried alleles delivered.
-    previous_index_file: str | None = None
-    previous_index_sha256: str | None = None
+    # A replaced VCF's rows stay live under this number until every lineage in
+    # `replacement_pending` has had its newly / no longer carried alleles delivered.
+    previous_number: int | None = None
     replacement_pending: list[str] = field(default_factory=list)
     pass_only: bool = False
     group: str | None = None
@@ -69,12 +83,19 @@ class Patient:
     def follows(self, lineage: str) -> bool:
         return lineage in self.reviewed
 
+    @property
+    def numbers(self) -> list[int]:
+        return [self.number] + ([self.previous_number] if self.previous_number else [])
+
 
 @dataclass
 class Registry:
     patients: dict[str, Patient] = field(default_factory=dict)
     # Ids of the reanalyze runs whose reports were delivered (patients recorded as reviewed).
     delivered_runs: list[str] = field(default_factory=list)
+    catalog: Catalog = field(default_factory=Catalog)
+    next_number: int = 1
+    engine: dict[str, object] | None = None  # what indexed the last batch (cohort status)
 
     @staticmethod
     def path(store: Store) -> Path:
@@ -82,22 +103,24 @@ class Registry:
 
     @classmethod
     def load(cls, store: Store) -> Registry:
+        """The registry; an older schema is migrated first (under the store lock)."""
         path = cls.path(store)
         if not path.exists():
             return cls()
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise EnvironmentIOError.from_os_error(exc, path) from exc
-        except ValueError as exc:
-            raise StoreError(f"{path}: unreadable cohort registry ({exc})") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("patients"), dict):
-            raise StoreError(f"{path}: malformed cohort registry (no patients table)")
-        version = data.get("schema_version")
-        if version == 1:
-            data = _upgrade_v1(store, data)
-        elif version != REGISTRY_SCHEMA_VERSION:
-            raise StoreError(f"{path}: unsupported cohort schema version {version!r}")
+        data = _read_registry(path)
+        if data.get("schema_version") in (1, 2):
+            with store.lock("cohort migrate"):
+                data = _read_registry(path)  # another process may have migrated meanwhile
+                if data.get("schema_version") in (1, 2):
+                    _migrate(store, data)
+                    data = _read_registry(path)
+        if data.get("schema_version") != REGISTRY_SCHEMA_VERSION:
+            raise StoreError(f"{path}: unsupported cohort schema version "
+                             f"{data.get('schema_version')!r}")
+        return cls._parse(path, data)
+
+    @classmethod
+    def _parse(cls, path: Path, data: dict[str, Any]) -> Registry:
         for pid, p in data["patients"].items():
             problem = check_fields(Patient, p)
             if problem:
@@ -105,14 +128,26 @@ class Registry:
         runs = data.get("delivered_runs", [])
         if not isinstance(runs, list):
             raise StoreError(f"{path}: malformed cohort registry (delivered_runs)")
-        return cls({pid: Patient(**p) for pid, p in data["patients"].items()},
-                   [str(r) for r in runs])
+        next_number = data.get("next_number")
+        if not isinstance(next_number, int) or next_number < 1:
+            raise StoreError(f"{path}: malformed cohort registry (next_number)")
+        engine_info = data.get("engine")
+        reg = cls({pid: Patient(**p) for pid, p in data["patients"].items()},
+                  [str(r) for r in runs], Catalog.from_json(data.get("index"), path),
+                  next_number, engine_info if isinstance(engine_info, dict) else None)
+        used = [n for p in reg.patients.values() for n in p.numbers]
+        if len(used) != len(set(used)) or any(n >= next_number or n < 1 for n in used):
+            raise StoreError(f"{path}: malformed cohort registry (patient numbers)")
+        return reg
 
     def save(self, store: Store) -> None:
         write_json_atomic(self.path(store), {
             "schema_version": REGISTRY_SCHEMA_VERSION,
             "patients": {pid: asdict(p) for pid, p in sorted(self.patients.items())},
-            "delivered_runs": self.delivered_runs[-1000:]})
+            "delivered_runs": self.delivered_runs[-1000:],
+            "next_number": self.next_number,
+            "engine": self.engine,
+            "index": self.catalog.to_json()})
 
     def get(self, patient_id: str) -> Patient:
         try:
@@ -125,12 +160,120 @@ class Registry:
         return sorted(p.patient_id for p in self.patients.values()
                       if snapshot in p.reviewed.values())
 
+    def allocate(self) -> int:
+        self.next_number += 1
+        return self.next_number - 1
 
-def _upgrade_v1(store: Store, data: dict[str, object]) -> dict[str, object]:
-    """Schema 1 kept one reviewed snapshot per patient and no index checksum: both are
-    derived here (the lineage from the snapshot, the checksum from the file as it is now)."""
+    def live_numbers(self) -> list[int]:
+        return sorted(n for p in self.patients.values() for n in p.numbers)
+
+    def by_number(self) -> dict[int, Patient]:
+        return {n: p for p in self.patients.values() for n in p.numbers}
+
+
+def _read_registry(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise EnvironmentIOError.from_os_error(exc, path) from exc
+    except ValueError as exc:
+        raise StoreError(f"{path}: unreadable cohort registry ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("patients"), dict):
+        raise StoreError(f"{path}: malformed cohort registry (no patients table)")
+    return data
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------------------ migration
+def legacy_index_dir(store: Store) -> Path:
+    """Schemas 1 and 2: one Parquet file per patient here."""
+    return store.root / "cohort" / "index"
+
+
+def migrate(store: Store) -> bool:
+    """`cohort migrate`: bring an older registry to the current schema; False when it
+    already was."""
+    path = Registry.path(store)
+    if not path.exists():
+        return False
+    with store.lock("cohort migrate"):
+        data = _read_registry(path)
+        if data.get("schema_version") not in (1, 2):
+            return False
+        _migrate(store, data)
+        return True
+
+
+def _migrate(store: Store, data: dict[str, Any]) -> None:
+    """One index file per patient -> the inverted index. Every old file is checked against
+    the checksum its registry holds; the new files go in under new names and the registry is
+    written once (kill -9 before that leaves the old store as it was); the old files are
+    removed after."""
+    path = Registry.path(store)
+    if data.get("schema_version") == 1:
+        data = _upgrade_v1(store, data)
+    old_dir = legacy_index_dir(store)
+    reg = Registry(delivered_runs=[str(r) for r in data.get("delivered_runs", [])])
+    remove_orphans(store.root, reg.catalog)  # leftovers of an earlier, killed migration
+    sources: list[tuple[str, int]] = []
+    for pid, p in sorted(data["patients"].items()):
+        if not isinstance(p, dict):
+            raise StoreError(f"{path}: malformed entry for patient {pid!r}")
+        p = dict(p)
+        number = reg.allocate()
+        sources.append((_checked_legacy(old_dir, pid, p.pop("index_file", None),
+                                        p.pop("index_sha256", "")), number))
+        previous = p.pop("previous_index_file", None)
+        previous_sha = p.pop("previous_index_sha256", None)
+        p["previous_number"] = None
+        if previous:
+            p["previous_number"] = reg.allocate()
+            sources.append((_checked_legacy(old_dir, pid, previous, previous_sha or ""),
+                            p["previous_number"]))
+        p["number"] = number
+        problem = check_fields(Patient, p)
+        if problem:
+            raise StoreError(f"{path}: malformed entry for patient {pid!r} ({problem})")
+        reg.patients[pid] = Patient(**p)
+    with store.workdir() as workdir, store.staging() as staging:
+        if sources:
+            con = db.connect(workdir)
+            values = ", ".join(f"({db.quote(f)}, {n})" for f, n in sources)
+            con.execute(f"""
+                CREATE TEMP TABLE migrated AS
+                SELECT i.key_chrom, i.pos, i.ref, i.alt, m.number AS patient, i.zygosity,
+                       i.filter, i.chrom
+                FROM read_parquet({db.quote_list([f for f, _ in sources])}, filename = true,
+                                  union_by_name = true) i
+                JOIN (VALUES {values}) m(file, number) ON m.file = i.filename""")
+            staged = stage_rows(con, "migrated", staging / "migrated", reg.catalog.bin_size)
+            con.close()
+            entries = publish(store.root, staged, new_batch_id())
+            reg.catalog.files.update({e.name: e for e in entries})
+        reg.save(store)
+    shutil.rmtree(old_dir, ignore_errors=True)
+    log.info("migrated the cohort of %d patient(s) to the inverted index (schema %d)",
+             len(reg.patients), REGISTRY_SCHEMA_VERSION)
+
+
+def _checked_legacy(folder: Path, pid: str, name: object, sha: object) -> str:
+    path = folder / str(name)
+    if not name or not path.is_file():
+        raise StoreError(f"{path}: index of patient {pid} is missing: the cohort cannot be "
+                         "migrated (restore the file, or remove the patient)")
+    if sha and sha256_file(path) != sha:
+        raise StoreError(f"{path}: index of patient {pid} fails its checksum (corrupt or "
+                         "edited): the cohort cannot be migrated")
+    return str(path)
+
+
+def _upgrade_v1(store: Store, data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 kept one reviewed snapshot per patient and no index checksum: the lineage is
+    derived from the snapshot."""
     patients = {}
-    assert isinstance(data["patients"], dict)
     for pid, p in data["patients"].items():
         if not isinstance(p, dict):
             raise StoreError(f"{Registry.path(store)}: malformed entry for patient {pid!r}")
@@ -142,36 +285,9 @@ def _upgrade_v1(store: Store, data: dict[str, object]) -> dict[str, object]:
             kind = "clinvar-vcf" if reviewed.startswith("clinvar-GRCh") else "table"
             lineage = lineage_of(kind, reviewed, str(p.get("assembly")))
         p["reviewed"] = {lineage: reviewed}
-        index = index_dir(store) / str(p.get("index_file"))
-        p["index_sha256"] = sha256_file(index) if index.is_file() else ""
+        p.setdefault("index_sha256", "")
         patients[pid] = p
-    return {**data, "patients": patients, "schema_version": REGISTRY_SCHEMA_VERSION}
-
-
-def index_dir(store: Store) -> Path:
-    return store.root / "cohort" / "index"
-
-
-def _index_name(patient_id: str, sha: str) -> str:
-    return f"{hashlib.sha256(patient_id.encode()).hexdigest()[:24]}-{sha[:16]}.parquet"
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def verified_index(store: Store, patient: Patient, previous: bool = False) -> Path:
-    """A patient's index file, checked against the checksum the registry holds; StoreError
-    (naming the file) when it is missing or differs."""
-    name = patient.previous_index_file if previous else patient.index_file
-    expected = patient.previous_index_sha256 if previous else patient.index_sha256
-    path = index_dir(store) / str(name)
-    if not path.is_file():
-        raise StoreError(f"{path}: index of patient {patient.patient_id} is missing")
-    if expected and sha256_file(path) != expected:
-        raise StoreError(f"{path}: index of patient {patient.patient_id} fails its checksum "
-                         "(corrupt or edited)")
-    return path
+    return {**data, "patients": patients, "schema_version": 2}
 
 
 # ------------------------------------------------------------------------------ cohort add
@@ -186,83 +302,175 @@ class AddOutcome:
 @dataclass
 class _Staged:
     patient: Patient
-    staged_index: Path | None  # None: registry change only
     outcome: AddOutcome
-    superseded: list[str] = field(default_factory=list)  # index files to remove after commit
+    indexed: bool  # False: a registry change only
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One VCF to index: which of its samples, under which patient numbers."""
+
+    header: VcfHeader
+    samples: list[tuple[int, int]]  # (sample column index, patient number)
+    reference: str | None
+    pass_only: bool
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    store_root: str
+    jobs: list[FileJob]
+    out: str  # this batch's staging folder
+    bin_size: int
+
+
+@dataclass
+class BatchResult:
+    staged: list[tuple[str, int, str]]  # (key_chrom, bin, file)
+    alleles: dict[int, int]  # patient number -> carried alleles indexed
+    lines: list[str]  # one per file, for the log
 
 
 def cohort_add(store: Store, vcfs: Sequence[Path], *, samples: list[str] | None = None,
                patient_id: str | None = None, baseline: str | None = None,
                reference_path: Path | None = None, replace: bool = False,
                pass_only: bool = False, group: str | None = None,
-               progress: Callable[[int, int], None] | None = None) -> list[AddOutcome]:
+               progress: Callable[[int, int], None] | None = None,
+               choice: EngineChoice | None = None) -> list[AddOutcome]:
     """Register every sample of `vcfs` as a patient and index its carried alleles; all or
-    nothing: one failing file registers none. `progress(done, total)` after each file."""
+    nothing: one failing file registers none. `progress(done, total)` as batches finish."""
     with store.lock("cohort add"), store.workdir() as workdir:
         registry = Registry.load(store)
         base_snap = store.use(baseline) if baseline else None
         staged: list[_Staged] = []
+        jobs: list[FileJob] = []
         seen: dict[str, Path] = {}
+        for vcf in vcfs:
+            job, items = _plan_file(store, registry, vcf, samples, patient_id, base_snap,
+                                    reference_path, workdir, replace, pass_only, group)
+            for item in items:
+                pid = item.patient.patient_id
+                if pid in seen:
+                    raise UsageError(f"patient {pid!r} appears twice in this cohort add "
+                                     f"({seen[pid]} and {vcf}); nothing was registered")
+                seen[pid] = vcf
+            staged += items
+            if job is not None:
+                jobs.append(job)
         with store.staging() as staging:
-            for n, vcf in enumerate(vcfs, start=1):
-                for item in _stage_file(store, registry, vcf, samples, patient_id, base_snap,
-                                        reference_path, workdir, staging, replace, pass_only,
-                                        group):
-                    pid = item.patient.patient_id
-                    if pid in seen:
-                        raise UsageError(f"patient {pid!r} appears twice in this cohort add "
-                                         f"({seen[pid]} and {vcf}); nothing was registered")
-                    seen[pid] = vcf
-                    staged.append(item)
-                if progress:
-                    progress(n, len(vcfs))
-            _commit(store, registry, staged)
-        _remove_orphans(store, registry)
+            entries, info = _index_jobs(store, registry, jobs, staging, choice or EngineChoice(),
+                                        progress, staged)
+            _commit(store, registry, staged, entries, info)
+        _compact_crowded(store, registry)
+        remove_orphans(store.root, registry.catalog)
     return [s.outcome for s in staged]
 
 
-def _commit(store: Store, registry: Registry, staged: list[_Staged]) -> None:
-    """Index files into place (new names: nothing the registry names is touched), then the
-    registry (the commit point), then the superseded files."""
-    folder = index_dir(store)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+def _index_jobs(store: Store, registry: Registry, jobs: list[FileJob], staging: Path,
+                choice: EngineChoice, progress: Callable[[int, int], None] | None,
+                staged: list[_Staged]) -> tuple[list[IndexFile], EngineInfo | None]:
+    """Run the indexing batches (on the engine), then move their files into place."""
+    if not jobs:
+        return [], None
+    work_bytes = sum(Path(j.header.path).stat().st_size for j in jobs)
+    with engine(choice, len(jobs), store.root, work_bytes) as eng:
+        size = max(1, min(BATCH_FILES, -(-len(jobs) // (2 * eng.info.workers))))
+        tasks = [BatchTask(str(store.root), jobs[i:i + size], str(staging / f"batch-{n}"),
+                           registry.catalog.bin_size)
+                 for n, i in enumerate(range(0, len(jobs), size))]
+        results = eng.map(index_batch, tasks, progress)
+        info = eng.info
+    alleles: dict[int, int] = {}
+    for r in results:
+        alleles.update(r.alleles)
+        for line in r.lines:
+            log.info("%s", line)
+    for s in staged:
+        if s.indexed:
+            s.patient.alleles = s.outcome.alleles = alleles.get(s.patient.number, 0)
+    entries = publish(store.root, [(k, b, Path(f)) for r in results for k, b, f in r.staged],
+                      new_batch_id())
+    return entries, info
+
+
+def index_batch(task: BatchTask) -> BatchResult:
+    """Index a batch of VCFs into `task.out` (a Dask task: module-level, picklable)."""
+    root = Path(task.store_root)
+    workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=root / "tmp"))
+    try:
+        con = db.connect(workdir)
+        # Per file the statements are small: one thread each keeps the engine's worker
+        # processes from contending (2 workers x 2 DuckDB threads on 2 cores ran 2x slower).
+        con.execute("SET threads = 1")
+        con.execute("""CREATE TEMP TABLE rows_ (key_chrom VARCHAR, pos BIGINT, ref VARCHAR,
+                       alt VARCHAR, patient BIGINT, zygosity VARCHAR, filter VARCHAR,
+                       chrom VARCHAR)""")
+        lines = []
+        for job in task.jobs:
+            reference = FastaReference(Path(job.reference), workdir) if job.reference else None
+            calls = load(con, job.header, [i for i, _ in job.samples], reference,
+                         job.pass_only)
+            numbers = ", ".join(f"({db.quote(job.header.samples[i])}, {n})"
+                                for i, n in job.samples)
+            # A record repeated in the file would repeat a patient's row: collapsed (the
+            # aggregate is only paid by a file that has such a repeat).
+            carried = calls.carried if not _repeats_a_key(con, calls.allele) else (
+                f"(SELECT {unique_calls_columns()} FROM {calls.carried} "
+                "GROUP BY sample, key_chrom, pos, ref, alt)")
+            con.execute(f"""
+                INSERT INTO rows_
+                SELECT c.key_chrom, c.pos, c.ref, c.alt, n.number, c.zygosity, c.filter,
+                       c.chrom
+                FROM {carried} c
+                JOIN (VALUES {numbers}) n(sample, number) ON n.sample = c.sample""")
+            lines.append(f"{job.header.path}: {calls.stats.records} records, "
+                         f"{calls.stats.carried} carried calls")
+            calls.drop()
+        alleles = {int(n): int(c) for n, c in con.execute(
+            "SELECT patient, count(*) FROM rows_ GROUP BY 1").fetchall()}
+        staged = stage_rows(con, "rows_", Path(task.out), task.bin_size)
+        con.close()
+        return BatchResult([(k, b, str(f)) for k, b, f in staged], alleles, lines)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _repeats_a_key(con: Any, alleles: str) -> bool:
+    repeated = db.scalar(con, f"""
+        SELECT count(*) - count(DISTINCT (key_chrom, pos, ref, alt)) FROM {alleles}
+        WHERE skip IS NULL""")
+    return bool(repeated)
+
+
+def _commit(store: Store, registry: Registry, staged: list[_Staged],
+            entries: list[IndexFile], info: EngineInfo | None) -> None:
+    """The registry names the new files and numbers: the commit point. Files already moved
+    into place are removed again if it cannot be written (they have new names, nothing the
+    old registry names is touched)."""
     changed = [s for s in staged if s.outcome.status != "unchanged"]
     if not changed:
         return
-    moved: list[Path] = []
     try:
         for s in changed:
-            if s.staged_index is not None:
-                os.replace(s.staged_index, folder / s.patient.index_file)
-                moved.append(folder / s.patient.index_file)
-        for s in changed:
             registry.patients[s.patient.patient_id] = s.patient
+        registry.catalog.files.update({e.name: e for e in entries})
+        if info is not None:
+            registry.engine = info.to_json()
         registry.save(store)
     except BaseException:
-        for path in moved:  # not committed: the registry names none of them
-            path.unlink(missing_ok=True)
+        from varreinterp.cohort_index import bins_dir
+
+        for e in entries:
+            (bins_dir(store.root) / e.name).unlink(missing_ok=True)
         raise
-    for s in changed:
-        for name in s.superseded:
-            (folder / name).unlink(missing_ok=True)
 
 
-def _remove_orphans(store: Store, registry: Registry) -> None:
-    """Index files no patient names (left by a run killed between staging and commit)."""
-    folder = index_dir(store)
-    if not folder.is_dir():
-        return
-    named = {p.index_file for p in registry.patients.values()} | {
-        p.previous_index_file for p in registry.patients.values() if p.previous_index_file}
-    for path in folder.iterdir():
-        if path.name not in named:
-            path.unlink(missing_ok=True)
-
-
-def _stage_file(store: Store, registry: Registry, vcf: Path, samples: list[str] | None,
-                patient_id: str | None, base_snap: Snapshot | None,
-                reference_path: Path | None, workdir: Path, staging: Path, replace: bool,
-                pass_only: bool, group: str | None) -> list[_Staged]:
+def _plan_file(store: Store, registry: Registry, vcf: Path, samples: list[str] | None,
+               patient_id: str | None, base_snap: Snapshot | None,
+               reference_path: Path | None, workdir: Path, replace: bool,
+               pass_only: bool, group: str | None) -> tuple[FileJob | None, list[_Staged]]:
+    """Check one file against the registry (build, ids, replacement) and give its samples
+    their patient numbers; the file is read by the indexing task."""
     if not vcf.is_file():
         raise InputError("no such file", vcf)
     st = vcf.stat()
@@ -277,7 +485,7 @@ def _stage_file(store: Store, registry: Registry, vcf: Path, samples: list[str] 
     if patient_id and len(idx) != 1:
         raise UsageError("--patient-id needs exactly one sample (use --sample)")
     staged: list[_Staged] = []
-    todo: list[tuple[int, str, str, Patient | None]] = []
+    todo: list[tuple[int, int]] = []
     for i in idx:
         sample = header.samples[i]
         pid = patient_id or sample
@@ -293,11 +501,29 @@ def _stage_file(store: Store, registry: Registry, vcf: Path, samples: list[str] 
             raise StoreError(f"patient {pid!r} is already registered from {old.source}, a "
                              f"different file; use --replace to re-register it from {vcf} "
                              "(its newly carried alleles are then reported once)")
-        todo.append((i, sample, pid, old))
-    if todo:
-        staged += _index_samples(store, vcf, inputs, todo, workdir, staging, sha, source, st,
-                                 assembly, baseline, pass_only, group)
-    return staged
+        patient = Patient(
+            patient_id=pid, sample=sample, source=source, source_sha256=sha,
+            source_size=st.st_size, source_mtime=st.st_mtime, assembly=assembly,
+            baseline_snapshot=baseline.name, alleles=0, number=registry.allocate(),
+            added_at=now(), reviewed={baseline.lineage: baseline.name}, pass_only=pass_only,
+            group=group)
+        status = "added"
+        if old is not None:
+            status = "replaced"
+            patient.added_at = old.added_at
+            patient.reviewed = dict(old.reviewed)
+            patient.reviewed_at = old.reviewed_at
+            patient.group = group or old.group
+            patient.baseline_snapshot = old.baseline_snapshot
+            # The rows last delivered stay live until the replacement's effect is reported;
+            # replaced again before that, the delivered state is still the older one.
+            patient.previous_number = old.previous_number or old.number
+            patient.replacement_pending = sorted(patient.reviewed)
+        staged.append(_Staged(patient, AddOutcome(pid, sample, status, 0), True))
+        todo.append((i, patient.number))
+    job = FileJob(header, todo, str(reference_path) if reference_path else None,
+                  pass_only) if todo else None
+    return job, staged
 
 
 def _build_of(vcf: Path, inputs: PreparedInputs, base_snap: Snapshot | None) -> str:
@@ -335,72 +561,52 @@ def _same_file(old: Patient, source: str, st: os.stat_result, baseline: Snapshot
     if base_snap is not None and not old.follows(base_snap.lineage):
         new.reviewed = {**old.reviewed, base_snap.lineage: base_snap.name}
         status = "followed"
-    return _Staged(new, None, AddOutcome(old.patient_id, old.sample, status, old.alleles))
+    return _Staged(new, AddOutcome(old.patient_id, old.sample, status, old.alleles), False)
 
 
-def _index_samples(store: Store, vcf: Path, inputs: PreparedInputs,
-                   todo: list[tuple[int, str, str, Patient | None]], workdir: Path,
-                   staging: Path, sha: str, source: str, st: os.stat_result, assembly: str,
-                   baseline: Snapshot, pass_only: bool, group: str | None) -> list[_Staged]:
-    con = db.connect(workdir)
-    header = inputs.headers[0]
-    calls = load(con, header, [i for i, *_ in todo], inputs.reference, pass_only)
-    log.info("%s: %d records, %d carried calls", vcf, calls.stats.records, calls.stats.carried)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE carried_all AS
-                    SELECT {unique_calls_columns()} FROM {calls.carried}
-                    GROUP BY sample, key_chrom, pos, ref, alt""")
-    out: list[_Staged] = []
-    for _, sample, pid, old in todo:
-        tmp = staging / f"{len(out)}.parquet"
-        with db.writing(tmp):
-            con.execute(f"""
-                COPY (SELECT chrom, key_chrom, pos, ref, alt, zygosity, filter
-                      FROM carried_all WHERE sample = ?
-                      ORDER BY key_chrom, pos, ref, alt)
-                TO {db.quote(str(tmp))} (FORMAT parquet, COMPRESSION zstd)
-            """, [sample])
-        n = db.count(con, db.parquet(tmp))
-        index_sha = sha256_file(tmp)
-        name = _index_name(pid, index_sha)
-        staged_path = staging / name
-        os.replace(tmp, staged_path)
-        patient = Patient(
-            patient_id=pid, sample=sample, source=source, source_sha256=sha,
-            source_size=st.st_size, source_mtime=st.st_mtime, assembly=assembly,
-            baseline_snapshot=baseline.name, alleles=int(n), index_file=name,
-            index_sha256=index_sha, added_at=now(), reviewed={baseline.lineage: baseline.name},
-            pass_only=pass_only, group=group)
-        superseded: list[str] = []
-        status = "added"
-        if old is not None:
-            status = "replaced"
-            patient.added_at = old.added_at
-            patient.reviewed = dict(old.reviewed)
-            patient.reviewed_at = old.reviewed_at
-            patient.group = group or old.group
-            patient.baseline_snapshot = old.baseline_snapshot
-            if old.previous_index_file is None:
-                # The index last delivered stays until the replacement's effect is reported.
-                patient.previous_index_file = old.index_file
-                patient.previous_index_sha256 = old.index_sha256
-            else:  # replaced again before a reanalysis: the delivered state is still older
-                patient.previous_index_file = old.previous_index_file
-                patient.previous_index_sha256 = old.previous_index_sha256
-                superseded.append(old.index_file)
-            patient.replacement_pending = sorted(patient.reviewed)
-        out.append(_Staged(patient, staged_path,
-                           AddOutcome(pid, sample, status, int(n)), superseded))
-    con.close()
-    return out
+# ------------------------------------------------------------------------------ compaction
+def compact(store: Store, registry: Registry, only_crowded: bool,
+            choice: EngineChoice | None = None) -> int:
+    """Merge each bin's files into one, keeping only live rows (of patients the registry
+    names); with `only_crowded`, only bins over MAX_FILES_PER_BIN files. One commit; the old
+    files are removed after it. Returns the number of bins rewritten."""
+    import numpy as np
+
+    by_bin = registry.catalog.by_bin()
+    targets = [files for files in by_bin.values()
+               if not only_crowded or len(files) > MAX_FILES_PER_BIN]
+    if not targets:
+        return 0
+    live = np.asarray(registry.live_numbers(), np.int64)
+    work = sum(f.size for files in targets for f in files)
+    with store.staging() as staging, \
+            engine(choice or EngineChoice(), len(targets), store.root, work) as eng:
+        tasks = [CompactTask(str(store.root), files, live, str(staging / f"bin-{n}"))
+                 for n, files in enumerate(targets)]
+        results = eng.map(compact_bin, tasks)
+        entries = publish(store.root, [(k, b, Path(f)) for r in results for k, b, f in r],
+                          new_batch_id())
+        for files in targets:
+            for f in files:
+                del registry.catalog.files[f.name]
+        registry.catalog.files.update({e.name: e for e in entries})
+        registry.save(store)
+    remove_orphans(store.root, registry.catalog)
+    return len(targets)
+
+
+def _compact_crowded(store: Store, registry: Registry) -> None:
+    n = compact(store, registry, only_crowded=True)
+    if n:
+        log.info("cohort index: compacted %d bin(s)", n)
 
 
 def cohort_remove(store: Store, patient_id: str) -> None:
-    """Forget a patient and delete its index files."""
+    """Forget a patient; its rows are then removed from every bin (a compaction), so no
+    genotype of a removed patient stays in the store."""
     with store.lock("cohort remove"):
         registry = Registry.load(store)
-        patient = registry.get(patient_id)
+        registry.get(patient_id)
         del registry.patients[patient_id]
         registry.save(store)
-        for name in (patient.index_file, patient.previous_index_file):
-            if name:
-                (index_dir(store) / name).unlink(missing_ok=True)
+        compact(store, registry, only_crowded=False)

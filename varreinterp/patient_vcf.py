@@ -422,6 +422,14 @@ class PatientCalls:
     def samples(self) -> list[str]:
         return [self.header.samples[i] for i in self.sample_idx]
 
+    def drop(self) -> None:
+        """Free this load's relations (a task indexing many files on one connection)."""
+        for name, kind in self.con.execute(
+                "SELECT table_name, table_type FROM information_schema.tables "
+                "WHERE starts_with(table_name, ?)", [self.prefix]).fetchall():
+            what = "VIEW" if kind == "VIEW" else "TABLE"
+            self.con.execute(f"DROP {what} IF EXISTS {name}")
+
     def carried_sql(self, alleles: str | None = None, payload: Sequence[str] = ()) -> str:
         """(sample, allele) rows whose genotype carries the allele, from an allele relation
         (default: every allele of the file), with its `payload` columns carried through."""

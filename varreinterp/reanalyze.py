@@ -7,7 +7,8 @@ Rules (each one closes a way an alert was lost or invented):
 - every change at every priority is recorded in the report; `min_priority` only shapes what is
   listed on the terminal and in the summary;
 - a replaced VCF's newly carried and no longer carried alleles are delivered once;
-- reanalysis reads the cohort index (checked against its checksum), never the VCF: a moved or
+- reanalysis reads the cohort's inverted index, never the VCF: only the row groups that can
+  hold a changed key, each checked against its CRC (a damaged index stops the run); a moved or
   deleted VCF is a warning, not a skipped patient; a patient that cannot be reanalyzed is
   listed and the run is partial (exit 6), never silently up to date;
 - the report folder is written first (staged, then renamed; `output/reports.py`), then the
@@ -38,8 +39,10 @@ from varreinterp.changes import (
     side_sql,
     snapshot_changes,
 )
-from varreinterp.cohort import Patient, Registry, index_dir, now, verified_index
+from varreinterp.cohort import Patient, Registry, now
+from varreinterp.cohort_index import HitTask, ScanTask, bins_dir, run_task
 from varreinterp.diff import PATIENT_COLUMNS, priority_counts
+from varreinterp.engine import EngineChoice, EngineInfo, engine
 from varreinterp.errors import ExitCode, StoreError, UsageError
 from varreinterp.history import Key, key_of, timelines
 from varreinterp.matching import key_match_sql
@@ -50,6 +53,7 @@ from varreinterp.store import Snapshot, Store
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger("varreinterp")
 
@@ -127,6 +131,9 @@ class ReanalysisResult:
     timelines: dict[str, dict[Key, list[dict[str, Any]]]] = field(default_factory=dict)
     series: dict[str, list[Snapshot]] = field(default_factory=dict)
     outside_panel: dict[str, int] = field(default_factory=dict)  # patient -> changes left out
+    engine: EngineInfo | None = None  # what read the index (None: nothing to read)
+    index_bytes_read: int = 0
+    index_bytes_total: int = 0
 
     @property
     def failures(self) -> list[Track]:
@@ -280,13 +287,6 @@ def _plan_track(store: Store, track: Track, target: Snapshot | None,
     if target.name == reviewed_name and not track.replacement:
         track.state = TrackState.UP_TO_DATE
         return
-    try:
-        verified_index(store, p)
-        if track.replacement:
-            verified_index(store, p, previous=True)
-    except StoreError as exc:
-        track.state, track.problem = TrackState.FAILING, exc.one_line()
-        return
     if not Path(p.source).is_file():
         log.warning("patient %s: VCF %s is missing; reanalyzed from the cohort index",
                     p.patient_id, p.source)
@@ -304,7 +304,8 @@ def reanalyze(store: Store, *, to: str | None = None,
               min_priority: Priority = Priority.MEDIUM, out: Path | None = None,
               dry_run: bool = False, command: str = "", allow_backwards: bool = False,
               accept_suspect: bool = False, changes_code: bool = False,
-              panel_for: PanelFor = _no_panel, pass_only: bool = False) -> ReanalysisResult:
+              panel_for: PanelFor = _no_panel, pass_only: bool = False,
+              choice: EngineChoice | None = None) -> ReanalysisResult:
     """Compare every patient not yet reviewed against the newest snapshot of each lineage it
     follows (or `to`) and, unless `dry_run`, deliver the report folder, record the patients
     as reviewed and append the run to runs.jsonl."""
@@ -312,19 +313,22 @@ def reanalyze(store: Store, *, to: str | None = None,
         with store.workdir() as workdir:
             return _reanalyze(store, to, min_priority, out, True, command, workdir,
                               allow_backwards, accept_suspect, changes_code, panel_for,
-                              pass_only)
+                              pass_only, choice or EngineChoice())
     with store.lock("reanalyze"), store.workdir() as workdir:
         return _reanalyze(store, to, min_priority, out, False, command, workdir,
-                          allow_backwards, accept_suspect, changes_code, panel_for, pass_only)
+                          allow_backwards, accept_suspect, changes_code, panel_for, pass_only,
+                          choice or EngineChoice())
 
 
 def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path | None,
                dry_run: bool, command: str, workdir: Path, allow_backwards: bool,
                accept_suspect: bool, changes_code: bool,
-               panel_for: PanelFor = _no_panel, pass_only: bool = False) -> ReanalysisResult:
+               panel_for: PanelFor = _no_panel, pass_only: bool = False,
+               choice: EngineChoice | None = None) -> ReanalysisResult:
     import pandas as pd
 
     t0 = time.perf_counter()
+    choice = choice or EngineChoice()
     registry = Registry.load(store)
     if not registry.patients:
         raise UsageError("the cohort is empty: register patients with `cohort add` first")
@@ -336,16 +340,21 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
         if t.state is TrackState.WAITING:
             assert t.reviewed is not None and t.target is not None
             groups.setdefault((t.reviewed.name, t.target.name), []).append(t)
-    frames = []
     comparisons = []
     con = db.connect(workdir)
+    _check_catalog(store, registry)
+    reads = _IndexReads(store, registry, con)
     for (a_name, b_name), group in sorted(groups.items()):
-        t1 = time.perf_counter()
         a, b = group[0].reviewed, group[0].target
         assert a is not None and b is not None
         comparisons.append(Comparison(a, b, [t.patient for t in group]))
-        frames.append(_changes_for(store, con, a, b, group))
+        t1 = time.perf_counter()
+        reads.plan(a, b, group)
         timings[f"{a_name}->{b_name}_s"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    reads.run(choice)
+    timings["index_s"] = time.perf_counter() - t1
+    frames = reads.frames()
     con.close()
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=REANALYZE_COLUMNS)
@@ -355,7 +364,9 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
     rows, outside = _apply_panels(rows, registry, panel_for)
     timings["total_s"] = time.perf_counter() - t0
     result = ReanalysisResult(rows, tracks, comparisons, min_priority, timings,
-                              outside_panel=outside)
+                              outside_panel=outside, engine=reads.engine,
+                              index_bytes_read=reads.bytes_read,
+                              index_bytes_total=registry.catalog.total_bytes)
     for t in result.failures:
         log.error("patient %s (%s) not reanalyzed: %s", t.patient.patient_id, t.lineage,
                   t.problem)
@@ -415,7 +426,6 @@ def _add_timelines(store: Store, workdir: Path, result: ReanalysisResult) -> Non
 def _record_reviewed(store: Store, registry: Registry, result: ReanalysisResult) -> None:
     """Only now, with the report on disk, are these patients recorded as reviewed."""
     stamp = now()
-    retired = []
     for t in result.processed:
         assert t.target is not None
         p = registry.patients[t.patient.patient_id]
@@ -423,12 +433,9 @@ def _record_reviewed(store: Store, registry: Registry, result: ReanalysisResult)
         p.reviewed_at = stamp
         if t.lineage in p.replacement_pending:
             p.replacement_pending.remove(t.lineage)
-            if not p.replacement_pending and p.previous_index_file:
-                retired.append(p.previous_index_file)
-                p.previous_index_file = p.previous_index_sha256 = None
+            if not p.replacement_pending:
+                p.previous_number = None  # its rows are dead: the next compaction drops them
     registry.save(store)
-    for name in retired:
-        (index_dir(store) / name).unlink(missing_ok=True)
 
 
 def append_run(store: Store, result: ReanalysisResult, code: int) -> None:
@@ -444,6 +451,8 @@ def append_run(store: Store, result: ReanalysisResult, code: int) -> None:
                                   "problem": t.problem} for t in result.failures]},
         "changes": result.counts(),
         "report": str(result.out_dir) if result.out_dir else None,
+        "engine": result.engine.to_json() if result.engine else None,
+        "index_bytes": {"read": result.index_bytes_read, "total": result.index_bytes_total},
     }
     _append_log(store, entry)
 
@@ -458,61 +467,144 @@ def _append_log(store: Store, entry: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _changes_for(store: Store, con: duckdb.DuckDBPyConnection, a: Snapshot, b: Snapshot,
-                 group: list[Track]) -> pd.DataFrame:
-    """Changed keys between the snapshots first; only those are joined with the patients'
-    indexes, so the work is proportional to what changed. A replaced VCF adds its newly and
-    no longer carried alleles, classified as of the reviewed snapshot `a`."""
-    import pandas as pd
+def _check_catalog(store: Store, registry: Registry) -> None:
+    """Every catalogued index file is there at its size (cheap: a stat each); the bytes are
+    checked as they are read."""
+    for entry in registry.catalog.files.values():
+        path = bins_dir(store.root) / entry.name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise StoreError(f"{path}: cohort index file is missing (restore the store from "
+                             "its backup, or re-register the cohort)") from None
+        if size != entry.size:
+            raise StoreError(f"{path}: cohort index file is {size} bytes, the catalog says "
+                             f"{entry.size} (truncated or replaced)")
 
-    lineage = b.lineage
-    values = ", ".join(f"({db.quote(t.patient.index_file)}, {db.quote(t.patient.patient_id)}, "
-                       f"{db.quote(t.patient.sample)})" for t in group)
-    names = f"(VALUES {values}) n(index_file, patient, sample)"
-    files = [str(index_dir(store) / t.patient.index_file) for t in group]
-    frames = []
-    if a.name != b.name:
-        snapshot_changes(con, a, b, "delta")
-        frames.append(con.execute(f"""
-            WITH idx AS ({_index_sql(files)}),
-            hit AS (
+
+class _IndexReads:
+    """The index reads of a run: per comparison, the changed keys of each bin (one task per
+    bin), and for replaced VCFs every row of their old and new numbers; all run on one
+    engine, then joined back with the changes."""
+
+    def __init__(self, store: Store, registry: Registry, con: duckdb.DuckDBPyConnection):
+        self.store, self.registry, self.con = store, registry, con
+        self.tasks: list[HitTask | ScanTask] = []
+        self.owner: list[int] = []  # comparison index of each task (-1: replacements)
+        self.comparisons: list[tuple[Snapshot, Snapshot, list[Track], str]] = []
+        self.results: list[Any] = []
+        self.engine: EngineInfo | None = None
+        self.bytes_read = 0
+
+    def plan(self, a: Snapshot, b: Snapshot, group: list[Track]) -> None:
+        import numpy as np
+
+        k = len(self.comparisons)
+        delta = f"delta_{k}"
+        self.comparisons.append((a, b, group, delta))
+        if a.name == b.name:
+            return
+        snapshot_changes(self.con, a, b, delta)
+        numbers = np.asarray(sorted(t.patient.number for t in group), np.int64)
+        files = self.registry.catalog.by_bin()
+        size = self.registry.catalog.bin_size
+        keys = self.con.sql(f"""
+            SELECT chrom AS key_chrom, pos, ref, alt, pos // {size} AS bin FROM {delta}
+            ORDER BY key_chrom, bin""").to_arrow_table()
+        chroms = keys.column("key_chrom").to_pylist()
+        bins = keys.column("bin").to_numpy()
+        start = 0
+        for end in range(1, len(chroms) + 1):
+            if end < len(chroms) and chroms[end] == chroms[start] and bins[end] == bins[start]:
+                continue
+            here = files.get((chroms[start], int(bins[start])))
+            if here:
+                self.tasks.append(HitTask(str(self.store.root), here,
+                                          keys.slice(start, end - start).drop_columns(["bin"]),
+                                          numbers))
+                self.owner.append(k)
+            start = end
+
+    def run(self, choice: EngineChoice) -> None:
+        import numpy as np
+
+        replaced = sorted({n for _, _, group, _ in self.comparisons for t in group
+                           if t.replacement for n in t.patient.numbers})
+        if replaced:
+            numbers = np.asarray(replaced, np.int64)
+            for files in self.registry.catalog.by_bin().values():
+                self.tasks.append(ScanTask(str(self.store.root), files, numbers))
+                self.owner.append(-1)
+        if not self.tasks:
+            return
+        work = sum(f.size for t in self.tasks for f in t.files)
+        with engine(choice, len(self.tasks), self.store.root, work) as eng:
+            self.results = eng.map(run_task, self.tasks)
+            self.engine = eng.info
+        self.bytes_read = sum(n for _, n in self.results)
+        log.debug("index: %d task(s), %d of %d bytes read", len(self.tasks), self.bytes_read,
+                  self.registry.catalog.total_bytes)
+
+    def _rows_of(self, owner: int) -> pa.Table:
+        import pyarrow as pa
+
+        from varreinterp.cohort_index import empty_rows
+
+        tables = [r for (r, _), o in zip(self.results, self.owner, strict=True) if o == owner]
+        return pa.concat_tables(tables) if tables else empty_rows()
+
+    def frames(self) -> list[pd.DataFrame]:
+        import pandas as pd
+
+        out = []
+        replaced = self._rows_of(-1) if -1 in self.owner else None
+        if replaced is not None:
+            self.con.register("replaced_rows", replaced)
+        for k, (a, b, group, delta) in enumerate(self.comparisons):
+            frames = []
+            if a.name != b.name:
+                frames.append(self._changed(k, a, b, group, delta))
+            for t in group:
+                if t.replacement:
+                    frames.append(_replacement_changes(self.con, a, t))
+            if not frames:
+                continue
+            rows = pd.concat(frames, ignore_index=True)
+            self.con.register("reanalysis_rows", rows)
+            out.append(self.con.execute(f"""
+                SELECT * FROM reanalysis_rows
+                ORDER BY patient, {priority_order_sql()}, chrom, pos, ref, alt""").df())
+            self.con.unregister("reanalysis_rows")
+        return out
+
+    def _changed(self, k: int, a: Snapshot, b: Snapshot, group: list[Track],
+                 delta: str) -> pd.DataFrame:
+        hits = f"hits_{k}"
+        self.con.register(hits, self._rows_of(k))
+        values = ", ".join(f"({t.patient.number}, {db.quote(t.patient.patient_id)}, "
+                           f"{db.quote(t.patient.sample)})" for t in group)
+        frame = self.con.execute(f"""
+            WITH hit AS (
                 SELECT n.patient, n.sample, i.chrom, i.key_chrom, i.pos, i.ref, i.alt,
                        i.zygosity, i.filter, d.* EXCLUDE (chrom, pos, ref, alt)
-                FROM idx i JOIN delta d ON {key_match_sql('d', 'i')}
-                JOIN {names} ON n.index_file = i.index_file)
-            SELECT patient, {db.quote(lineage)} AS lineage, sample, chrom, pos, ref, alt,
+                FROM {hits} i JOIN {delta} d ON {key_match_sql('d', 'i')}
+                JOIN (VALUES {values}) n(number, patient, sample) ON n.number = i.patient)
+            SELECT patient, {db.quote(b.lineage)} AS lineage, sample, chrom, pos, ref, alt,
                    zygosity, filter, {select_change_columns(a, b)}
-            FROM hit
-        """).df())
-    for t in group:
-        if t.replacement:
-            frames.append(_replacement_changes(store, con, a, t))
-    if not frames:
-        return pd.DataFrame(columns=REANALYZE_COLUMNS)
-    rows = pd.concat(frames, ignore_index=True)
-    con.register("reanalysis_rows", rows)
-    ordered = con.execute(f"""
-        SELECT * FROM reanalysis_rows
-        ORDER BY patient, {priority_order_sql()}, chrom, pos, ref, alt""").df()
-    con.unregister("reanalysis_rows")
-    return ordered
+            FROM hit""").df()
+        self.con.unregister(hits)
+        return frame
 
 
-def _index_sql(files: Sequence[str]) -> str:
-    # union_by_name: an index written before the filter column reads it as NULL.
-    return (f"SELECT regexp_extract(filename, '[^/]+$') AS index_file, chrom, key_chrom, pos, "
-            f"ref, alt, zygosity, filter FROM read_parquet({db.quote_list(files)}, "
-            "filename = true, union_by_name = true)")
-
-
-def _replacement_changes(store: Store, con: duckdb.DuckDBPyConnection, a: Snapshot,
+def _replacement_changes(con: duckdb.DuckDBPyConnection, a: Snapshot,
                          track: Track) -> pd.DataFrame:
     """newly_carried (priority by tier, as for `new`) and no_longer_carried (low): the
-    difference between the replaced index and the new one, among variants snapshot `a`
-    classifies."""
+    difference between the replaced registration's rows and the new one's, among variants
+    snapshot `a` classifies."""
     p = track.patient
-    new = db.quote(str(index_dir(store) / p.index_file))
-    old = db.quote(str(index_dir(store) / str(p.previous_index_file)))
+    assert p.previous_number is not None
+    new = f"(SELECT * FROM replaced_rows WHERE patient = {p.number})"
+    old = f"(SELECT * FROM replaced_rows WHERE patient = {p.previous_number})"
     keys = "key_chrom, pos, ref, alt"
 
     def side(kind: ChangeKind, present: str, absent: str, priority: str,
@@ -534,8 +626,7 @@ def _replacement_changes(store: Store, con: duckdb.DuckDBPyConnection, a: Snapsh
                    {db.quote(a.name)} AS from_snapshot, {db.quote(a.name)} AS to_snapshot,
                    a_hgvs AS hgvs, a_mc AS consequence, a_conf AS conflicts_before,
                    a_conf AS conflicts_after, a_last AS last_evaluated
-            FROM (SELECT * FROM read_parquet([{present}], union_by_name = true) p
-                  ANTI JOIN read_parquet([{absent}], union_by_name = true) q USING ({keys})) x
+            FROM (SELECT * FROM {present} p ANTI JOIN {absent} q USING ({keys})) x
             JOIN {side_sql('a', a)} s ON {key_match_sql('s', 'x')}"""
 
     return con.execute(
@@ -575,6 +666,15 @@ def cohort_status(store: Store, min_priority: Priority = Priority.MEDIUM
             "suspect_target": bool(t.target and t.target.manifest.suspect),
             "reason": t.problem, "source": t.patient.source})
     return rows
+
+
+def cohort_index_summary(store: Store) -> dict[str, Any]:
+    """The index's size and what last wrote it (engine, workers), for `cohort status`."""
+    registry = Registry.load(store)
+    engine = registry.engine or {}
+    return {"index_files": len(registry.catalog.files),
+            "index_bytes": registry.catalog.total_bytes,
+            "index_engine": engine.get("engine"), "index_workers": engine.get("workers")}
 
 
 def record_notifications(store: Store, result: ReanalysisResult,

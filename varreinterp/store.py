@@ -191,6 +191,7 @@ class Store:
     def __init__(self, root: Path):
         self.root = root
         self._verified: set[tuple[str, tuple[tuple[int, int, int], ...]]] = set()
+        self._locked = False  # this object holds the lock: a nested lock() is a no-op
 
     @property
     def snapshots_dir(self) -> Path:
@@ -238,7 +239,11 @@ class Store:
     @contextlib.contextmanager
     def lock(self, purpose: str) -> Iterator[None]:
         """Exclusive writer lock. The kernel drops a flock when its holder dies, so a lock file
-        still naming a dead pid is a stale lock: taken over with a warning."""
+        still naming a dead pid is a stale lock: taken over with a warning. Re-entrant (a
+        migration on first use inside a writer takes it again)."""
+        if self._locked:
+            yield
+            return
         self.ensure()
         path = self.root / "lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -266,9 +271,11 @@ class Store:
             except OSError as exc:
                 raise store_os_error(exc, path, "cannot write the lock") from exc
             self._clean_tmp()
+            self._locked = True
             try:
                 yield
             finally:
+                self._locked = False
                 os.ftruncate(fd, 0)
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:

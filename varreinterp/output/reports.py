@@ -144,6 +144,9 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
             "targets": [s.name for s in result.targets],
             "min_priority_listed": result.min_priority.value,
             "provenance": prov.to_json(),
+            "engine": result.engine.to_json() if result.engine else None,
+            "index_bytes": {"read": result.index_bytes_read,
+                            "total": result.index_bytes_total},
             "comparisons": {
                 f"{c.from_snapshot.name}->{c.to_snapshot.name}": {
                     **Provenance.of(prov.command, ("from_snapshot", c.from_snapshot),

@@ -1,0 +1,441 @@
+"""The cohort's inverted index: normalized allele key -> the patients who carry it.
+
+Rows (key_chrom, pos, ref, alt, patient, zygosity, filter, chrom) live in Parquet files
+partitioned by genomic bin (`BIN_SIZE` bp of one contig), each sorted by key then patient
+number, with row-group statistics on `pos`. A nightly run reads only the row groups that
+can hold a changed key, so what it reads grows with the carriers of what changed, not with
+the cohort. `patient` is the number the registry gives each patient; a patient's rows are
+live while the registry names their number (as its current or, until a replacement has been
+reported, previous number): replacing or removing a patient only changes the registry, and a
+compaction later drops the dead rows.
+
+Layout under the store::
+
+    cohort/bins/<ck>/<bin>/<batch>.parquet   (<ck>: a digest of the contig key, path-safe)
+
+Every file is catalogued in the registry (patients.json, the one commit point) with its size
+and a CRC32 per byte span (the magic, each row group, the footer): a run checks each span it
+reads, so a flipped bit is refused without reading whole files, and a file the registry does
+not name is an orphan of an interrupted run, removed by the next one.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import secrets
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from varreinterp import db
+from varreinterp.errors import StoreError
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+log = logging.getLogger("varreinterp")
+
+# Chosen by measurement (bench/README.md): 10,000 generated exomes, one release's changes.
+BIN_SIZE = 20_000_000
+ROW_GROUP_ROWS = 16_384
+MAX_FILES_PER_BIN = 4  # more, and the bin is compacted into one file
+COLUMNS = ("key_chrom", "pos", "ref", "alt", "patient", "zygosity", "filter", "chrom")
+
+
+@dataclass
+class IndexFile:
+    """One catalogued index file."""
+
+    name: str  # path under cohort/bins
+    key_chrom: str
+    bin: int
+    rows: int
+    size: int
+    spans: list[list[int]] = field(default_factory=list)  # [start, end, crc32], tiling the file
+
+    @property
+    def bin_key(self) -> tuple[str, int]:
+        return self.key_chrom, self.bin
+
+
+@dataclass
+class Catalog:
+    """Every live index file, by name; part of the registry."""
+
+    bin_size: int = BIN_SIZE
+    files: dict[str, IndexFile] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {"bin_size": self.bin_size,
+                "files": {n: asdict(f) for n, f in sorted(self.files.items())}}
+
+    @classmethod
+    def from_json(cls, data: object, where: Path) -> Catalog:
+        from varreinterp.store import check_fields
+
+        if not isinstance(data, dict) or not isinstance(data.get("files"), dict) or \
+                not isinstance(data.get("bin_size"), int):
+            raise StoreError(f"{where}: malformed cohort index catalog")
+        files = {}
+        for name, entry in data["files"].items():
+            problem = check_fields(IndexFile, entry)
+            if problem:
+                raise StoreError(f"{where}: malformed index entry {name!r} ({problem})")
+            files[name] = IndexFile(**entry)
+        return cls(int(data["bin_size"]), files)
+
+    def by_bin(self) -> dict[tuple[str, int], list[IndexFile]]:
+        out: dict[tuple[str, int], list[IndexFile]] = {}
+        for f in self.files.values():
+            out.setdefault(f.bin_key, []).append(f)
+        return out
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files.values())
+
+
+def bins_dir(store_root: Path) -> Path:
+    return store_root / "cohort" / "bins"
+
+
+# ------------------------------------------------------------------------------ writing
+def stage_rows(con: duckdb.DuckDBPyConnection, relation: str, out: Path,
+               bin_size: int) -> list[tuple[str, int, Path]]:
+    """Write `relation` (the COLUMNS) under `out`, one sorted file per (contig, bin);
+    returns (key_chrom, bin, file) for each."""
+    if out.exists() and any(out.iterdir()):
+        raise StoreError(f"{out}: staging folder is not empty")
+    names = {key: _contig_dir(key) for (key,) in con.execute(
+        f"SELECT DISTINCT key_chrom FROM {relation}").fetchall()}
+    if not names:
+        return []
+    with db.writing(out):
+        con.execute(f"""
+            COPY (SELECT {', '.join(COLUMNS)}, md5(key_chrom)[:16] AS ck,
+                         pos // {bin_size} AS bin
+                  FROM {relation} ORDER BY key_chrom, bin, pos, ref, alt, patient)
+            TO {db.quote(str(out))} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (ck, bin),
+                                     ROW_GROUP_SIZE {ROW_GROUP_ROWS})""")
+    found = []
+    by_dir = {v: k for k, v in names.items()}
+    for path in sorted(out.glob("ck=*/bin=*/*.parquet")):
+        ck = path.parent.parent.name.removeprefix("ck=")
+        if ck not in by_dir:
+            raise StoreError(f"{path}: staged index file of an unknown contig")
+        found.append((by_dir[ck], int(path.parent.name.removeprefix("bin=")), path))
+    return found
+
+
+def _contig_dir(key_chrom: str) -> str:
+    import hashlib
+
+    return hashlib.md5(key_chrom.encode()).hexdigest()[:16]
+
+
+def describe(path: Path, name: str, key_chrom: str, bin_: int) -> IndexFile:
+    """Catalog entry of a written file: its row count and a CRC32 per span."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(size - 8)
+        footer = size - 8 - int.from_bytes(fh.read(4), "little")
+        cuts = {0, 4, footer, size}
+        for i in range(meta.num_row_groups):
+            rg = meta.row_group(i)
+            starts = []
+            for j in range(rg.num_columns):
+                col = rg.column(j)
+                off = col.dictionary_page_offset if col.has_dictionary_page else None
+                starts.append(off if off else col.data_page_offset)
+            cuts.add(min(starts))
+        edges = sorted(c for c in cuts if 0 <= c <= size)
+        spans = []
+        for start, end in zip(edges[:-1], edges[1:], strict=True):
+            fh.seek(start)
+            spans.append([start, end, zlib.crc32(fh.read(end - start))])
+    return IndexFile(name, key_chrom, bin_, meta.num_rows, size, spans)
+
+
+def publish(store_root: Path, staged: Iterable[tuple[str, int, Path]],
+            batch: str) -> list[IndexFile]:
+    """Move staged files into place under new names (nothing the registry names is touched)
+    and describe them; the caller commits the registry."""
+    entries = []
+    for n, (key_chrom, bin_, path) in enumerate(staged):
+        name = f"{_contig_dir(key_chrom)}/{bin_:05d}/{batch}-{n}.parquet"
+        target = bins_dir(store_root) / name
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        entry = describe(path, name, key_chrom, bin_)
+        os.replace(path, target)
+        entries.append(entry)
+    return entries
+
+
+def new_batch_id() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+
+
+def remove_orphans(store_root: Path, catalog: Catalog) -> int:
+    """Index files the catalog does not name (a run killed before its commit, or files a
+    compaction replaced): removed."""
+    root = bins_dir(store_root)
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for path in root.glob("*/*/*.parquet"):
+        if path.relative_to(root).as_posix() not in catalog.files:
+            path.unlink(missing_ok=True)
+            removed += 1
+    for folder in sorted(root.glob("*/*"), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
+
+
+# ------------------------------------------------------------------------------ reading
+class CheckedFile(io.RawIOBase):
+    """A catalogued file, read through its spans: each span touched is read whole once and
+    checked against its CRC32 (StoreError otherwise); `bytes_read` counts them."""
+
+    def __init__(self, path: Path, entry: IndexFile):
+        super().__init__()
+        self.path = path
+        self.entry = entry
+        try:
+            self._fh = open(path, "rb")  # noqa: SIM115 - closed with this object
+        except FileNotFoundError:
+            raise StoreError(f"{path}: cohort index file is missing (run `varreinterp "
+                             "cohort verify`)") from None
+        size = os.fstat(self._fh.fileno()).st_size
+        if size != entry.size:
+            self._fh.close()
+            raise StoreError(f"{path}: cohort index file is {size} bytes, the catalog says "
+                             f"{entry.size} (truncated or replaced)")
+        self._pos = 0
+        self._loaded: dict[int, bytes] = {}
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self.entry.size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read_range(self._pos, len(view))
+        view[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def read_range(self, start: int, length: int) -> bytes:
+        end = min(start + length, self.entry.size)
+        parts = []
+        for i, (s, e, _) in enumerate(self.entry.spans):
+            if e <= start or s >= end:
+                continue
+            span = self._span(i)
+            parts.append(span[max(start, s) - s:min(end, e) - s])
+        return b"".join(parts)
+
+    def _span(self, i: int) -> bytes:
+        if i not in self._loaded:
+            start, end, crc = self.entry.spans[i]
+            self._fh.seek(start)
+            data = self._fh.read(end - start)
+            if len(data) != end - start or zlib.crc32(data) != crc:
+                raise StoreError(f"{self.path}: bytes {start}-{end} fail their checksum "
+                                 "(corrupt or edited cohort index file)")
+            self._loaded[i] = data
+            self.bytes_read += len(data)
+        return self._loaded[i]
+
+    def verify_all(self) -> None:
+        for i in range(len(self.entry.spans)):
+            self._span(i)
+            self._loaded.pop(i, None)
+
+    def close(self) -> None:
+        self._fh.close()
+        self._loaded.clear()
+        super().close()
+
+
+def read_rows(store_root: Path, entry: IndexFile, positions: np.ndarray | None,
+              columns: Sequence[str] = COLUMNS) -> tuple[pa.Table, int]:
+    """The rows of one file in the row groups whose POS range holds one of `positions`
+    (sorted; None: every row group), and the bytes read (all of them checked)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    checked = CheckedFile(bins_dir(store_root) / entry.name, entry)
+    try:
+        pf = pq.ParquetFile(pa.PythonFile(checked, mode="r"), pre_buffer=False)
+        meta = pf.metadata
+        pos_col = meta.schema.names.index("pos")
+        groups = []
+        for i in range(meta.num_row_groups):
+            if positions is None:
+                groups.append(i)
+                continue
+            stats = meta.row_group(i).column(pos_col).statistics
+            if stats is None or not stats.has_min_max:
+                groups.append(i)  # no statistics: read it rather than guess
+                continue
+            lo = np.searchsorted(positions, stats.min, "left")
+            hi = np.searchsorted(positions, stats.max, "right")
+            if hi > lo:
+                groups.append(i)
+        table = pf.read_row_groups(groups, columns=list(columns)) if groups else \
+            pf.schema_arrow.empty_table().select(list(columns))
+        return table, checked.bytes_read
+    finally:
+        checked.close()
+
+
+@dataclass(frozen=True)
+class HitTask:
+    """One bin's work in a run: which files, which keys changed there, whose rows count."""
+
+    store_root: str
+    files: list[IndexFile]
+    keys: Any  # pyarrow Table: key_chrom, pos, ref, alt (the changed keys in this bin)
+    patients: Any  # numpy array of live patient numbers in the comparison
+
+
+def bin_hits(task: HitTask) -> tuple[Any, int]:
+    """The index rows of `task.patients` at `task.keys` in one bin, and the bytes read: a
+    Dask task (module-level, picklable arguments)."""
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+    positions = np.unique(np.asarray(task.keys.column("pos").to_numpy(), np.int64))
+    tables, read = [], 0
+    for entry in task.files:
+        table, n = read_rows(Path(task.store_root), entry, positions)
+        tables.append(table)
+        read += n
+    rows = pa.concat_tables(tables) if tables else None
+    if rows is None or not rows.num_rows:
+        return empty_rows(), read
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 1")
+        con.register("rows_", rows)
+        con.register("keys_", task.keys)
+        con.register("live_", pa.table({"patient": pa.array(task.patients, pa.int64())}))
+        hits = con.sql("""
+            SELECT r.* FROM rows_ r
+            SEMI JOIN keys_ k ON k.key_chrom = r.key_chrom AND k.pos = r.pos
+                              AND k.ref = r.ref AND k.alt = r.alt
+            SEMI JOIN live_ l ON l.patient = r.patient""").to_arrow_table()
+    finally:
+        con.close()
+    return hits, read
+
+
+def empty_rows() -> Any:
+    import pyarrow as pa
+
+    return pa.table({"key_chrom": pa.array([], pa.string()), "pos": pa.array([], pa.int64()),
+                     "ref": pa.array([], pa.string()), "alt": pa.array([], pa.string()),
+                     "patient": pa.array([], pa.int64()), "zygosity": pa.array([], pa.string()),
+                     "filter": pa.array([], pa.string()), "chrom": pa.array([], pa.string())})
+
+
+@dataclass(frozen=True)
+class ScanTask:
+    """Every row of some patients in one bin (replacements, migration checks)."""
+
+    store_root: str
+    files: list[IndexFile]
+    patients: Any  # numpy array of patient numbers
+
+
+def bin_rows(task: ScanTask) -> tuple[Any, int]:
+    import duckdb
+    import pyarrow as pa
+
+    tables, read = [], 0
+    for entry in task.files:
+        table, n = read_rows(Path(task.store_root), entry, None)
+        tables.append(table)
+        read += n
+    if not tables:
+        return empty_rows(), read
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 1")
+        con.register("rows_", pa.concat_tables(tables))
+        con.register("live_", pa.table({"patient": pa.array(task.patients, pa.int64())}))
+        out = con.sql("SELECT r.* FROM rows_ r SEMI JOIN live_ l USING (patient)"
+                      ).to_arrow_table()
+    finally:
+        con.close()
+    return out, read
+
+
+def verify_file(store_root: Path, entry: IndexFile) -> int:
+    """Read every span of a file and check it; the bytes read."""
+    checked = CheckedFile(bins_dir(store_root) / entry.name, entry)
+    try:
+        checked.verify_all()
+        return checked.bytes_read
+    finally:
+        checked.close()
+
+
+# ------------------------------------------------------------------------------ compaction
+@dataclass(frozen=True)
+class CompactTask:
+    store_root: str
+    files: list[IndexFile]
+    live: Any  # numpy array of live patient numbers
+    out: str  # staging folder for this bin
+
+
+def compact_bin(task: CompactTask) -> list[tuple[str, int, str]]:
+    """The live rows of one bin's files merged into one sorted file (in staging)."""
+    import duckdb
+    import pyarrow as pa
+
+    tables = [read_rows(Path(task.store_root), e, None)[0] for e in task.files]
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 1")
+        con.register("rows_", pa.concat_tables(tables))
+        con.register("live_", pa.table({"patient": pa.array(task.live, pa.int64())}))
+        con.execute("CREATE TEMP TABLE live_rows AS SELECT r.* FROM rows_ r "
+                    "SEMI JOIN live_ l USING (patient)")
+        bin_size = 1 << 40  # one bin already: keep its rows together
+        staged = stage_rows(con, "live_rows", Path(task.out), bin_size)
+    finally:
+        con.close()
+    key, bin_ = task.files[0].bin_key
+    return [(key, bin_, str(path)) for _, _, path in staged]
+
+
+def run_task(task: HitTask | ScanTask) -> tuple[Any, int]:
+    """A run's index task, whichever kind (one function for the engine to map)."""
+    return bin_hits(task) if isinstance(task, HitTask) else bin_rows(task)
