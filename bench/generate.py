@@ -34,8 +34,9 @@ SEED = 20240107
 VERSION = 1  # bump whenever a generator's output changes
 SIZES = dict(
     clinvar=3_000_000, wgs=5_000_000, exome=100_000, cohort=1000, per_patient=40_000, pool=60_000,
-    joint=10_000,
+    joint=10_000, cohort_bulk=10_000,
 )
+BULK_PER_FILE = 1000
 JOINT_SAMPLES = (100, 1000, 2504)
 CHUNK = 250_000
 
@@ -714,6 +715,45 @@ def gen_joint(path, n, n_samples, clinvar_n):
     return dict(records=int(len(keys)), samples=n_samples, clinvar_sites=len(cv))
 
 
+def gen_cohort_bulk(out, size, per_file, per_patient, pool_n, clinvar_n):
+    """`size` exomes drawn as gen_cohort draws them (same key pool and frequencies), written in
+    bulk: multi-sample VCFs of `per_file` patients each (GT only; 0/0 where not carried), which
+    `cohort add` registers in one pass per file."""
+    d = out / "cohort_bulk"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    r = rng(5)
+    keys, cv = with_clinvar(r, clinvar_n, pool_n, 0.05, lambda m: gene_sites(r, m, False)[1:])
+    common = r.random(len(keys)) < 0.57
+    freq = np.where(common, r.beta(30, 1.5, len(keys)), r.beta(0.4, 0.8, len(keys)))
+    freq = np.clip(freq * per_patient / freq.sum(), 0, 1)
+    prefix, _ = site_prefix(r, keys)
+    prefix = pc.replace_substring(prefix, "GT:DP:GQ\t", "GT\t").to_pylist()
+    hom_p = np.where(freq > 0.9, 0.45, 0.2)
+    table = np.array(["0/0", "0/1", "1/1"], dtype=object)
+
+    def one(f):
+        first = f * per_file + 1
+        names = [f"P{p:05d}" for p in range(first, min(first + per_file, size + 1))]
+        rf = rng(8, f)
+        w = BGZWriter(d / f"B{f:03d}.vcf.gz", threads=1, level=1)
+        w.write(joint_header(names))
+        total = 0
+        for i in range(len(keys)):
+            carried = rf.random(len(names)) < freq[i]
+            g = carried * (1 + (rf.random(len(names)) < hom_p[i]))
+            total += int(carried.sum())
+            w.write(prefix[i] + "\t".join(table[g]) + "\n")
+        w.close()
+        return total
+
+    files = (size + per_file - 1) // per_file
+    with ThreadPoolExecutor(2) as ex:
+        counts = list(ex.map(one, range(files)))
+    return dict(patients=size, files=files, pool=len(keys), alleles_total=sum(counts),
+                alleles_per_patient=round(sum(counts) / max(size, 1), 1))
+
+
 # ---- driver ------------------------------------------------------------------------------------
 def sizes(scale=1.0, cohort_size=None):
     s = {k: max(1, round(v * scale)) for k, v in SIZES.items()}
@@ -737,6 +777,11 @@ def products(out, sz):
         "cohort": (dict(cv, size=sz["cohort"], per_patient=sz["per_patient"], pool=sz["pool"]),
                    [f"cohort/P{sz['cohort']:04d}.vcf.gz"],
                    lambda: gen_cohort(out, sz["cohort"], sz["per_patient"], sz["pool"], n_cv)),
+        "cohort_bulk": (dict(cv, size=sz["cohort_bulk"], per_file=BULK_PER_FILE,
+                             per_patient=sz["per_patient"], pool=sz["pool"]),
+                        [f"cohort_bulk/B{(sz['cohort_bulk'] - 1) // BULK_PER_FILE:03d}.vcf.gz"],
+                        lambda: gen_cohort_bulk(out, sz["cohort_bulk"], BULK_PER_FILE,
+                                                sz["per_patient"], sz["pool"], n_cv)),
         **{f"joint{k}": (dict(cv, n=sz["joint"], samples=k), [f"joint_{k}.vcf.gz"],
                          functools.partial(lambda k: gen_joint(out / f"joint_{k}.vcf.gz",
                                                                sz["joint"], k, n_cv), k))

@@ -806,7 +806,7 @@ def cohort_list_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     rows: list[dict[str, Any]] = [
         {"patient": p.patient_id, "sample": p.sample, "assembly": p.assembly,
          "reviewed": "; ".join(f"{k}: {v}" for k, v in sorted(p.reviewed.items())),
-         "alleles": p.alleles, "replaced": p.previous_number is not None, "group": p.group,
+         "alleles": p.alleles, "replaced": bool(p.previous), "group": p.group,
          "source": p.source}
         for p in sorted(cohort.Registry.load(_inv(ctx).store()).patients.values(),
                         key=lambda p: p.patient_id)]

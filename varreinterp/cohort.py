@@ -73,10 +73,9 @@ class Patient:
     # lineage -> the snapshot this patient was last reviewed (reported) against
     reviewed: dict[str, str] = field(default_factory=dict)
     reviewed_at: str | None = None
-    # A replaced VCF's rows stay live under this number until every lineage in
-    # `replacement_pending` has had its newly / no longer carried alleles delivered.
-    previous_number: int | None = None
-    replacement_pending: list[str] = field(default_factory=list)
+    # After a replaced VCF: per lineage, the number of the registration last delivered there,
+    # live until that lineage has had the newly / no longer carried alleles delivered.
+    previous: dict[str, int] = field(default_factory=dict)
     pass_only: bool = False
     group: str | None = None
 
@@ -84,8 +83,12 @@ class Patient:
         return lineage in self.reviewed
 
     @property
+    def replacement_pending(self) -> list[str]:
+        return sorted(self.previous)
+
+    @property
     def numbers(self) -> list[int]:
-        return [self.number] + ([self.previous_number] if self.previous_number else [])
+        return [self.number, *sorted(set(self.previous.values()) - {self.number})]
 
 
 @dataclass
@@ -228,11 +231,13 @@ def _migrate(store: Store, data: dict[str, Any]) -> None:
                                         p.pop("index_sha256", "")), number))
         previous = p.pop("previous_index_file", None)
         previous_sha = p.pop("previous_index_sha256", None)
-        p["previous_number"] = None
-        if previous:
-            p["previous_number"] = reg.allocate()
+        pending = p.pop("replacement_pending", []) or []
+        p["previous"] = {}
+        if previous and pending:
+            earlier = reg.allocate()
             sources.append((_checked_legacy(old_dir, pid, previous, previous_sha or ""),
-                            p["previous_number"]))
+                            earlier))
+            p["previous"] = {str(lineage): earlier for lineage in pending}
         p["number"] = number
         problem = check_fields(Patient, p)
         if problem:
@@ -322,6 +327,7 @@ class BatchTask:
     jobs: list[FileJob]
     out: str  # this batch's staging folder
     bin_size: int
+    threads: int = 0  # DuckDB threads (0: its default, every core of this process)
 
 
 @dataclass
@@ -375,8 +381,11 @@ def _index_jobs(store: Store, registry: Registry, jobs: list[FileJob], staging: 
     work_bytes = sum(Path(j.header.path).stat().st_size for j in jobs)
     with engine(choice, len(jobs), store.root, work_bytes) as eng:
         size = max(1, min(BATCH_FILES, -(-len(jobs) // (2 * eng.info.workers))))
+        # On a cluster each worker process is one core's worth: one DuckDB thread each keeps
+        # them from contending; in this process DuckDB may use every core.
+        threads = 0 if eng.info.engine == "in-process" else 1
         tasks = [BatchTask(str(store.root), jobs[i:i + size], str(staging / f"batch-{n}"),
-                           registry.catalog.bin_size)
+                           registry.catalog.bin_size, threads)
                  for n, i in enumerate(range(0, len(jobs), size))]
         results = eng.map(index_batch, tasks, progress)
         info = eng.info
@@ -399,9 +408,8 @@ def index_batch(task: BatchTask) -> BatchResult:
     workdir = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=root / "tmp"))
     try:
         con = db.connect(workdir)
-        # Per file the statements are small: one thread each keeps the engine's worker
-        # processes from contending (2 workers x 2 DuckDB threads on 2 cores ran 2x slower).
-        con.execute("SET threads = 1")
+        if task.threads:
+            con.execute(f"SET threads = {int(task.threads)}")
         con.execute("""CREATE TEMP TABLE rows_ (key_chrom VARCHAR, pos BIGINT, ref VARCHAR,
                        alt VARCHAR, patient BIGINT, zygosity VARCHAR, filter VARCHAR,
                        chrom VARCHAR)""")
@@ -480,7 +488,7 @@ def _plan_file(store: Store, registry: Registry, vcf: Path, samples: list[str] |
                             reference_path=reference_path)
     header = inputs.headers[0]
     assembly = _build_of(vcf, inputs, base_snap)
-    baseline = base_snap or _default_baseline(store, assembly)
+    baseline = base_snap  # the default is only looked for when a new patient needs one
     idx = select_samples(header, samples)
     if patient_id and len(idx) != 1:
         raise UsageError("--patient-id needs exactly one sample (use --sample)")
@@ -495,7 +503,7 @@ def _plan_file(store: Store, registry: Registry, vcf: Path, samples: list[str] |
                              f"{old.source}); {vcf} is {assembly}: a patient never changes "
                              "build (register it under another --patient-id)")
         if old is not None and old.source_sha256 == sha and old.sample == sample:
-            staged.append(_same_file(old, source, st, baseline, base_snap))
+            staged.append(_same_file(old, source, st, base_snap))
             continue
         if old is not None and not replace:
             raise StoreError(f"patient {pid!r} is already registered from {old.source}, a "
@@ -504,21 +512,25 @@ def _plan_file(store: Store, registry: Registry, vcf: Path, samples: list[str] |
         patient = Patient(
             patient_id=pid, sample=sample, source=source, source_sha256=sha,
             source_size=st.st_size, source_mtime=st.st_mtime, assembly=assembly,
-            baseline_snapshot=baseline.name, alleles=0, number=registry.allocate(),
-            added_at=now(), reviewed={baseline.lineage: baseline.name}, pass_only=pass_only,
-            group=group)
+            baseline_snapshot="", alleles=0, number=registry.allocate(), added_at=now(),
+            pass_only=pass_only, group=group)
         status = "added"
-        if old is not None:
+        if old is None:
+            baseline = baseline or _default_baseline(store, assembly)
+            patient.baseline_snapshot = baseline.name
+            patient.reviewed = {baseline.lineage: baseline.name}
+        else:
             status = "replaced"
             patient.added_at = old.added_at
             patient.reviewed = dict(old.reviewed)
             patient.reviewed_at = old.reviewed_at
             patient.group = group or old.group
             patient.baseline_snapshot = old.baseline_snapshot
-            # The rows last delivered stay live until the replacement's effect is reported;
-            # replaced again before that, the delivered state is still the older one.
-            patient.previous_number = old.previous_number or old.number
-            patient.replacement_pending = sorted(patient.reviewed)
+            # Per lineage, the rows last delivered there stay live until the replacement's
+            # effect is reported on it; replaced again before that, the delivered state of a
+            # lineage still pending is the older one.
+            patient.previous = {lineage: old.previous.get(lineage, old.number)
+                                for lineage in patient.reviewed}
         staged.append(_Staged(patient, AddOutcome(pid, sample, status, 0), True))
         todo.append((i, patient.number))
     job = FileJob(header, todo, str(reference_path) if reference_path else None,
@@ -550,7 +562,7 @@ def _default_baseline(store: Store, assembly: str) -> Snapshot:
     return store.use(newest.name)
 
 
-def _same_file(old: Patient, source: str, st: os.stat_result, baseline: Snapshot,
+def _same_file(old: Patient, source: str, st: os.stat_result,
                base_snap: Snapshot | None) -> _Staged:
     """The file is already registered: re-point a moved file, follow a new lineage."""
     new = Patient(**asdict(old))

@@ -169,7 +169,8 @@ class _Piece:
 def _cat(parts: list[np.ndarray]) -> np.ndarray:
     import numpy as np
 
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    # int32: a joint-called cohort has tens of millions of cells
+    return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
 
 
 def _merge(out: Path, pieces: list[_Piece], offsets: list[int],
@@ -186,6 +187,7 @@ def _merge(out: Path, pieces: list[_Piece], offsets: list[int],
             code = slow_ids.setdefault(text, N_DENSE + len(slow_ids))
             slow_counts[(off + line, code)] += 1
             slow_cells.append((off + line, k, code))
+    numbers32 = numbers.astype(np.int32)
     counts = list(slow_counts.items())
     slow_count_arrays = [np.array([k[0] for k, _ in counts], np.int64),
                          np.array([k[1] for k, _ in counts], np.int64),
@@ -196,12 +198,12 @@ def _merge(out: Path, pieces: list[_Piece], offsets: list[int],
     return GenotypeScan(
         narrow=out,
         rids=numbers[_cat([p.lines + off for p, off in zip(pieces, offsets, strict=False)])],
-        count_rid=numbers[_cat([p.count_line + off for p, off in zip(pieces, offsets,
+        count_rid=numbers32[_cat([p.count_line + off for p, off in zip(pieces, offsets,
                                                                      strict=False)]
                                + [slow_count_arrays[0]])],
         count_code=_cat([p.count_code for p in pieces] + [slow_count_arrays[1]]),
         count_n=_cat([p.count_n for p in pieces] + [slow_count_arrays[2]]),
-        cell_rid=numbers[_cat([p.cell_line + off for p, off in zip(pieces, offsets,
+        cell_rid=numbers32[_cat([p.cell_line + off for p, off in zip(pieces, offsets,
                                                                    strict=False)]
                               + [slow_cell_arrays[0]])],
         cell_k=_cat([p.cell_k for p in pieces] + [slow_cell_arrays[1]]),
@@ -278,9 +280,10 @@ def _scan_lines(text: bytes, n_columns: int, sample_idx: list[int]) -> _Piece:
         keys, n = np.unique(flat, return_counts=True)
     carry = dense & tables().carries[np.where(dense, codes, 0)]
     cell_k, cell_line = np.nonzero(carry)
-    return _Piece(narrow, lines, lines[keys // N_DENSE], keys % N_DENSE, n,
-                  lines[cell_line], cell_k.astype(np.int64),
-                  codes[cell_k, cell_line].astype(np.int64), slow)
+    i32 = np.int32
+    return _Piece(narrow, lines, lines[keys // N_DENSE].astype(i32), (keys % N_DENSE).astype(i32),
+                  n.astype(i32), lines[cell_line].astype(i32), cell_k.astype(i32),
+                  codes[cell_k, cell_line].astype(i32), slow)
 
 
 def _slow_gt(text: bytes, f0: int, f1: int, s0: int, s1: int) -> str:

@@ -63,7 +63,13 @@ def map_lines(path: Path, skip: int, scan: Callable[[bytes], R], workdir: Path,
     if bgzf.is_bgzf(head):
         chunks = _bgzf_source(path, skip, name)
     else:
-        plain = bgzf.decompressed_text(path, workdir) if bgzf.is_gzip(head) else path
+        plain = path
+        if bgzf.is_gzip(head):
+            try:
+                plain = bgzf.decompressed_text(path, workdir)
+            except InputError as exc:  # name the caller's file and line, as below
+                line = number(exc.line - skip - 1) if exc.line and exc.line > skip else exc.line
+                raise InputError(exc.message, name, line) from exc
         chunks = _plain_source(plain, skip, name)
     yield from _stitch(chunks, number, scan, name)
 
@@ -78,12 +84,16 @@ class _Source:
     close: Callable[[], None]
 
 
-def _header_end(text: bytes | mmap.mmap, skip: int) -> int | None:
-    """The offset just past the `skip`-th line end of `text`, or None when it has fewer."""
+def _header_end(text: bytes | mmap.mmap, skip: int, complete: bool = False) -> int | None:
+    """The offset just past the `skip`-th line end of `text`, or None when it has fewer. With
+    `complete` (`text` is the whole file), a last header line without its line end ends at
+    the end of the file (a header-only file, as htslib reads it)."""
     start = 0
-    for _ in range(skip):
+    for n in range(skip):
         nl = text.find(b"\n", start)
         if nl < 0:
+            if complete and n == skip - 1 and start < len(text):
+                return len(text)
             return None
         start = nl + 1
     return start
@@ -108,7 +118,7 @@ def _bgzf_source(path: Path, skip: int, name: Path) -> _Source:
     if skip:
         for i, block in enumerate(found):
             header += inflate([block])
-            end = _header_end(header, skip)
+            end = _header_end(header, skip, complete=i == len(found) - 1)
             if end is not None:
                 first, lead = i + 1, header[end:]  # the data's first bytes
                 break
@@ -133,7 +143,7 @@ def _plain_source(path: Path, skip: int, name: Path) -> _Source:
                 raise InputError("the file ends inside its header", name)
             return _Source(0, lambda k: b"", lambda: None)
         data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    found = _header_end(data, skip)
+    found = _header_end(data, skip, complete=True)
     if found is None:
         data.close()
         raise InputError("the file ends inside its header", name)
@@ -216,6 +226,9 @@ def _stitch(source: _Source, number: Callable[[int], int], scan: Callable[[bytes
                 yield done
             carry += split.tail
         if carry:  # a last line without its line end
+            if carry.endswith(b"\r"):  # not a CRLF: nothing follows it
+                raise InputError("stray carriage return (CR) at the end of the file", name,
+                                 number(lines_done + carry.count(b"\n")))
             done = _checked(_run(scan, carry + b"\n"), lines_done, number, name)
             yield done
     finally:

@@ -38,7 +38,7 @@ from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
 from varreinterp.genotypes import GenotypeScan
 from varreinterp.normalize import left_align, needs_trim, trim
 from varreinterp.prefilter import Prefiltered, Sites, prefilter
-from varreinterp.textfile import open_text, raw_field
+from varreinterp.textfile import header_lines_of, open_text, raw_field
 
 if TYPE_CHECKING:
     import duckdb
@@ -189,9 +189,7 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
     if magic[:3] == b"BCF" or (magic[:2] == b"\x1f\x8b" and _is_bcf(path)):
         text_path = _bcf_to_vcf(path, workdir)
     lines: list[str] = []
-    for line in open_text(text_path, newline="\n"):  # count lines as the data readers do
-        if not line.startswith("#"):
-            break
+    for _, line in header_lines_of(text_path):  # counted as the data readers count them
         lines.append(line.rstrip("\r\n"))
         if "\r" in lines[-1]:  # readers disagree on where such a line ends: refuse it
             raise InputError("stray carriage return (CR) inside a header line", path, len(lines))

@@ -81,7 +81,7 @@ class Track:
 
     @property
     def replacement(self) -> bool:
-        return self.lineage in self.patient.replacement_pending
+        return self.lineage in self.patient.previous
 
 
 @dataclass
@@ -147,6 +147,17 @@ class ReanalysisResult:
     def up_to_date(self) -> list[Track]:
         return [t for t in self.tracks if t.state is TrackState.UP_TO_DATE]
 
+    def patient_counts(self) -> dict[str, int]:
+        """Patients (not patient x lineage pairs): reanalyzed on some lineage, up to date on
+        every one it was checked on, out of the scope of --to on every lineage."""
+        processed = {t.patient.patient_id for t in self.processed}
+        failing = {t.patient.patient_id for t in self.failures}
+        current = {t.patient.patient_id for t in self.up_to_date} - processed - failing
+        outside = {t.patient.patient_id for t in self.tracks
+                   if t.state is TrackState.OUT_OF_SCOPE} - processed - failing - current
+        return {"reanalyzed": len(processed), "up_to_date": len(current),
+                "out_of_scope": len(outside)}
+
     @property
     def targets(self) -> list[Snapshot]:
         seen: dict[str, Snapshot] = {}
@@ -162,7 +173,9 @@ class ReanalysisResult:
             to_snapshot=_Names(", ".join(s.name for s in self.targets) or "(none)"),
             rows=self.listed(),
             processed=sorted({t.patient.patient_id for t in self.processed}),
-            up_to_date=sorted({t.patient.patient_id for t in self.up_to_date}),
+            up_to_date=sorted({t.patient.patient_id for t in self.up_to_date}
+                              - {t.patient.patient_id for t in self.processed}
+                              - {t.patient.patient_id for t in self.failures}),
             problems=[_Skipped(t.patient.patient_id, t.problem or "failed")
                       for t in self.failures],
             out_dir=self.out_dir,
@@ -198,12 +211,14 @@ class ReanalysisResult:
     def summary(self) -> str:
         listed = self.listed()
         parts = priority_counts(listed["priority"])
-        patients = {t.patient.patient_id for t in self.processed}
-        done = {t.patient.patient_id for t in self.up_to_date} - patients
+        counts = self.patient_counts()
         targets = ", ".join(s.name for s in self.targets) or "nothing new"
-        text = (f"reanalyze to {targets}: {len(patients)} patient(s) reanalyzed, {len(done)} "
-                f"already up to date, {len({t.patient.patient_id for t in self.failures})} "
-                f"failing; {len(listed)} change(s) at or above {self.min_priority.value} in "
+        text = (f"reanalyze to {targets}: {counts['reanalyzed']} patient(s) reanalyzed, "
+                f"{counts['up_to_date']} already up to date, "
+                f"{len({t.patient.patient_id for t in self.failures})} failing"
+                + (f", {counts['out_of_scope']} out of scope (they follow other sources than "
+                   "--to)" if counts["out_of_scope"] else "")
+                + f"; {len(listed)} change(s) at or above {self.min_priority.value} in "
                 f"{listed['patient'].nunique() if len(listed) else 0} patient(s)"
                 + (f" ({', '.join(parts)})" if parts else ""))
         if self.outside_panel:
@@ -244,18 +259,20 @@ def plan(store: Store, registry: Registry, *, to: str | None = None,
                                  f"({broken.get(lineage) or broken['*']})")
                 continue
             if lineage not in target_for:
-                target_for[lineage] = explicit or _newest(store, lineage, accept_suspect)
+                target_for[lineage] = explicit or _newest(store, lineage)
             _plan_track(store, track, target_for[lineage], allow_backwards)
+    # A suspect newest release stops the run only when someone would move onto it: patients
+    # already reviewed against it (an earlier --accept-suspect) are simply up to date.
+    for track in tracks:
+        if track.state is TrackState.WAITING and track.target is not None and \
+                track.reviewed is not None and track.target.name != track.reviewed.name:
+            _refuse_suspect(track.target, accept_suspect)
     return tracks
 
 
-def _newest(store: Store, lineage: str, accept_suspect: bool) -> Snapshot | None:
+def _newest(store: Store, lineage: str) -> Snapshot | None:
     series = store.lineage(lineage)
-    if not series:
-        return None
-    newest = store.use(series[-1].name)
-    _refuse_suspect(newest, accept_suspect)
-    return newest
+    return store.use(series[-1].name) if series else None
 
 
 def _refuse_suspect(snap: Snapshot, accept_suspect: bool) -> None:
@@ -431,10 +448,8 @@ def _record_reviewed(store: Store, registry: Registry, result: ReanalysisResult)
         p = registry.patients[t.patient.patient_id]
         p.reviewed[t.lineage] = t.target.name
         p.reviewed_at = stamp
-        if t.lineage in p.replacement_pending:
-            p.replacement_pending.remove(t.lineage)
-            if not p.replacement_pending:
-                p.previous_number = None  # its rows are dead: the next compaction drops them
+        # Delivered: the replaced rows of this lineage are dead (a compaction drops them).
+        p.previous.pop(t.lineage, None)
     registry.save(store)
 
 
@@ -445,8 +460,7 @@ def append_run(store: Store, result: ReanalysisResult, code: int) -> None:
         "comparisons": [{"from": c.from_snapshot.name, "to": c.to_snapshot.name,
                          "lineage": c.to_snapshot.lineage, "patients": len(c.patients)}
                         for c in result.comparisons],
-        "patients": {"reanalyzed": len({t.patient.patient_id for t in result.processed}),
-                     "up_to_date": len(result.up_to_date),
+        "patients": {**result.patient_counts(),
                      "failing": [{"patient": t.patient.patient_id, "lineage": t.lineage,
                                   "problem": t.problem} for t in result.failures]},
         "changes": result.counts(),
@@ -529,7 +543,8 @@ class _IndexReads:
         import numpy as np
 
         replaced = sorted({n for _, _, group, _ in self.comparisons for t in group
-                           if t.replacement for n in t.patient.numbers})
+                           if t.replacement
+                           for n in (t.patient.number, t.patient.previous[t.lineage])})
         if replaced:
             numbers = np.asarray(replaced, np.int64)
             for files in self.registry.catalog.by_bin().values():
@@ -602,9 +617,8 @@ def _replacement_changes(con: duckdb.DuckDBPyConnection, a: Snapshot,
     difference between the replaced registration's rows and the new one's, among variants
     snapshot `a` classifies."""
     p = track.patient
-    assert p.previous_number is not None
     new = f"(SELECT * FROM replaced_rows WHERE patient = {p.number})"
-    old = f"(SELECT * FROM replaced_rows WHERE patient = {p.previous_number})"
+    old = f"(SELECT * FROM replaced_rows WHERE patient = {p.previous[track.lineage]})"
     keys = "key_chrom, pos, ref, alt"
 
     def side(kind: ChangeKind, present: str, absent: str, priority: str,

@@ -520,10 +520,10 @@ def _stat_key(path: Path) -> tuple[int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _owner_alive(name: str) -> bool:
-    """Whether a `work-<pid>-...` folder's process still runs (other names: no owner)."""
+def _owner_alive(name: str, prefix: str = "work") -> bool:
+    """Whether a `<prefix>-<pid>-...` folder's process still runs (other names: no owner)."""
     parts = name.split("-")
-    if len(parts) < 3 or parts[0] != "work" or not parts[1].isdigit():
+    if len(parts) < 3 or parts[0] != prefix or not parts[1].isdigit():
         return False
     pid = int(parts[1])
     if pid == os.getpid():
@@ -545,3 +545,8 @@ def _read_holder(fd: int) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
 
+
+
+def owner_alive(name: str, prefix: str) -> bool:
+    """Whether the process that named a folder `<prefix>-<pid>-...` still runs."""
+    return _owner_alive(name, prefix)

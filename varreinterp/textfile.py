@@ -40,6 +40,34 @@ def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
         raise InputError("not a text file (binary content)", path) from exc
 
 
+def header_lines_of(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the '#' lines at the top of a text file, each decoded on its
+    own (a decoder reading ahead would refuse a bad byte in the data without its line), with
+    LF as the only line end. A line that is not valid UTF-8 is an InputError naming it."""
+    from varreinterp.bgzf import open_verified
+
+    try:
+        with open_verified(path) as fh:
+            for n, raw in enumerate(fh, start=1):
+                if n == 1 and raw.startswith(BOM.encode()):
+                    raise InputError("the file starts with a UTF-8 byte-order mark (BOM): save "
+                                     "it without one", path, 1)
+                if not raw.startswith(b"#"):
+                    if n == 1:  # what the file is not: text, or a header
+                        _decoded(raw, path, n, "not a text file (binary content)")
+                    return
+                yield n, _decoded(raw, path, n, "not a text file (invalid UTF-8)")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read file ({_reason(exc)})", path) from exc
+
+
+def _decoded(raw: bytes, path: Path, line: int, message: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(message, path, line if "UTF-8" in message else None) from None
+
+
 def _no_bom(lines: Iterator[str], path: Path) -> Iterator[str]:
     first = next(lines, None)
     if first is None:

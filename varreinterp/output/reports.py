@@ -105,6 +105,20 @@ def expand_placeholders(out: Path, result: ReanalysisResult) -> Path:
                          "{snapshot} or {run_id})") from None
 
 
+_STAGE = ".report.stage"  # + -<pid>-<random>: a report being written
+
+
+def _remove_dead_stages(folder: Path) -> None:
+    """Staging folders of killed runs beside the reports (they hold patient data): a dated
+    report name differs every night, so they are found by the pid of their writer."""
+    from varreinterp.store import owner_alive
+
+    for leftover in folder.glob(".*.stage-*"):
+        ours = leftover.name.startswith(f"{_STAGE}-")
+        if not ours or not owner_alive(leftover.name, _STAGE):  # (not ours: older versions')
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisResult,
                          out: Path | None, prov: Provenance) -> Path:
     from varreinterp.reanalyze import REANALYZE_COLUMNS
@@ -122,9 +136,8 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
     # beside a custom folder otherwise, so the final rename stays on one file system.
     inside = out.resolve().is_relative_to(store.root.resolve())
     if not inside:
-        for leftover in out.parent.glob(f".{out.name}.stage-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.stage-",
+        _remove_dead_stages(out.parent)
+    stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE}-{os.getpid()}-",
                                   dir=store.tmp_dir if inside else out.parent))
     try:
         (stage / "patients").mkdir(mode=DIR_MODE)
@@ -154,8 +167,7 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
                     "patients": sorted(p.patient_id for p in c.patients)}
                 for c in result.comparisons},
             "patients": {
-                "reanalyzed": len({t.patient.patient_id for t in result.processed}),
-                "up_to_date": len(result.up_to_date),
+                **result.patient_counts(),
                 "failing": [{"patient": t.patient.patient_id, "lineage": t.lineage,
                              "problem": t.problem} for t in result.failures]},
             "changes": {"total": len(rows), "by_priority": result.counts(),
