@@ -30,11 +30,13 @@ ROOT = HERE.parent
 VR = ROOT / ".venv" / "bin" / "varreinterp"
 TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 CHROMS = [str(i) for i in range(1, 23)] + ["X", "Y", "MT"]
-GROUPS = ["snapshot", "annotate", "diff", "cohort"]
+JOINT = (100, 1000, 2504)  # as bench/generate.py's JOINT_SAMPLES
+GROUPS = ["snapshot", "annotate", "diff", "cohort", "joint", "scale"]
 GB = 1024**3
 # target spec "kind+limit" -> table label
 LABELS = {"ratio<=": "ratio <= {}", "ratio>=": ">= {}x reference", "secs<": "< {} s",
-          "rss<": "RSS < {} GB", "metric<": "< {} bytes/allele"}  # fmt: skip
+          "rss<": "RSS < {} GB", "metric<": "< {}", "metric<=": "<= {}",
+          "metric>=": ">= {}"}  # fmt: skip
 
 
 def log(msg):
@@ -125,12 +127,13 @@ def verdict(run, ref, spec, ratio, metric):
     kind, limit = re.fullmatch(r"([a-z]+[<>]=?)([\d.]+)", spec).groups()
     limit = float(limit) * (GB if kind == "rss<" else 1)
     value = {"ratio<=": ratio, "ratio>=": ratio, "secs<": run.seconds, "rss<": run.rss,
-             "metric<": metric}[kind]  # fmt: skip
+             "metric<": metric, "metric<=": metric, "metric>=": metric}[kind]  # fmt: skip
     if not run.ok:
         return "FAIL"
     if value is None:
         return "SKIP" if ref is None else "FAIL"
-    ok = {"ratio<=": value <= limit, "ratio>=": value >= limit}.get(kind, value < limit)
+    ok = {"ratio<=": value <= limit, "ratio>=": value >= limit, "metric<=": value <= limit,
+          "metric>=": value >= limit}.get(kind, value < limit)  # fmt: skip
     return "PASS" if ok else "FAIL"
 
 
@@ -323,6 +326,91 @@ class Bench:
         self.record("cohort", "reanalyze again (nothing new)", run, checks=["secs<2"])
 
 
+    # -- issue 14: joint-called cohorts ------------------------------------------------------
+    def g_joint(self):
+        names = [f"joint{k}" for k in JOINT]
+        self.need("clinvar", *names)
+        self.ensure_snapshot("benchA", "clinvar_A.vcf.gz")
+        per_mgt = {}
+        for k in JOINT:
+            vcf = self.f(f"joint_{k}.vcf.gz")
+            ref = self.bcf("view -Ou -o /dev/null {v}", v=vcf)
+            run = self.vr("annotate {v} --snapshot benchA --format tsv -o /dev/null", v=vcf)
+            mgt = self.data[f"joint{k}"]["meta"]["records"] * k / 1e6
+            per_mgt[k] = run.seconds / mgt if run.ok else None
+            note = f"{per_mgt[k]:.3f} s per million genotypes" if per_mgt[k] else ""
+            self.record("joint", f"annotate joint {k} samples", run, ref,
+                        "bcftools view -Ou", ["ratio<=2.0"], note=note)  # fmt: skip
+        lo, hi = per_mgt.get(JOINT[0]), per_mgt.get(JOINT[-1])
+        scaling = hi / lo if lo and hi else None
+        self.record("joint", f"s/Mgt at {JOINT[-1]} / s/Mgt at {JOINT[0]}",
+                    Run(scaling is not None, error="" if scaling else "annotate failed"),
+                    checks=["metric<=1.3"], metric=scaling,
+                    note=f"{hi or 0:.3f} vs {lo or 0:.3f} s per million genotypes")  # fmt: skip
+        store = self.work / "joint_store"
+        shutil.rmtree(store, ignore_errors=True)
+        self.ensure_snapshot("benchA", "clinvar_A.vcf.gz", store=store)
+        vcf = self.f(f"joint_{JOINT[-1]}.vcf.gz")
+        ref = self.bcf("view -Ou -o /dev/null {v}", v=vcf)
+        run = self.vr("cohort add {v} --baseline benchA", store=store, v=vcf)
+        self.record("joint", f"cohort add joint {JOINT[-1]} samples", run, ref,
+                    "bcftools view -Ou", ["ratio<=3.0", "rss<2"])  # fmt: skip
+        shutil.rmtree(store, ignore_errors=True)
+
+    # -- issue 15: the inverted index and the engine ------------------------------------------
+    def fresh_store(self, name):
+        store = self.work / name
+        shutil.rmtree(store, ignore_errors=True)
+        for snap in ("benchA", "benchB"):
+            self.ensure_snapshot(snap, f"clinvar_{snap[-1]}.vcf.gz", store=store)
+        return store
+
+    def reanalyze_pair(self, store, label, carried):
+        out = self.work / f"{label}_reports"
+        shutil.rmtree(out, ignore_errors=True)
+        run = self.vr("reanalyze --to benchB -o {o}", store=store, o=self.f(out.name))
+        read = total = rows = None
+        if run.ok and (out / "run.json").is_file():
+            report = json.loads((out / "run.json").read_text())
+            read, total = report["index_bytes"]["read"], report["index_bytes"]["total"]
+            rows = report["changes"]["total"]
+        note = (f"read {read} of {total} index bytes ({read / total:.1%}); {rows} change rows; "
+                f"{total / carried:.2f} bytes per carried allele" if total else "")
+        target = ["secs<60"] if label == "scale10k" else ["secs<30"]
+        self.record("scale", f"reanalyze A->B {label}", run, checks=target, note=note)
+        again = self.vr("reanalyze --to benchB", store=store)
+        self.record("scale", f"reanalyze again (nothing new) {label}", again, checks=["secs<2"])
+        size = total / carried if total else None
+        self.record("scale", f"index size {label}", Run(size is not None),
+                    checks=["metric<5"], metric=size, note=note)  # fmt: skip
+        shutil.rmtree(out, ignore_errors=True)
+
+    def g_scale(self):
+        self.need("clinvar", "cohort", "cohort_bulk")
+        files = sorted((self.work / "cohort").glob("P*.vcf.gz"))
+        paths = " ".join(rel(f) for f in files)
+        runs = {}
+        for workers in (1, 2):
+            store = self.fresh_store(f"scale_w{workers}")
+            runs[workers] = self.vr(f"cohort add {paths} --baseline benchA --workers {workers}",
+                                    store=store)
+            self.record("scale", f"cohort add {len(files)} exomes, {workers} worker(s)",
+                        runs[workers], checks=["secs<100"] if workers == 2 else [],
+                        cmd=f"cohort add cohort/*.vcf.gz --workers {workers}")  # fmt: skip
+        speedup = runs[1].seconds / runs[2].seconds if runs[1].ok and runs[2].ok else None
+        self.record("scale", "cohort add speedup, 2 workers vs 1", Run(speedup is not None),
+                    checks=["metric>=1.6"], metric=speedup)  # fmt: skip
+        carried = self.data["cohort"]["meta"]["alleles_total"]
+        self.reanalyze_pair(self.work / "scale_w2", "scale1k", carried)
+        shutil.rmtree(self.work / "scale_w1", ignore_errors=True)
+        store = self.fresh_store("scale10k")
+        bulk = " ".join(rel(f) for f in sorted((self.work / "cohort_bulk").glob("B*.vcf.gz")))
+        add = self.vr(f"cohort add {bulk} --baseline benchA", store=store)
+        n = self.data["cohort_bulk"]["meta"]["patients"]
+        self.record("scale", f"cohort add {n} exomes (bulk VCFs of 1000)", add,
+                    cmd="cohort add cohort_bulk/*.vcf.gz")  # fmt: skip
+        self.reanalyze_pair(store, "scale10k", self.data["cohort_bulk"]["meta"]["alleles_total"])
+
 def find_allele_count(text):
     """Sum over the JSON document(s) (one, or JSON Lines) of the first integer under a key
     containing 'allele' (any depth) in each; None if there is none."""
@@ -358,7 +446,7 @@ def table(results):
             "| ratio / metric | target | result |", "|" + "---|" * 9]  # fmt: skip
     for r in results:
         m = r["metric"]
-        metric = fmt(r["ratio"], ".3f") if m is None else f"{m:.1f} B/allele"
+        metric = fmt(r["ratio"], ".3f") if m is None else f"{m:.2f}"
         why = (r["error"] or r["note"]) if r["result"] == "FAIL" else ""
         res = (r["result"] + (f" ({why})" if why else "")).replace("|", "/")
         rss = r["peak_rss_bytes"] and r["peak_rss_bytes"] / 2**20

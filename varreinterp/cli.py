@@ -714,7 +714,8 @@ def _progress(label: str, total: int) -> Iterator[Any]:
 
     with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda done, _total: bar.update(task, completed=done)
+        # (done, total): the caller's own count (files, or the engine's tasks)
+        yield lambda done, of: bar.update(task, completed=done, total=of)
 
 
 @contextlib.contextmanager
@@ -982,11 +983,13 @@ def reanalyze_cmd(
         raise StaleSnapshotError(f"stale releases ({'; '.join(stale)}): fetch a newer release "
                                  "(varreinterp snapshot fetch) before reanalyzing")
     panel = _panel(inv, genes, regions)
-    result = reanalyze(store, to=to, min_priority=_priority(inv, min_priority), out=output,
-                       dry_run=dry_run, command=inv.command, allow_backwards=allow_backwards,
-                       accept_suspect=accept_suspect, changes_code=exit_code,
-                       panel_for=_panels_by_group(inv, panel), pass_only=pass_only,
-                       choice=_engine_choice(inv, scheduler, workers))
+    with _progress("Reading the cohort index", 2) as advance:
+        result = reanalyze(store, to=to, min_priority=_priority(inv, min_priority), out=output,
+                           dry_run=dry_run, command=inv.command,
+                           allow_backwards=allow_backwards, accept_suspect=accept_suspect,
+                           changes_code=exit_code, panel_for=_panels_by_group(inv, panel),
+                           pass_only=pass_only, choice=_engine_choice(inv, scheduler, workers),
+                           progress=advance)
     if dry_run or fmt:
         write_reanalysis(result, _format(fmt), result.provenance(inv.command), dry_run)
     log.info("%s", result.summary())

@@ -322,7 +322,8 @@ def reanalyze(store: Store, *, to: str | None = None,
               dry_run: bool = False, command: str = "", allow_backwards: bool = False,
               accept_suspect: bool = False, changes_code: bool = False,
               panel_for: PanelFor = _no_panel, pass_only: bool = False,
-              choice: EngineChoice | None = None) -> ReanalysisResult:
+              choice: EngineChoice | None = None,
+              progress: Callable[[int, int], None] | None = None) -> ReanalysisResult:
     """Compare every patient not yet reviewed against the newest snapshot of each lineage it
     follows (or `to`) and, unless `dry_run`, deliver the report folder, record the patients
     as reviewed and append the run to runs.jsonl."""
@@ -330,18 +331,19 @@ def reanalyze(store: Store, *, to: str | None = None,
         with store.workdir() as workdir:
             return _reanalyze(store, to, min_priority, out, True, command, workdir,
                               allow_backwards, accept_suspect, changes_code, panel_for,
-                              pass_only, choice or EngineChoice())
+                              pass_only, choice or EngineChoice(), progress)
     with store.lock("reanalyze"), store.workdir() as workdir:
         return _reanalyze(store, to, min_priority, out, False, command, workdir,
                           allow_backwards, accept_suspect, changes_code, panel_for, pass_only,
-                          choice or EngineChoice())
+                          choice or EngineChoice(), progress)
 
 
 def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path | None,
                dry_run: bool, command: str, workdir: Path, allow_backwards: bool,
                accept_suspect: bool, changes_code: bool,
                panel_for: PanelFor = _no_panel, pass_only: bool = False,
-               choice: EngineChoice | None = None) -> ReanalysisResult:
+               choice: EngineChoice | None = None,
+               progress: Callable[[int, int], None] | None = None) -> ReanalysisResult:
     import pandas as pd
 
     t0 = time.perf_counter()
@@ -369,7 +371,7 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
         reads.plan(a, b, group)
         timings[f"{a_name}->{b_name}_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    reads.run(choice)
+    reads.run(choice, progress)
     timings["index_s"] = time.perf_counter() - t1
     frames = reads.frames()
     con.close()
@@ -539,7 +541,8 @@ class _IndexReads:
                 self.owner.append(k)
             start = end
 
-    def run(self, choice: EngineChoice) -> None:
+    def run(self, choice: EngineChoice,
+            progress: Callable[[int, int], None] | None = None) -> None:
         import numpy as np
 
         replaced = sorted({n for _, _, group, _ in self.comparisons for t in group
@@ -554,7 +557,7 @@ class _IndexReads:
             return
         work = sum(f.size for t in self.tasks for f in t.files)
         with engine(choice, len(self.tasks), self.store.root, work) as eng:
-            self.results = eng.map(run_task, self.tasks)
+            self.results = eng.map(run_task, self.tasks, progress)
             self.engine = eng.info
         self.bytes_read = sum(n for _, n in self.results)
         log.debug("index: %d task(s), %d of %d bytes read", len(self.tasks), self.bytes_read,
