@@ -380,7 +380,10 @@ def _index_jobs(store: Store, registry: Registry, jobs: list[FileJob], staging: 
         return [], None
     work_bytes = sum(Path(j.header.path).stat().st_size for j in jobs)
     with engine(choice, len(jobs), store.root, work_bytes) as eng:
-        size = max(1, min(BATCH_FILES, -(-len(jobs) // (2 * eng.info.workers))))
+        # A cluster gets two batches per worker (for balance); this process one batch.
+        per = len(jobs) if eng.info.engine == "in-process" else \
+            -(-len(jobs) // (2 * eng.info.workers))
+        size = max(1, min(BATCH_FILES, per))
         # On a cluster each worker process is one core's worth: one DuckDB thread each keeps
         # them from contending; in this process DuckDB may use every core.
         threads = 0 if eng.info.engine == "in-process" else 1
@@ -601,6 +604,7 @@ def compact(store: Store, registry: Registry, only_crowded: bool,
         for files in targets:
             for f in files:
                 del registry.catalog.files[f.name]
+                registry.catalog.files.pop(f.keys_name, None)
         registry.catalog.files.update({e.name: e for e in entries})
         registry.save(store)
     remove_orphans(store.root, registry.catalog)

@@ -36,7 +36,6 @@ from varreinterp.errors import StoreError
 
 if TYPE_CHECKING:
     import duckdb
-    import numpy as np
     import pyarrow as pa
 
 log = logging.getLogger("varreinterp")
@@ -58,10 +57,22 @@ class IndexFile:
     rows: int
     size: int
     spans: list[list[int]] = field(default_factory=list)  # [start, end, crc32], tiling the file
+    role: str = "rows"  # "rows", or "keys": the key directory of the rows file of that name
 
     @property
     def bin_key(self) -> tuple[str, int]:
         return self.key_chrom, self.bin
+
+    @property
+    def keys_name(self) -> str:
+        return keys_name(self.name)
+
+
+def keys_name(rows_name: str) -> str:
+    """The key directory beside a rows file: its distinct keys and the row groups holding them
+    (row-group min/max of POS cannot say that a key is absent: changed keys are denser than a
+    cohort's keys, so nearly every range holds one)."""
+    return rows_name.removesuffix(".parquet") + ".keys.parquet"
 
 
 @dataclass
@@ -91,10 +102,18 @@ class Catalog:
         return cls(int(data["bin_size"]), files)
 
     def by_bin(self) -> dict[tuple[str, int], list[IndexFile]]:
+        """The rows files of each bin (their key directories: `keys_of`)."""
         out: dict[tuple[str, int], list[IndexFile]] = {}
         for f in self.files.values():
-            out.setdefault(f.bin_key, []).append(f)
+            if f.role == "rows":
+                out.setdefault(f.bin_key, []).append(f)
         return out
+
+    def keys_of(self, entry: IndexFile) -> IndexFile:
+        found = self.files.get(entry.keys_name)
+        if found is None:
+            raise StoreError(f"cohort index: {entry.name} has no key directory in the catalog")
+        return found
 
     @property
     def total_bytes(self) -> int:
@@ -130,7 +149,31 @@ def stage_rows(con: duckdb.DuckDBPyConnection, relation: str, out: Path,
         if ck not in by_dir:
             raise StoreError(f"{path}: staged index file of an unknown contig")
         found.append((by_dir[ck], int(path.parent.name.removeprefix("bin=")), path))
+        write_key_directory(path)
     return found
+
+
+def write_key_directory(path: Path) -> Path:
+    """Beside a staged rows file: each distinct key (pos, ref, alt) with the row group that
+    holds it, sorted by key."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    parts = []
+    for i in range(pf.metadata.num_row_groups):
+        keys = pf.read_row_group(i, columns=["pos", "ref", "alt"]).group_by(
+            ["pos", "ref", "alt"]).aggregate([])
+        parts.append(keys.append_column("rg", pa.array([i] * keys.num_rows, pa.int32())))
+    table = pa.concat_tables(parts) if parts else pa.table(
+        {"pos": pa.array([], pa.int64()), "ref": pa.array([], pa.string()),
+         "alt": pa.array([], pa.string()), "rg": pa.array([], pa.int32())})
+    table = table.take(pc.sort_indices(table, [("pos", "ascending"), ("ref", "ascending"),
+                                               ("alt", "ascending"), ("rg", "ascending")]))
+    out = Path(keys_name(str(path)))
+    pq.write_table(table, out, compression="zstd", row_group_size=1 << 20)
+    return out
 
 
 def _contig_dir(key_chrom: str) -> str:
@@ -139,7 +182,7 @@ def _contig_dir(key_chrom: str) -> str:
     return hashlib.md5(key_chrom.encode()).hexdigest()[:16]
 
 
-def describe(path: Path, name: str, key_chrom: str, bin_: int) -> IndexFile:
+def describe(path: Path, name: str, key_chrom: str, bin_: int, role: str = "rows") -> IndexFile:
     """Catalog entry of a written file: its row count and a CRC32 per span."""
     import pyarrow.parquet as pq
 
@@ -162,7 +205,7 @@ def describe(path: Path, name: str, key_chrom: str, bin_: int) -> IndexFile:
         for start, end in zip(edges[:-1], edges[1:], strict=True):
             fh.seek(start)
             spans.append([start, end, zlib.crc32(fh.read(end - start))])
-    return IndexFile(name, key_chrom, bin_, meta.num_rows, size, spans)
+    return IndexFile(name, key_chrom, bin_, meta.num_rows, size, spans, role)
 
 
 def publish(store_root: Path, staged: Iterable[tuple[str, int, Path]],
@@ -174,9 +217,11 @@ def publish(store_root: Path, staged: Iterable[tuple[str, int, Path]],
         name = f"{_contig_dir(key_chrom)}/{bin_:05d}/{batch}-{n}.parquet"
         target = bins_dir(store_root) / name
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        entry = describe(path, name, key_chrom, bin_)
-        os.replace(path, target)
-        entries.append(entry)
+        staged_keys = Path(keys_name(str(path)))
+        for source, entry_name, role in ((path, name, "rows"),
+                                         (staged_keys, keys_name(name), "keys")):
+            entries.append(describe(source, entry_name, key_chrom, bin_, role))
+            os.replace(source, bins_dir(store_root) / entry_name)
     return entries
 
 
@@ -280,33 +325,19 @@ class CheckedFile(io.RawIOBase):
         super().close()
 
 
-def read_rows(store_root: Path, entry: IndexFile, positions: np.ndarray | None,
+def read_rows(store_root: Path, entry: IndexFile, groups: Sequence[int] | None,
               columns: Sequence[str] = COLUMNS) -> tuple[pa.Table, int]:
-    """The rows of one file in the row groups whose POS range holds one of `positions`
-    (sorted; None: every row group), and the bytes read (all of them checked)."""
-    import numpy as np
+    """The rows of one file in row groups `groups` (None: all of them), and the bytes read
+    (all of them checked)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     checked = CheckedFile(bins_dir(store_root) / entry.name, entry)
     try:
         pf = pq.ParquetFile(pa.PythonFile(checked, mode="r"), pre_buffer=False)
-        meta = pf.metadata
-        pos_col = meta.schema.names.index("pos")
-        groups = []
-        for i in range(meta.num_row_groups):
-            if positions is None:
-                groups.append(i)
-                continue
-            stats = meta.row_group(i).column(pos_col).statistics
-            if stats is None or not stats.has_min_max:
-                groups.append(i)  # no statistics: read it rather than guess
-                continue
-            lo = np.searchsorted(positions, stats.min, "left")
-            hi = np.searchsorted(positions, stats.max, "right")
-            if hi > lo:
-                groups.append(i)
-        table = pf.read_row_groups(groups, columns=list(columns)) if groups else \
+        if groups is None:
+            groups = list(range(pf.metadata.num_row_groups))
+        table = pf.read_row_groups(list(groups), columns=list(columns)) if groups else \
             pf.schema_arrow.empty_table().select(list(columns))
         return table, checked.bytes_read
     finally:
@@ -315,10 +346,11 @@ def read_rows(store_root: Path, entry: IndexFile, positions: np.ndarray | None,
 
 @dataclass(frozen=True)
 class HitTask:
-    """One bin's work in a run: which files, which keys changed there, whose rows count."""
+    """One bin's work in a run: which files (each with its key directory), which keys
+    changed there, whose rows count."""
 
     store_root: str
-    files: list[IndexFile]
+    files: list[tuple[IndexFile, IndexFile]]  # (rows, keys)
     keys: Any  # pyarrow Table: key_chrom, pos, ref, alt (the changed keys in this bin)
     patients: Any  # numpy array of live patient numbers in the comparison
 
@@ -327,15 +359,20 @@ def bin_hits(task: HitTask) -> tuple[Any, int]:
     """The index rows of `task.patients` at `task.keys` in one bin, and the bytes read: a
     Dask task (module-level, picklable arguments)."""
     import duckdb
-    import numpy as np
     import pyarrow as pa
 
-    positions = np.unique(np.asarray(task.keys.column("pos").to_numpy(), np.int64))
+    root = Path(task.store_root)
+    wanted = task.keys.select(["pos", "ref", "alt"])
     tables, read = [], 0
-    for entry in task.files:
-        table, n = read_rows(Path(task.store_root), entry, positions)
-        tables.append(table)
+    for entry, keys in task.files:
+        directory, n = read_rows(root, keys, None, ("pos", "ref", "alt", "rg"))
         read += n
+        found = directory.join(wanted, keys=["pos", "ref", "alt"], join_type="inner")
+        groups = sorted(set(found.column("rg").to_pylist()))
+        if groups:
+            table, n = read_rows(root, entry, groups)
+            tables.append(table)
+            read += n
     rows = pa.concat_tables(tables) if tables else None
     if rows is None or not rows.num_rows:
         return empty_rows(), read

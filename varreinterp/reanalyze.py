@@ -535,7 +535,8 @@ class _IndexReads:
                 continue
             here = files.get((chroms[start], int(bins[start])))
             if here:
-                self.tasks.append(HitTask(str(self.store.root), here,
+                pairs = [(f, self.registry.catalog.keys_of(f)) for f in here]
+                self.tasks.append(HitTask(str(self.store.root), pairs,
                                           keys.slice(start, end - start).drop_columns(["bin"]),
                                           numbers))
                 self.owner.append(k)
@@ -555,7 +556,8 @@ class _IndexReads:
                 self.owner.append(-1)
         if not self.tasks:
             return
-        work = sum(f.size for t in self.tasks for f in t.files)
+        work = sum(f.size for t in self.tasks
+                   for f in (t.files if isinstance(t, ScanTask) else [r for r, _ in t.files]))
         with engine(choice, len(self.tasks), self.store.root, work) as eng:
             self.results = eng.map(run_task, self.tasks, progress)
             self.engine = eng.info
@@ -689,7 +691,7 @@ def cohort_index_summary(store: Store) -> dict[str, Any]:
     """The index's size and what last wrote it (engine, workers), for `cohort status`."""
     registry = Registry.load(store)
     engine = registry.engine or {}
-    return {"index_files": len(registry.catalog.files),
+    return {"index_files": sum(f.role == "rows" for f in registry.catalog.files.values()),
             "index_bytes": registry.catalog.total_bytes,
             "index_engine": engine.get("engine"), "index_workers": engine.get("workers")}
 
