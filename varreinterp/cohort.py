@@ -249,8 +249,8 @@ def _migrate(store: Store, data: dict[str, Any]) -> None:
             values = ", ".join(f"({db.quote(f)}, {n})" for f, n in sources)
             con.execute(f"""
                 CREATE TEMP TABLE migrated AS
-                SELECT i.key_chrom, i.pos, i.ref, i.alt, m.number AS patient, i.zygosity,
-                       i.filter, i.chrom
+                SELECT i.key_chrom, i.pos, i.ref, i.alt, CAST(m.number AS BIGINT) AS patient,
+                       i.zygosity, i.filter, i.chrom
                 FROM read_parquet({db.quote_list([f for f, _ in sources])}, filename = true,
                                   union_by_name = true) i
                 JOIN (VALUES {values}) m(file, number) ON m.file = i.filename""")

@@ -25,6 +25,7 @@ import io
 import logging
 import os
 import secrets
+import shutil
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -129,19 +130,31 @@ def stage_rows(con: duckdb.DuckDBPyConnection, relation: str, out: Path,
                bin_size: int) -> list[tuple[str, int, Path]]:
     """Write `relation` (the COLUMNS) under `out`, one sorted file per (contig, bin);
     returns (key_chrom, bin, file) for each."""
-    if out.exists() and any(out.iterdir()):
-        raise StoreError(f"{out}: staging folder is not empty")
+    if out.exists():  # a task run again (its worker was lost after it wrote)
+        shutil.rmtree(out)
     names = {key: _contig_dir(key) for (key,) in con.execute(
         f"SELECT DISTINCT key_chrom FROM {relation}").fetchall()}
     if not names:
         return []
-    with db.writing(out):
-        con.execute(f"""
-            COPY (SELECT {', '.join(COLUMNS)}, md5(key_chrom)[:16] AS ck,
-                         pos // {bin_size} AS bin
-                  FROM {relation} ORDER BY key_chrom, bin, pos, ref, alt, patient)
-            TO {db.quote(str(out))} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (ck, bin),
-                                     ROW_GROUP_SIZE {ROW_GROUP_ROWS})""")
+    # Sorted on every thread into a table, then written by one thread: a partitioned COPY on
+    # several threads writes a file as several sorted runs (overlapping row groups).
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE staged_sorted AS
+        SELECT key_chrom, CAST(pos AS BIGINT) AS pos, ref, alt,
+               CAST(patient AS BIGINT) AS patient, zygosity, filter, chrom,
+               md5(key_chrom)[:16] AS ck, pos // {bin_size} AS bin
+        FROM {relation} ORDER BY key_chrom, bin, pos, ref, alt, patient""")
+    threads = db.scalar(con, "SELECT current_setting('threads')")
+    try:
+        con.execute("SET threads = 1")
+        with db.writing(out):
+            con.execute(f"""
+                COPY staged_sorted TO {db.quote(str(out))}
+                (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (ck, bin),
+                 ROW_GROUP_SIZE {ROW_GROUP_ROWS})""")
+    finally:
+        con.execute(f"SET threads = {int(str(threads))}")
+        con.execute("DROP TABLE IF EXISTS staged_sorted")
     found = []
     by_dir = {v: k for k, v in names.items()}
     for path in sorted(out.glob("ck=*/bin=*/*.parquet")):
@@ -242,9 +255,10 @@ def remove_orphans(store_root: Path, catalog: Catalog) -> int:
         if path.relative_to(root).as_posix() not in catalog.files:
             path.unlink(missing_ok=True)
             removed += 1
-    for folder in sorted(root.glob("*/*"), reverse=True):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+    for pattern in ("*/*", "*"):  # empty bin folders, then empty contig folders
+        for folder in root.glob(pattern):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return removed
 
 
@@ -339,6 +353,11 @@ def read_rows(store_root: Path, entry: IndexFile, groups: Sequence[int] | None,
             groups = list(range(pf.metadata.num_row_groups))
         table = pf.read_row_groups(list(groups), columns=list(columns)) if groups else \
             pf.schema_arrow.empty_table().select(list(columns))
+        # One schema whatever wrote the file (an early migration wrote int32 numbers).
+        for name in ("pos", "patient"):
+            if name in table.column_names and table.schema.field(name).type != pa.int64():
+                i = table.column_names.index(name)
+                table = table.set_column(i, name, table.column(name).cast(pa.int64()))
         return table, checked.bytes_read
     finally:
         checked.close()

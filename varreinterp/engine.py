@@ -133,12 +133,21 @@ def _local(workers: int) -> Iterator[Engine]:
 @contextmanager
 def _remote(address: str, store_root: Path) -> Iterator[Engine]:
     from distributed import Client
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import get_backend
 
+    try:
+        get_backend(parse_address(address, strict=True)[0])
+    except ValueError as exc:
+        raise UsageError(f"--scheduler {address}: not a Dask scheduler address ({exc}); "
+                         "e.g. tcp://host:8786") from None
     try:
         client = Client(address, timeout="10s",  # type: ignore[no-untyped-call]
                         set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise EnvironmentIOError(address, f"cannot reach the Dask scheduler ({exc})") from exc
+    except ValueError as exc:
+        raise UsageError(f"--scheduler {address}: {exc}") from None
     with client:
         workers = len(client.scheduler_info().get("workers", {}))
         if not workers:
