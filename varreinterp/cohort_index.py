@@ -348,7 +348,12 @@ def read_rows(store_root: Path, entry: IndexFile, groups: Sequence[int] | None,
 
     checked = CheckedFile(bins_dir(store_root) / entry.name, entry)
     try:
-        pf = pq.ParquetFile(pa.PythonFile(checked, mode="r"), pre_buffer=False)
+        # The footer span, checked, parsed on its own: pyarrow would otherwise read 64 KB
+        # from the end of the file, and with it the last row group's whole span.
+        start, end, _ = entry.spans[-1]
+        footer = checked.read_range(start, end - start)
+        meta = pq.read_metadata(pa.BufferReader(b"PAR1" + footer))
+        pf = pq.ParquetFile(pa.PythonFile(checked, mode="r"), metadata=meta, pre_buffer=False)
         if groups is None:
             groups = list(range(pf.metadata.num_row_groups))
         table = pf.read_row_groups(list(groups), columns=list(columns)) if groups else \
