@@ -667,7 +667,15 @@ REGISTRY_EDITS: dict[str, Callable[[dict[str, object]], None]] = {
     "patients-string": lambda d: d.__setitem__("patients", "x"),
     "patients-list": lambda d: d.__setitem__("patients", []),
     "alleles-string": lambda d: _first_patient(d).__setitem__("alleles", "12"),
-    "index-file-number": lambda d: _first_patient(d).__setitem__("index_file", 5),
+    # The cohort index (registry schema 3): each patient's number keys its rows in the index
+    # files the catalog lists; a wrong type or a number used twice must be refused, never
+    # read as another patient's rows.
+    "number-string": lambda d: _first_patient(d).__setitem__("number", "1"),
+    "number-reused": lambda d: _last_patient(d).__setitem__("number",
+                                                             _first_patient(d)["number"]),
+    "previous-list": lambda d: _first_patient(d).__setitem__("previous", ["clinvar/GRCh38"]),
+    "index-files-list": lambda d: _index(d).__setitem__("files", []),
+    "index-file-size-string": lambda d: _first_index_file(d).__setitem__("size", "1122"),
     "patient-not-an-object": lambda d: _patients(d).__setitem__(next(iter(_patients(d))), 7),
     "delivered-runs-string": lambda d: d.__setitem__("delivered_runs", "x"),
 }
@@ -681,6 +689,26 @@ def _patients(data: dict[str, object]) -> dict[str, object]:
 
 def _first_patient(data: dict[str, object]) -> dict[str, object]:
     first = next(iter(_patients(data).values()))
+    assert isinstance(first, dict)
+    return first
+
+
+def _last_patient(data: dict[str, object]) -> dict[str, object]:
+    last = list(_patients(data).values())[-1]
+    assert isinstance(last, dict) and last is not _first_patient(data)
+    return last
+
+
+def _index(data: dict[str, object]) -> dict[str, object]:
+    index = data["index"]
+    assert isinstance(index, dict)
+    return index
+
+
+def _first_index_file(data: dict[str, object]) -> dict[str, object]:
+    files = _index(data)["files"]
+    assert isinstance(files, dict)
+    first = next(iter(files.values()))
     assert isinstance(first, dict)
     return first
 

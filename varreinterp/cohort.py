@@ -21,6 +21,7 @@ per patient) are migrated on first use, or with `cohort migrate`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -469,10 +470,12 @@ def _commit(store: Store, registry: Registry, staged: list[_Staged],
             registry.engine = info.to_json()
         registry.save(store)
     except BaseException:
-        from varreinterp.cohort_index import bins_dir
+        from varreinterp.cohort_index import bins_dir, prune_empty_folders
 
         for e in entries:
             (bins_dir(store.root) / e.name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            prune_empty_folders(store.root)
         raise
 
 

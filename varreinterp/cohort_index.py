@@ -255,11 +255,17 @@ def remove_orphans(store_root: Path, catalog: Catalog) -> int:
         if path.relative_to(root).as_posix() not in catalog.files:
             path.unlink(missing_ok=True)
             removed += 1
-    for pattern in ("*/*", "*"):  # empty bin folders, then empty contig folders
+    prune_empty_folders(store_root)
+    return removed
+
+
+def prune_empty_folders(store_root: Path) -> None:
+    """Empty bin folders, then empty contig folders (left by removals or a failed commit)."""
+    root = bins_dir(store_root)
+    for pattern in ("*/*", "*"):
         for folder in root.glob(pattern):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
-    return removed
 
 
 # ------------------------------------------------------------------------------ reading

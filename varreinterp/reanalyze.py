@@ -577,9 +577,8 @@ class _IndexReads:
         import pandas as pd
 
         out = []
-        replaced = self._rows_of(-1) if -1 in self.owner else None
-        if replaced is not None:
-            self.con.register("replaced_rows", replaced)
+        # (empty when no scan ran: an index with no file at all still has replacements)
+        self.con.register("replaced_rows", self._rows_of(-1))
         for k, (a, b, group, delta) in enumerate(self.comparisons):
             frames = []
             if a.name != b.name:
