@@ -20,6 +20,24 @@ from varreinterp.errors import EnvironmentIOError
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
+_COMMITTED: list[bool] = []
+
+
+def work_committed() -> None:
+    """The command's work is published (the store's commit point passed): an interrupt from
+    now on no longer undoes anything, so it is not raised (cli._Signals); the command
+    finishes and says so, rather than exiting 130 over a completed change."""
+    _COMMITTED.append(True)
+
+
+def is_committed() -> bool:
+    return bool(_COMMITTED)
+
+
+def reset_committed() -> None:
+    """A new command starts (cli.run): nothing of it is committed yet."""
+    _COMMITTED.clear()
+
 
 @contextlib.contextmanager
 def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE) -> Iterator[IO[Any]]:

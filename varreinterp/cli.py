@@ -1105,8 +1105,13 @@ class _Signals:
     here rather than read from the exception. Later signals are only remembered: the cleanup
     must finish."""
 
-    def __init__(self, received: int | None = None) -> None:
+    def __init__(self, received: int | None = None, keep_installed: bool = False) -> None:
         self.received = received
+        self.late: int | None = None  # a signal after the command's commit point
+        self.finished = False  # the outcome is decided: a signal now changes nothing
+        # The console script keeps this handler to the end: restoring Python's default there
+        # would let a signal in the last instant kill a process whose work is done.
+        self.keep_installed = keep_installed
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -1121,11 +1126,19 @@ class _Signals:
     def restore(self) -> None:
         import signal
 
+        self.finished = True
+        if self.keep_installed:
+            return
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
 
     def _handle(self, signum: int, frame: Any) -> None:
+        from varreinterp.atomic import is_committed
+
+        if self.finished or is_committed():  # nothing left to undo: finish, say it came late
+            self.late = signum
+            return
         if self.received is None:
             self.received = signum
             raise KeyboardInterrupt
@@ -1209,7 +1222,10 @@ def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    from varreinterp.atomic import reset_committed
+
     signals = signals or _Signals()
+    reset_committed()
     signals.install()
     # Everything we create (store files, DuckDB's own writes, reports) is owner-only: it holds
     # or points at patient data.
@@ -1219,6 +1235,7 @@ def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
         sys.stdout = _ClosedStream()
     try:
         code = _run(args, debug, signals)
+        signals.finished = True
         try:
             sys.stdout.flush()  # a pipe closed early shows here, not in the interpreter's exit
         except BrokenPipeError:
@@ -1228,6 +1245,9 @@ def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
         if signals.received is not None:
             sys.stderr.write("varreinterp: interrupted\n")
             return signals.exit_code()
+        if signals.late is not None:
+            sys.stderr.write("varreinterp: signal received after the work was committed: "
+                             "it completed\n")
         return code
     finally:
         signals.restore()

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from varreinterp import db
-from varreinterp.atomic import write_json_atomic
+from varreinterp.atomic import work_committed, write_json_atomic
 from varreinterp.cohort_index import (
     MAX_FILES_PER_BIN,
     Catalog,
@@ -368,7 +368,6 @@ def cohort_add(store: Store, vcfs: Sequence[Path], *, samples: list[str] | None 
             entries, info = _index_jobs(store, registry, jobs, staging, choice or EngineChoice(),
                                         progress, staged)
             _commit(store, registry, staged, entries, info)
-        _compact_crowded(store, registry)
         remove_orphans(store.root, registry.catalog)
     return [s.outcome for s in staged]
 
@@ -456,27 +455,35 @@ def _repeats_a_key(con: Any, alleles: str) -> bool:
 
 def _commit(store: Store, registry: Registry, staged: list[_Staged],
             entries: list[IndexFile], info: EngineInfo | None) -> None:
-    """The registry names the new files and numbers: the commit point. Files already moved
-    into place are removed again if it cannot be written (they have new names, nothing the
-    old registry names is touched)."""
+    """The registry names the new files and numbers (and the bins the new files crowded,
+    compacted): the commit point, one write. Files already moved into place are removed
+    again if it cannot be written (they have new names: nothing the old registry names is
+    touched)."""
     changed = [s for s in staged if s.outcome.status != "unchanged"]
     if not changed:
         return
+    placed = list(entries)
     try:
         for s in changed:
             registry.patients[s.patient.patient_id] = s.patient
         registry.catalog.files.update({e.name: e for e in entries})
         if info is not None:
             registry.engine = info.to_json()
+        placed += _compact_into(store, registry, only_crowded=True)[0]
         registry.save(store)
     except BaseException:
-        from varreinterp.cohort_index import bins_dir, prune_empty_folders
-
-        for e in entries:
-            (bins_dir(store.root) / e.name).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            prune_empty_folders(store.root)
+        _unplace(store, placed)
         raise
+    work_committed()
+
+
+def _unplace(store: Store, entries: list[IndexFile]) -> None:
+    from varreinterp.cohort_index import bins_dir, prune_empty_folders
+
+    for e in entries:
+        (bins_dir(store.root) / e.name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        prune_empty_folders(store.root)
 
 
 def _plan_file(store: Store, registry: Registry, vcf: Path, samples: list[str] | None,
@@ -585,16 +592,35 @@ def _same_file(old: Patient, source: str, st: os.stat_result,
 # ------------------------------------------------------------------------------ compaction
 def compact(store: Store, registry: Registry, only_crowded: bool,
             choice: EngineChoice | None = None) -> int:
-    """Merge each bin's files into one, keeping only live rows (of patients the registry
-    names); with `only_crowded`, only bins over MAX_FILES_PER_BIN files. One commit; the old
-    files are removed after it. Returns the number of bins rewritten."""
+    """`cohort compact`: merge each bin's files into one, keeping only live rows (of patients
+    the registry names); with `only_crowded`, only bins over MAX_FILES_PER_BIN files. One
+    commit; the old files are removed after it. Returns the number of bins rewritten."""
+    placed, rewritten = _compact_into(store, registry, only_crowded, choice)
+    if not rewritten:
+        return 0
+    try:
+        registry.save(store)
+    except BaseException:
+        _unplace(store, placed)
+        raise
+    work_committed()
+    remove_orphans(store.root, registry.catalog)
+    return rewritten
+
+
+def _compact_into(store: Store, registry: Registry, only_crowded: bool,
+                  choice: EngineChoice | None = None) -> tuple[list[IndexFile], int]:
+    """Rewrite the bins to compact (see `compact`) into new files placed beside the old ones,
+    and point the registry's catalog (in memory) at them; the caller saves the registry. A
+    bin left with no live row loses its files. Returns the files placed and the number of
+    bins rewritten."""
     import numpy as np
 
     by_bin = registry.catalog.by_bin()
     targets = [files for files in by_bin.values()
                if not only_crowded or len(files) > MAX_FILES_PER_BIN]
     if not targets:
-        return 0
+        return [], 0
     live = np.asarray(registry.live_numbers(), np.int64)
     work = sum(f.size for files in targets for f in files)
     with store.staging() as staging, \
@@ -604,28 +630,28 @@ def compact(store: Store, registry: Registry, only_crowded: bool,
         results = eng.map(compact_bin, tasks)
         entries = publish(store.root, [(k, b, Path(f)) for r in results for k, b, f in r],
                           new_batch_id())
-        for files in targets:
-            for f in files:
-                del registry.catalog.files[f.name]
-                registry.catalog.files.pop(f.keys_name, None)
-        registry.catalog.files.update({e.name: e for e in entries})
-        registry.save(store)
-    remove_orphans(store.root, registry.catalog)
-    return len(targets)
-
-
-def _compact_crowded(store: Store, registry: Registry) -> None:
-    n = compact(store, registry, only_crowded=True)
-    if n:
-        log.info("cohort index: compacted %d bin(s)", n)
+    for files in targets:
+        for f in files:
+            del registry.catalog.files[f.name]
+            registry.catalog.files.pop(f.keys_name, None)
+    registry.catalog.files.update({e.name: e for e in entries})
+    if only_crowded:
+        log.info("cohort index: compacted %d bin(s)", len(targets))
+    return entries, len(targets)
 
 
 def cohort_remove(store: Store, patient_id: str) -> None:
-    """Forget a patient; its rows are then removed from every bin (a compaction), so no
-    genotype of a removed patient stays in the store."""
+    """Forget a patient and remove its rows from every bin (a compaction, in the same commit):
+    no genotype of a removed patient stays in the store."""
     with store.lock("cohort remove"):
         registry = Registry.load(store)
         registry.get(patient_id)
         del registry.patients[patient_id]
-        registry.save(store)
-        compact(store, registry, only_crowded=False)
+        placed = _compact_into(store, registry, only_crowded=False)[0]
+        try:
+            registry.save(store)
+        except BaseException:
+            _unplace(store, placed)
+            raise
+        work_committed()
+        remove_orphans(store.root, registry.catalog)

@@ -22,4 +22,4 @@ def main() -> int:
     except KeyboardInterrupt:
         sys.stderr.write("varreinterp: interrupted\n")
         return 143 if received and received[0] == signal.SIGTERM else 130
-    return run(signals=_Signals(received[0] if received else None))
+    return run(signals=_Signals(received[0] if received else None, keep_installed=True))

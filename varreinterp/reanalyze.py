@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from varreinterp import db
+from varreinterp.atomic import work_committed
 from varreinterp.changes import (
     ChangeKind,
     Priority,
@@ -403,6 +404,7 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
                                              result.provenance(command))
         registry.delivered_runs.append(result.run_id)
     _record_reviewed(store, registry, result)
+    work_committed()  # delivered and recorded: the run log line is written whatever comes
     append_run(store, result, result.exit_code(changes_code))
     return result
 

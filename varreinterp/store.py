@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from varreinterp.atomic import write_json_atomic
+from varreinterp.atomic import work_committed, write_json_atomic
 from varreinterp.errors import (
     EnvironmentIOError,
     LockHeldError,
@@ -443,6 +443,7 @@ class Store:
             os.rename(staged, dest)
         except OSError as exc:
             raise store_os_error(exc, dest, "cannot store snapshot") from exc
+        work_committed()
         return Snapshot(manifest, dest)
 
     def remove(self, name: str) -> None:

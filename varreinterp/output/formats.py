@@ -12,7 +12,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from varreinterp.atomic import atomic_file, writing_to
+from varreinterp.atomic import atomic_file, work_committed, writing_to
 from varreinterp.errors import EnvironmentIOError, UsageError
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def output_stream(out: Path | None, binary: bool = False) -> Iterator[IO[Any]]:
         return
     with atomic_file(out, binary=binary) as fh:
         yield fh
+    work_committed()  # the output is in place: a signal from now on must not report failure
 
 
 class _TextSink:

@@ -1,0 +1,81 @@
+"""A signal on either side of a command's commit point, delivered deterministically.
+
+Before the commit point (the snapshot folder's rename, the registry's save, the output file's
+rename) a SIGINT undoes the command: exit 130 and the store as it was. After it there is
+nothing left to undo, so the command completes: exit 0, the result in place, and one line
+saying the signal came late. (test_interrupts.py covers random moments in a subprocess.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, invoke
+
+import varreinterp.output.formats
+import varreinterp.store
+from varreinterp import atomic
+
+RELEASE = SAMPLES / "clinvar_GRCh38_2024-06-02.vcf"
+SNAPSHOT = "clinvar-GRCh38-2024-06-02"
+PATIENT = SAMPLES / "patient_single.vcf.gz"
+
+
+def _signal_at_commit(monkeypatch: pytest.MonkeyPatch, module: object, before: bool) -> None:
+    def committed() -> None:
+        if before:
+            os.kill(os.getpid(), signal.SIGINT)
+        atomic.work_committed()
+        if not before:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(module, "work_committed", committed)
+
+
+def test_signal_just_before_the_snapshot_commit_undoes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The rename has happened when work_committed runs, so "before" here is the last instant
+    # a signal still counts as an interrupt: the handler raises before the latch is set.
+    store = tmp_path / "store"
+    _signal_at_commit(monkeypatch, varreinterp.store, before=True)
+    run = invoke(store, "snapshot", "add", RELEASE)
+    assert run.code == 130, run.err
+    assert "interrupted" in run.err
+
+
+def test_signal_after_the_snapshot_commit_completes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "store"
+    _signal_at_commit(monkeypatch, varreinterp.store, before=False)
+    run = invoke(store, "snapshot", "add", RELEASE)
+    assert run.code == 0, run.err
+    assert "signal received after the work was committed" in run.err
+    monkeypatch.undo()
+    listed = invoke(store, "snapshot", "list", "-f", "tsv")
+    assert SNAPSHOT in listed.out
+    assert invoke(store, "snapshot", "verify").code == 0
+
+
+def test_signal_after_the_output_rename_keeps_the_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "store"
+    assert invoke(store, "snapshot", "add", RELEASE).code == 0
+    expected = invoke(store, "annotate", PATIENT, "--snapshot", SNAPSHOT, "-f", "tsv")
+    assert expected.code == 0, expected.err
+    out = tmp_path / "out.tsv"
+    _signal_at_commit(monkeypatch, varreinterp.output.formats, before=False)
+    run = invoke(store, "annotate", PATIENT, "--snapshot", SNAPSHOT, "-f", "tsv", "-o", out)
+    assert run.code == 0, run.err
+    assert out.read_text().splitlines()[1:] == expected.out.splitlines()[1:]
+
+
+def test_the_latch_belongs_to_one_command(tmp_path: Path) -> None:
+    # A command that committed must not leave later in-process commands deaf to Ctrl-C.
+    store = tmp_path / "store"
+    assert invoke(store, "snapshot", "add", RELEASE).code == 0
+    assert atomic.is_committed()
+    assert invoke(store, "snapshot", "list").code == 0
+    assert not atomic.is_committed()
