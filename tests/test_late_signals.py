@@ -1,9 +1,10 @@
 """A signal on either side of a command's commit point, delivered deterministically.
 
-Before the commit point (the snapshot folder's rename, the registry's save, the output file's
-rename) a SIGINT undoes the command: exit 130 and the store as it was. After it there is
-nothing left to undo, so the command completes: exit 0, the result in place, and one line
-saying the signal came late. (test_interrupts.py covers random moments in a subprocess.)
+The commit point is the latch set just before the final rename (the snapshot folder's, the
+registry's, the output file's). A SIGINT before it undoes the command: exit 130 and the
+store as it was. After it nothing is undone: the rename happens, the command completes with
+exit 0 and one line saying the signal came late. (test_interrupts.py covers random moments
+in a subprocess.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES, invoke
 
-import varreinterp.output.formats
 import varreinterp.store
 from varreinterp import atomic
 
@@ -24,11 +24,14 @@ SNAPSHOT = "clinvar-GRCh38-2024-06-02"
 PATIENT = SAMPLES / "patient_single.vcf.gz"
 
 
+REAL_LATCH = atomic.work_committed
+
+
 def _signal_at_commit(monkeypatch: pytest.MonkeyPatch, module: object, before: bool) -> None:
     def committed() -> None:
         if before:
             os.kill(os.getpid(), signal.SIGINT)
-        atomic.work_committed()
+        REAL_LATCH()
         if not before:
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -37,13 +40,14 @@ def _signal_at_commit(monkeypatch: pytest.MonkeyPatch, module: object, before: b
 
 def test_signal_just_before_the_snapshot_commit_undoes_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The rename has happened when work_committed runs, so "before" here is the last instant
-    # a signal still counts as an interrupt: the handler raises before the latch is set.
     store = tmp_path / "store"
     _signal_at_commit(monkeypatch, varreinterp.store, before=True)
     run = invoke(store, "snapshot", "add", RELEASE)
     assert run.code == 130, run.err
     assert "interrupted" in run.err
+    monkeypatch.undo()
+    assert not (store / "snapshots" / SNAPSHOT).exists()
+    assert SNAPSHOT not in invoke(store, "snapshot", "list", "-f", "tsv").out
 
 
 def test_signal_after_the_snapshot_commit_completes(
@@ -66,10 +70,22 @@ def test_signal_after_the_output_rename_keeps_the_output(
     expected = invoke(store, "annotate", PATIENT, "--snapshot", SNAPSHOT, "-f", "tsv")
     assert expected.code == 0, expected.err
     out = tmp_path / "out.tsv"
-    _signal_at_commit(monkeypatch, varreinterp.output.formats, before=False)
+    _signal_at_commit(monkeypatch, atomic, before=False)
     run = invoke(store, "annotate", PATIENT, "--snapshot", SNAPSHOT, "-f", "tsv", "-o", out)
     assert run.code == 0, run.err
+    assert "signal received after the work was committed" in run.err
     assert out.read_text().splitlines()[1:] == expected.out.splitlines()[1:]
+
+
+def test_signal_just_before_the_output_rename_leaves_no_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "store"
+    assert invoke(store, "snapshot", "add", RELEASE).code == 0
+    out = tmp_path / "out.tsv"
+    _signal_at_commit(monkeypatch, atomic, before=True)
+    run = invoke(store, "annotate", PATIENT, "--snapshot", SNAPSHOT, "-f", "tsv", "-o", out)
+    assert run.code == 130, run.err
+    assert list(tmp_path.glob("*out.tsv*")) == []
 
 
 def test_the_latch_belongs_to_one_command(tmp_path: Path) -> None:
@@ -79,3 +95,20 @@ def test_the_latch_belongs_to_one_command(tmp_path: Path) -> None:
     assert atomic.is_committed()
     assert invoke(store, "snapshot", "list").code == 0
     assert not atomic.is_committed()
+
+
+def test_an_interrupt_swallowed_before_the_commit_still_stops_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # DuckDB polls for signals inside a query and may finish it, or fail with its own error,
+    # leaving no KeyboardInterrupt in flight: the note the handler left must stop the commit.
+    store = tmp_path / "store"
+
+    def swallowed_then_commit() -> None:
+        atomic.interrupt_requested()  # what the handler noted; its exception went nowhere
+        REAL_LATCH()
+
+    monkeypatch.setattr(varreinterp.store, "work_committed", swallowed_then_commit)
+    run = invoke(store, "snapshot", "add", RELEASE)
+    assert run.code == 130, run.err
+    monkeypatch.undo()
+    assert not (store / "snapshots" / SNAPSHOT).exists()

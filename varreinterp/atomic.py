@@ -20,28 +20,44 @@ from varreinterp.errors import EnvironmentIOError
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
-_COMMITTED: list[bool] = []
+# Process state, like the signal handlers it serves (one command runs per process, and
+# cli.run resets it at the start of each): was an interrupt requested, and has this command
+# passed its commit point?
+_STATE: dict[str, bool] = {"interrupted": False, "committed": False}
+
+
+def interrupt_requested() -> None:
+    """The signal handler's note that an interrupt was asked for. The KeyboardInterrupt it
+    raises can be swallowed by a C extension that polls for signals (DuckDB ends a query
+    early, or finishes it, and only reports an error of its own): the commit point checks
+    this note too, so such an interrupt still stops the command before it commits."""
+    _STATE["interrupted"] = True
 
 
 def work_committed() -> None:
-    """The command's work is published (the store's commit point passed): an interrupt from
-    now on no longer undoes anything, so it is not raised (cli._Signals); the command
-    finishes and says so, rather than exiting 130 over a completed change."""
-    _COMMITTED.append(True)
+    """The command's commit point, called just before its final rename: an interrupt asked
+    for earlier stops it here (nothing is published); from here on an interrupt undoes
+    nothing, so it is not raised (cli._Signals) and the command finishes and says so."""
+    if _STATE["interrupted"]:
+        raise KeyboardInterrupt
+    _STATE["committed"] = True
 
 
 def is_committed() -> bool:
-    return bool(_COMMITTED)
+    return _STATE["committed"]
 
 
 def reset_committed() -> None:
-    """A new command starts (cli.run): nothing of it is committed yet."""
-    _COMMITTED.clear()
+    """A new command starts (cli.run): nothing asked for, nothing committed."""
+    _STATE.update(interrupted=False, committed=False)
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE) -> Iterator[IO[Any]]:
-    """A file object whose content replaces `path` only when the block ends without error."""
+def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE,
+                commits: bool = False) -> Iterator[IO[Any]]:
+    """A file object whose content replaces `path` only when the block ends without error.
+    With `commits`, the rename is the command's commit point (`work_committed` just before
+    it, so no signal can land between the rename and the latch)."""
     if path.is_dir():
         raise EnvironmentIOError(path, "is a directory")
     with _os_errors(path):
@@ -54,6 +70,8 @@ def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE) -> Iter
             fh = os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8")
         with writing_to(fh, path, sync=True):
             yield fh
+        if commits:
+            work_committed()
         with _os_errors(path):
             os.replace(tmp, path)
         done = True
@@ -106,12 +124,8 @@ def _os_errors(path: Path) -> Iterator[None]:
         raise EnvironmentIOError.from_os_error(exc, path) from exc
 
 
-def write_json_atomic(path: Path, payload: object, mode: int = FILE_MODE) -> None:
-    with atomic_file(path, mode=mode) as fh:
+def write_json_atomic(path: Path, payload: object, mode: int = FILE_MODE,
+                      commits: bool = False) -> None:
+    with atomic_file(path, mode=mode, commits=commits) as fh:
         json.dump(payload, fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
-
-
-def write_text_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
-    with atomic_file(path, mode=mode) as fh:
-        fh.write(text)

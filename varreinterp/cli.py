@@ -1134,13 +1134,14 @@ class _Signals:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: Any) -> None:
-        from varreinterp.atomic import is_committed
+        from varreinterp.atomic import interrupt_requested, is_committed
 
         if self.finished or is_committed():  # nothing left to undo: finish, say it came late
             self.late = signum
             return
         if self.received is None:
             self.received = signum
+            interrupt_requested()
             raise KeyboardInterrupt
 
     def exit_code(self) -> int:
@@ -1222,10 +1223,12 @@ def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    from varreinterp.atomic import reset_committed
+    from varreinterp.atomic import interrupt_requested, reset_committed
 
     signals = signals or _Signals()
     reset_committed()
+    if signals.received is not None:  # a signal during the imports (entry.main)
+        interrupt_requested()
     signals.install()
     # Everything we create (store files, DuckDB's own writes, reports) is owner-only: it holds
     # or points at patient data.

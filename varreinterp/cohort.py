@@ -27,14 +27,14 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from varreinterp import db
-from varreinterp.atomic import work_committed, write_json_atomic
+from varreinterp.atomic import write_json_atomic
 from varreinterp.cohort_index import (
     MAX_FILES_PER_BIN,
     Catalog,
@@ -144,14 +144,15 @@ class Registry:
             raise StoreError(f"{path}: malformed cohort registry (patient numbers)")
         return reg
 
-    def save(self, store: Store) -> None:
+    def save(self, store: Store, commits: bool = False) -> None:
+        """Write the registry; with `commits`, this write is the command's commit point."""
         write_json_atomic(self.path(store), {
             "schema_version": REGISTRY_SCHEMA_VERSION,
             "patients": {pid: asdict(p) for pid, p in sorted(self.patients.items())},
             "delivered_runs": self.delivered_runs[-1000:],
             "next_number": self.next_number,
             "engine": self.engine,
-            "index": self.catalog.to_json()})
+            "index": self.catalog.to_json()}, commits=commits)
 
     def get(self, patient_id: str) -> Patient:
         try:
@@ -364,7 +365,7 @@ def cohort_add(store: Store, vcfs: Sequence[Path], *, samples: list[str] | None 
             staged += items
             if job is not None:
                 jobs.append(job)
-        with store.staging() as staging:
+        with store.staging() as staging, _publishing(store):
             entries, info = _index_jobs(store, registry, jobs, staging, choice or EngineChoice(),
                                         progress, staged)
             _commit(store, registry, staged, entries, info)
@@ -456,34 +457,31 @@ def _repeats_a_key(con: Any, alleles: str) -> bool:
 def _commit(store: Store, registry: Registry, staged: list[_Staged],
             entries: list[IndexFile], info: EngineInfo | None) -> None:
     """The registry names the new files and numbers (and the bins the new files crowded,
-    compacted): the commit point, one write. Files already moved into place are removed
-    again if it cannot be written (they have new names: nothing the old registry names is
-    touched)."""
+    compacted): the commit point, one write (inside `_publishing`)."""
     changed = [s for s in staged if s.outcome.status != "unchanged"]
     if not changed:
         return
-    placed = list(entries)
+    for s in changed:
+        registry.patients[s.patient.patient_id] = s.patient
+    registry.catalog.files.update({e.name: e for e in entries})
+    if info is not None:
+        registry.engine = info.to_json()
+    _compact_into(store, registry, only_crowded=True)
+    registry.save(store, commits=True)
+
+
+@contextlib.contextmanager
+def _publishing(store: Store) -> Iterator[None]:
+    """Index files moved into place inside the block are named only by the registry the
+    block saves. If the block fails or is interrupted anywhere (mid-publish, before or
+    during the save), the files the registry on disk does not name are removed again, so
+    the store is as it was; files it names (a save that happened) are kept."""
     try:
-        for s in changed:
-            registry.patients[s.patient.patient_id] = s.patient
-        registry.catalog.files.update({e.name: e for e in entries})
-        if info is not None:
-            registry.engine = info.to_json()
-        placed += _compact_into(store, registry, only_crowded=True)[0]
-        registry.save(store)
+        yield
     except BaseException:
-        _unplace(store, placed)
+        with contextlib.suppress(Exception):
+            remove_orphans(store.root, Registry.load(store).catalog)
         raise
-    work_committed()
-
-
-def _unplace(store: Store, entries: list[IndexFile]) -> None:
-    from varreinterp.cohort_index import bins_dir, prune_empty_folders
-
-    for e in entries:
-        (bins_dir(store.root) / e.name).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        prune_empty_folders(store.root)
 
 
 def _plan_file(store: Store, registry: Registry, vcf: Path, samples: list[str] | None,
@@ -595,32 +593,28 @@ def compact(store: Store, registry: Registry, only_crowded: bool,
     """`cohort compact`: merge each bin's files into one, keeping only live rows (of patients
     the registry names); with `only_crowded`, only bins over MAX_FILES_PER_BIN files. One
     commit; the old files are removed after it. Returns the number of bins rewritten."""
-    placed, rewritten = _compact_into(store, registry, only_crowded, choice)
-    if not rewritten:
-        return 0
-    try:
-        registry.save(store)
-    except BaseException:
-        _unplace(store, placed)
-        raise
-    work_committed()
+    with _publishing(store):
+        rewritten = _compact_into(store, registry, only_crowded, choice)
+        if not rewritten:
+            return 0
+        registry.save(store, commits=True)
     remove_orphans(store.root, registry.catalog)
     return rewritten
 
 
 def _compact_into(store: Store, registry: Registry, only_crowded: bool,
-                  choice: EngineChoice | None = None) -> tuple[list[IndexFile], int]:
+                  choice: EngineChoice | None = None) -> int:
     """Rewrite the bins to compact (see `compact`) into new files placed beside the old ones,
-    and point the registry's catalog (in memory) at them; the caller saves the registry. A
-    bin left with no live row loses its files. Returns the files placed and the number of
-    bins rewritten."""
+    and point the registry's catalog (in memory) at them; the caller saves the registry
+    (inside `_publishing`). A bin left with no live row loses its files. Returns the number
+    of bins rewritten."""
     import numpy as np
 
     by_bin = registry.catalog.by_bin()
     targets = [files for files in by_bin.values()
                if not only_crowded or len(files) > MAX_FILES_PER_BIN]
     if not targets:
-        return [], 0
+        return 0
     live = np.asarray(registry.live_numbers(), np.int64)
     work = sum(f.size for files in targets for f in files)
     with store.staging() as staging, \
@@ -637,7 +631,7 @@ def _compact_into(store: Store, registry: Registry, only_crowded: bool,
     registry.catalog.files.update({e.name: e for e in entries})
     if only_crowded:
         log.info("cohort index: compacted %d bin(s)", len(targets))
-    return entries, len(targets)
+    return len(targets)
 
 
 def cohort_remove(store: Store, patient_id: str) -> None:
@@ -647,11 +641,7 @@ def cohort_remove(store: Store, patient_id: str) -> None:
         registry = Registry.load(store)
         registry.get(patient_id)
         del registry.patients[patient_id]
-        placed = _compact_into(store, registry, only_crowded=False)[0]
-        try:
-            registry.save(store)
-        except BaseException:
-            _unplace(store, placed)
-            raise
-        work_committed()
+        with _publishing(store):
+            _compact_into(store, registry, only_crowded=False)
+            registry.save(store, commits=True)
         remove_orphans(store.root, registry.catalog)

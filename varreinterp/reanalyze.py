@@ -403,8 +403,8 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
         result.out_dir = write_report_folder(store, set(registry.delivered_runs), result, out,
                                              result.provenance(command))
         registry.delivered_runs.append(result.run_id)
+    work_committed()  # (again, when no report was written) recorded whatever signal comes
     _record_reviewed(store, registry, result)
-    work_committed()  # delivered and recorded: the run log line is written whatever comes
     append_run(store, result, result.exit_code(changes_code))
     return result
 

@@ -440,10 +440,10 @@ class Store:
         write_json_atomic(staged / MANIFEST_FILE, manifest.to_json())
         dest = self.snapshots_dir / manifest.name
         try:
+            work_committed()  # just before the rename: no signal between it and the latch
             os.rename(staged, dest)
         except OSError as exc:
             raise store_os_error(exc, dest, "cannot store snapshot") from exc
-        work_committed()
         return Snapshot(manifest, dest)
 
     def remove(self, name: str) -> None:

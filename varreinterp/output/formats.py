@@ -12,7 +12,7 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from varreinterp.atomic import atomic_file, work_committed, writing_to
+from varreinterp.atomic import atomic_file, writing_to
 from varreinterp.errors import EnvironmentIOError, UsageError
 
 if TYPE_CHECKING:
@@ -67,9 +67,8 @@ def output_stream(out: Path | None, binary: bool = False) -> Iterator[IO[Any]]:
         with writing_to(fh, out):
             yield fh
         return
-    with atomic_file(out, binary=binary) as fh:
+    with atomic_file(out, binary=binary, commits=True) as fh:  # the output is the result
         yield fh
-    work_committed()  # the output is in place: a signal from now on must not report failure
 
 
 class _TextSink:

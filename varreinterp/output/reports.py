@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from varreinterp.atomic import DIR_MODE, FILE_MODE
+from varreinterp.atomic import DIR_MODE, FILE_MODE, work_committed
 from varreinterp.errors import EnvironmentIOError, UsageError
 from varreinterp.provenance import Provenance
 
@@ -252,6 +252,9 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
         with open(stage / "run.json", "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2, sort_keys=True, default=str)
         os.chmod(stage / "run.json", FILE_MODE)
+        # The delivery and the registry write after it complete whatever signal comes (a
+        # delivered report that is not recorded would be delivered again).
+        work_committed()
         if (out / "run.json").exists():
             # An undelivered report of a killed run (checked above): replace it whole.
             trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=stage.parent))
