@@ -8,10 +8,11 @@ contract in notes/nightly_semantics.md.
    run (exit 4, nothing delivered); a patient that really cannot be reanalyzed fails the run
    (exit 6, even under --quiet) and `cohort status` shows it;
 5. `snapshot remove` refuses a snapshot patients were reviewed against;
-6. partial releases: header-only refused, cut or contig-losing releases stored as suspect and
-   refused as targets until --accept-suspect;
+6. partial releases: header-only refused, cut or contig-losing releases stored as suspect (two
+   cut in a row both: the yardstick is the last release not suspect) and refused as targets
+   until --accept-suspect;
 7. lineages: ClinVar VCF, variant_summary and a lab table, two builds: each patient moves only
-   along its own lineage and build;
+   along its own lineage and build; `--replace --baseline` of a new lineage follows it;
 8. a tampered snapshot (variants.parquet or manifest) is refused and nothing is reviewed;
 9. cron: report folder placeholders, no folder when nothing changed, distinct exit codes.
 
@@ -795,6 +796,45 @@ def test_an_accepted_suspect_release_does_not_block_the_next_nights(
     assert "nothing changed" in r.err
 
 
+def test_a_second_cut_release_in_a_row_is_suspect_too(
+        cut_release: dict[str, Path], store_dir: Path, tmp_path: Path, cli: Cli) -> None:
+    """Two cut releases in a row: the second (the same 18 records, a later date) matches the
+    first, suspect one, and passed as 'ok' (then reanalyze delivered what the cut dropped as
+    'gone' and moved everyone onto it). It is compared with the last release that is not
+    suspect (OLD, 42 records): suspect too, reanalyze refuses it (exit 4) and delivers
+    nothing."""
+    later = "clinvar-GRCh38-2024-07-01"
+    kept: list[int] = []
+
+    def cut(fields: list[str]) -> bool:
+        kept.append(1)
+        return len(kept) > 18
+
+    again = release_without(tmp_path / "clinvar_20240701.vcf", "2024-07-01", cut)
+    r = ok(cli("snapshot", "add", again))
+    assert "SUSPECT" in r.err and later in r.err, r.err
+    shown = json.loads(ok(cli("snapshot", "show", later, "-f", "json")).out)
+    assert shown["records"] == 18 and shown["suspect"] is not None
+    assert "18" in shown["suspect"] and "42" in shown["suspect"] and OLD in shown["suspect"]
+    assert NEW not in shown["suspect"]  # the first cut release is no yardstick
+    listing = {ln.split("\t")[0]: ln.split("\t")[-1]
+               for ln in ok(cli("snapshot", "list", "-f", "tsv")).out.splitlines()}
+    assert listing[OLD] == "ok" and listing[NEW].startswith("SUSPECT: ")
+    assert listing[later].startswith("SUSPECT: ")
+
+    before = registry_bytes(store_dir)
+    out = tmp_path / "OUT"
+    for args in (["reanalyze", "--exit-code", "--out", out], ["--quiet", "reanalyze"]):
+        r = ok(cli(*args), 4)
+        assert r.out == "" and later in r.err and "--accept-suspect" in r.err, r.err
+    assert not out.exists() and not (store_dir / "reports").exists()
+    assert registry_bytes(store_dir) == before
+    assert [x for x in runs(store_dir) if x["report"] or x["exit_code"] != 4] == []
+    assert {rv[C38] for rv in reviewed(store_dir).values()} == {OLD}
+    assert {(s["target_snapshot"], s["suspect_target"]) for s in status(cli)} == {
+        (later, True)}
+
+
 def test_release_losing_a_contig_is_suspect(sample_snapshots: Path, store_dir: Path,
                                             tmp_path: Path, cli: Cli) -> None:
     shutil.copytree(sample_snapshots, store_dir)
@@ -1123,6 +1163,42 @@ def test_a_replacement_is_delivered_once_per_lineage(lineage_snapshots: Path, st
     mine = Counter({k: n for k, n in got.items() if k[0] == C38})
     assert mine == expected, (f"delivered twice: {sorted(mine - expected)}; "
                               f"never delivered: {sorted(expected - mine)}")
+
+
+def test_replace_with_a_baseline_of_a_new_lineage_follows_it(
+        lineage_snapshots: Path, store_dir: Path, tmp_path: Path, cli: Cli) -> None:
+    """`cohort add NEW.vcf --replace --baseline <a lineage the patient does not follow>` exited
+    0 but the patient never followed that lineage. It follows it from that baseline, with the
+    new calls; the replacement (newly carried UP1) is pending only on the lineage it was
+    already followed on: nothing was ever delivered on the new one."""
+    shutil.copytree(lineage_snapshots, store_dir)
+    v1 = patient38(tmp_path / "v1.vcf", ["P1"], calls(APC_B))
+    v2 = patient38(tmp_path / "v2.vcf", ["P1"], calls(APC_B, UP1))
+    ok(cli("cohort", "add", v1, "--baseline", OLD))
+    first = registry(store_dir)["P1"]["number"]
+    r = ok(cli("cohort", "add", v2, "--replace", "--baseline", LAB38_A))
+    assert "re-registered from a new file" in r.err
+    assert "now also follows mylab/GRCh38" in r.err and LAB38_A in r.err, r.err
+    p1 = registry(store_dir)["P1"]
+    assert p1["reviewed"] == {C38: OLD, "mylab/GRCh38": LAB38_A}
+    assert p1["previous"] == {C38: first} and p1["number"] != first
+    assert alleles_of(index_rows(store_dir)[p1["number"]]) == {site(APC_B), site(UP1)}
+    assert {(s["lineage"], s["reviewed_snapshot"], s["target_snapshot"], s["state"])
+            for s in status(cli)} == {(C38, OLD, NEW, "waiting"),
+                                      ("mylab/GRCh38", LAB38_A, LAB38_B, "waiting")}
+
+    out = tmp_path / "OUT"
+    ok(cli("reanalyze", "--out", out))
+    got = Counter((r_["lineage"], *change(r_), r_["from_snapshot"], r_["to_snapshot"])
+                  for r_ in read_tsv(out / "changes.tsv"))
+    up1 = site(UP1)
+    assert got == Counter([
+        (C38, *up1, "upgrade", "high", OLD, NEW),  # VUS -> LP
+        (C38, *up1, "newly_carried", "medium", OLD, OLD),  # the replacement, on C38 only
+        ("mylab/GRCh38", *up1, "upgrade", "high", LAB38_A, LAB38_B)])  # VUS -> P
+    p1 = registry(store_dir)["P1"]
+    assert p1["reviewed"] == {C38: NEW, "mylab/GRCh38": LAB38_B} and p1["previous"] == {}
+    ok(cli("reanalyze", "--exit-code"))
 
 
 # ------------------------------------------------------------------------------ 8. tampered

@@ -542,6 +542,12 @@ def _plan_file(store: Store, registry: Registry, vcf: Path, samples: list[str] |
             # lineage still pending is the older one.
             patient.previous = {lineage: old.previous.get(lineage, old.number)
                                 for lineage in patient.reviewed}
+            if base_snap is not None and not old.follows(base_snap.lineage):
+                # Nothing was delivered on the new lineage yet, so it has no replacement to
+                # report: the new calls are reviewed against the baseline from now on.
+                patient.reviewed[base_snap.lineage] = base_snap.name
+                log.info("patient %s: now also follows %s from %s", pid, base_snap.lineage,
+                         base_snap.name)
         staged.append(_Staged(patient, AddOutcome(pid, sample, status, 0), True))
         todo.append((i, patient.number))
     job = FileJob(header, todo, str(reference_path) if reference_path else None,

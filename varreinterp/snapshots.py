@@ -189,11 +189,15 @@ def add_snapshot(
 
 def release_suspicion(store: Store, new: SnapshotManifest, max_drop_percent: float
                       ) -> str | None:
-    """Why a release looks partial against the release before it in its lineage (by release
-    date): more than `max_drop_percent` fewer records, or fewer contigs. A release cut short
-    otherwise becomes the newest snapshot and every variant it lost reads as 'gone'."""
+    """Why a release looks partial against the latest earlier release of its lineage (by
+    release date) that is not itself suspect: more than `max_drop_percent` fewer records, or
+    fewer contigs. A release cut short otherwise becomes the newest snapshot and every variant
+    it lost reads as 'gone'. A suspect release is never the yardstick: a second cut release
+    (the same records, a later date) would match the first and pass as 'ok'
+    (tests/test_nightly.py::test_a_second_cut_release_in_a_row_is_suspect_too)."""
     before = [s.manifest for s in store.lineage(new.lineage)
-              if (s.manifest.release_date or "") < (new.release_date or "")]
+              if (s.manifest.release_date or "") < (new.release_date or "")
+              and not s.manifest.suspect]
     if not before:
         return None
     prev = before[-1]
