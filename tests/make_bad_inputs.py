@@ -244,6 +244,17 @@ def find_flip(raw: bytes, block: int, *, still_inflates: bool) -> int:
     raise LookupError(f"no suitable bit in block {block}")
 
 
+def find_gzip_flip(raw: bytes) -> int:
+    """The first bit, from the middle of a one-member plain gzip file's deflate data onwards
+    (the header is 10 bytes: no name, no extra field), whose flip makes the deflate stream
+    invalid."""
+    data_start, data_end = 10, len(raw) - 8
+    for bit in range((data_start + data_end) // 2 * 8, data_end * 8):
+        if _inflates_to(flip(raw, bit)[data_start:data_end]) is None:
+            return bit
+    raise LookupError("no suitable bit in the gzip member")
+
+
 def set_isize(raw: bytes, block: int, delta: int) -> bytes:
     _, end = block_spans(raw)[block]
     size = struct.unpack_from("<I", raw, end - 4)[0]
@@ -378,11 +389,18 @@ def _corruption(plan: Plan) -> None:
                            deep=block == first_data), const(flip(packed, bit))))
     # The wording of these differs by the reader that meets the damage first (the header's
     # gzip reader, or the BGZF reader): only the file name and the exit code are pinned.
-    for block in (1, n - 1):
+    # Block 0 is where the BCF probe looks first: it once let zlib.error out (exit 70).
+    for block in (0, 1, n - 1):
         bit = find_flip(packed, block, still_inflates=False)
         plan.append((Entry(f"bitflip_bad_deflate_block_{block}.vcf.gz", fam, pat,
-                           f"bit {bit} flipped in block {block}: invalid deflate data", 3),
+                           f"bit {bit} flipped in block {block}: invalid deflate data", 3,
+                           deep=block == 0),
                      const(flip(packed, bit))))
+    plain_gz = gzip.compress(patient_text(), mtime=0)
+    gz_bit = find_gzip_flip(plain_gz)
+    plan.append((Entry("gzip_bad_deflate_member.vcf.gz", fam, pat,
+                       f"plain gzip, bit {gz_bit} flipped in its only member: invalid deflate "
+                       "data", 3, deep=True), const(flip(plain_gz, gz_bit))))
     plan += [
         (Entry("isize_plus_one.vcf.gz", fam, pat, f"ISIZE of block {n - 1} one too large", 3),
          lambda: set_isize(packed, n - 1, 1)),

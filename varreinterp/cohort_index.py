@@ -424,7 +424,6 @@ class HitTask:
 def bin_hits(task: HitTask) -> tuple[Any, int]:
     """The index rows of `task.patients` at `task.keys` in one bin, and the bytes read: a
     Dask task (module-level, picklable arguments)."""
-    import duckdb
     import pyarrow as pa
 
     root = Path(task.store_root)
@@ -442,7 +441,7 @@ def bin_hits(task: HitTask) -> tuple[Any, int]:
     rows = pa.concat_tables(tables) if tables else None
     if rows is None or not rows.num_rows:
         return empty_rows(), read
-    con = duckdb.connect()
+    con = db.connect()  # never spills: the rows are patient data (no spill folder here)
     try:
         con.execute("SET threads = 1")
         con.register("rows_", rows)
@@ -477,7 +476,6 @@ class ScanTask:
 
 
 def bin_rows(task: ScanTask) -> tuple[Any, int]:
-    import duckdb
     import pyarrow as pa
 
     tables, read = [], 0
@@ -487,7 +485,7 @@ def bin_rows(task: ScanTask) -> tuple[Any, int]:
         read += n
     if not tables:
         return empty_rows(), read
-    con = duckdb.connect()
+    con = db.connect()  # never spills: the rows are patient data (no spill folder here)
     try:
         con.execute("SET threads = 1")
         con.register("rows_", pa.concat_tables(tables))
@@ -520,11 +518,10 @@ class CompactTask:
 
 def compact_bin(task: CompactTask) -> list[tuple[str, int, str]]:
     """The live rows of one bin's files merged into one sorted file (in staging)."""
-    import duckdb
     import pyarrow as pa
 
     tables = [read_rows(Path(task.store_root), e, None)[0] for e in task.files]
-    con = duckdb.connect()
+    con = db.connect()  # never spills: the rows are patient data (no spill folder here)
     try:
         con.execute("SET threads = 1")
         con.register("rows_", pa.concat_tables(tables))

@@ -215,15 +215,23 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
 
 def peek_assembly(path: Path) -> Assembly | None:
     """The build a VCF's header declares, read cheaply (for choosing snapshots before the
-    real read); None when it does not tell."""
+    real read); None when it does not tell, InputError when the file is damaged."""
     if not path.is_file():
         return None
     lines: list[str] = []
+    bgzf.check_file(path)  # htslib reads a BCF cut at a block boundary without a word
     if _is_bcf(path):
         import pysam
 
-        with pysam.VariantFile(str(path)) as fh:
-            lines = str(fh.header).splitlines()
+        previous = pysam.set_verbosity(0)  # the error below says it once, not htslib
+        try:
+            with pysam.VariantFile(str(path)) as fh:
+                lines = str(fh.header).splitlines()
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read BCF header ({' '.join(str(exc).split())})",
+                             path) from exc
+        finally:
+            pysam.set_verbosity(previous)
     else:
         for line in open_text(path):
             if not line.startswith("##"):
@@ -236,12 +244,15 @@ def peek_assembly(path: Path) -> Assembly | None:
 
 
 def _is_bcf(path: Path) -> bool:
+    """Whether a gzip file holds BCF. Damage here is not this probe's to report: False lets
+    the verified reader name it (a bad first deflate block raises zlib.error)."""
     import gzip
+    import zlib
 
     try:
         with gzip.open(path, "rb") as fh:
             return fh.read(3) == b"BCF"
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         return False
 
 
@@ -280,7 +291,9 @@ def check_assembly(header: VcfHeader, expected: str, what: str) -> None:
 
 
 class FastaReference:
-    """pysam.FastaFile addressed by the patient's contig names, compared chr-insensitively."""
+    """pysam.FastaFile addressed by the patient's contig names, compared chr-insensitively.
+    htslib is silenced around every call: a damaged FASTA is one InputError naming it, not
+    htslib's lines on stderr and a ValueError."""
 
     def __init__(self, path: Path, workdir: Path):
         import pysam
@@ -288,11 +301,14 @@ class FastaReference:
         if not path.is_file():
             raise InputError("reference FASTA: no such file", path)
         bgzf.check_file(path)
+        previous = pysam.set_verbosity(0)
         try:
             self._fasta = pysam.FastaFile(str(_indexable(path, workdir)))
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot open reference FASTA ({' '.join(str(exc).split())})",
                              path) from exc
+        finally:
+            pysam.set_verbosity(previous)
         self.path = path
         self._names = {normalize_contig(n): n for n in self._fasta.references}
 
@@ -300,11 +316,24 @@ class FastaReference:
         return normalize_contig(contig) in self._names
 
     def lengths(self) -> dict[str, int]:
-        """Contig lengths by the FASTA's own names."""
+        """Contig lengths by the FASTA's own names (from its index: no sequence is read)."""
         return dict(zip(self._fasta.references, self._fasta.lengths, strict=True))
 
     def fetch(self, contig: str, start: int, end: int) -> str:
-        return str(self._fasta.fetch(self._names[normalize_contig(contig)], start, end))
+        """Bases [start, end) of a contig the FASTA has; InputError when they cannot be read
+        (a corrupt block of a bgzipped FASTA surfaces only here, the index being intact)."""
+        import pysam
+
+        name = self._names[normalize_contig(contig)]
+        previous = pysam.set_verbosity(0)
+        try:
+            return str(self._fasta.fetch(name, start, end))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read reference FASTA at {name}:{start + 1}-{end} "
+                             f"({' '.join(str(exc).split())}): corrupt or truncated",
+                             self.path) from exc
+        finally:
+            pysam.set_verbosity(previous)
 
 
 def _indexable(path: Path, workdir: Path) -> Path:
@@ -494,7 +523,7 @@ def load(
     """)
     _normalize_in_python(calls, reference)
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW {calls.allele} AS
+        CREATE OR REPLACE TEMP TABLE {calls.allele} AS
         SELECT r.rid, 1 AS ai, r.chrom, c.key_chrom, pos, ref, alt, filter,
                coalesce({skip_sql('alt', '1', pass_only)}, c.contig_skip) AS skip, n_alt
         FROM {calls.rec} r JOIN {calls.contigs} c ON c.chrom = r.chrom WHERE NOT complex

@@ -4,13 +4,14 @@
 A selector is resolved within a context (a build and/or a lineage, from the command: the
 patient VCF's build, the other snapshot of a diff). A selector that still matches releases of
 several lineages or builds is ambiguous: a usage error (exit 2) listing at most ten candidates,
-never a guess."""
+never a guess. A selector is refused (exit 4) while a snapshot it could mean cannot be read:
+choosing among the readable ones would silently pick an older release."""
 
 from __future__ import annotations
 
 import re
 
-from varreinterp.errors import SnapshotNotFoundError, UsageError
+from varreinterp.errors import SnapshotNotFoundError, StoreError, UsageError
 from varreinterp.store import Snapshot, Store
 
 _DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
@@ -37,6 +38,8 @@ def resolve(store: Store, selector: str, *, build: str | None = None,
 
 def _pick(store: Store, head: str, build: str | None, lineage: str | None, base: str | None,
           selector: str, what: str) -> Snapshot:
+    if head in ("latest", "previous") or _DATE.match(head):
+        _refuse_broken(store, build, lineage, base, selector, what)
     pool = [s for s in store.snapshots()
             if build in (None, s.manifest.assembly) and lineage in (None, s.lineage)
             and base in (None, s.lineage.split("/")[0])]
@@ -64,6 +67,23 @@ def _pick(store: Store, head: str, build: str | None, lineage: str | None, base:
     known = [s.name for s in store.snapshots()]
     raise SnapshotNotFoundError(f"no snapshot named {selector!r} in store {store.root} "
                                 f"(stored: {_candidates(known) if known else 'none'})")
+
+
+def _refuse_broken(store: Store, build: str | None, lineage: str | None, base: str | None,
+                   selector: str, what: str) -> None:
+    """StoreError when a snapshot of a lineage in this context cannot be read: with its
+    manifest damaged, `latest` would silently mean the release before it (and a diff --to
+    latest would compare a release with itself)."""
+    for key, error in sorted(store.broken_lineages().items()):
+        if key != "*":
+            key_base, _, key_build = key.rpartition("/")
+            if (build not in (None, key_build) or lineage not in (None, key)
+                    or base not in (None, key_base)):
+                continue
+        which = "a snapshot" if key == "*" else f"a snapshot of {key}"
+        raise StoreError(f"{what} {selector!r}: {which} cannot be read ({error}), so the "
+                         "releases to choose from are unknown: repair or remove it (see "
+                         "`snapshot verify`), or name an intact snapshot in full")
 
 
 def _candidates(names: list[str]) -> str:
