@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from varreinterp import db
-from varreinterp.errors import UsageError
 from varreinterp.vocabulary import Tier, tier_rank_sql
 
 if TYPE_CHECKING:
@@ -46,13 +45,6 @@ class Priority(StrEnum):
 
 # Most urgent first.
 PRIORITY_ORDER = sorted(Priority, key=lambda p: -p.rank)
-
-
-def parse_priority(value: str) -> Priority:
-    try:
-        return Priority(value.lower())
-    except ValueError:
-        raise UsageError(f"--min-priority {value!r}: use low, medium or high") from None
 
 
 def _lit(value: StrEnum) -> str:

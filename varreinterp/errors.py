@@ -83,10 +83,6 @@ class NetworkError(VarreinterpError):
     exit_code = ExitCode.NETWORK
 
 
-class NotificationError(VarreinterpError):
-    exit_code = ExitCode.NOTIFY_FAILED
-
-
 class EnvironmentIOError(VarreinterpError):
     """The operating system refused a read or write: no space, permission, read-only file
     system, a directory where a file was expected. Names the path and the OS reason."""

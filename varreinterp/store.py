@@ -53,16 +53,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def default_store_path(option: str | os.PathLike[str] | None) -> Path:
-    """--store, else $VARREINTERP_HOME, else the XDG data directory."""
-    if option:
-        return Path(option).expanduser()
-    if env := os.environ.get("VARREINTERP_HOME"):
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(xdg) / "varreinterp"
-
-
 # Columns of variants.parquet in schema v1 (before hgvs); later columns are read as NULL.
 V1_COLUMNS = [
     "chrom", "pos", "ref", "alt", "classification", "tier", "stars", "review_status",

@@ -53,11 +53,6 @@ def info_sql(key: str, column: str = "info_") -> str:
     return f"nullif(split_part(split_part({column}, ';{literal}=', 2), ';', 1), '')"
 
 
-def with_info_(reader: str) -> str:
-    """A reader with the `info_` column that `info_sql` expects."""
-    return f"(SELECT *, ';' || info AS info_ FROM {reader})"
-
-
 def parse_file_date(text: str) -> date | None:
     digits = re.sub(r"[^0-9]", "", text)
     if len(digits) != 8:

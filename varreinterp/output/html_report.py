@@ -127,8 +127,6 @@ def clinvar_url(variation_id: object) -> str | None:
 
 TL_WIDTH = 640
 _TL_MARGIN = 48
-_TL_DOT_Y = 44
-_TL_RADIUS = 6
 # Below this spacing (px in the 640-wide viewBox) horizontal dates (about 60 px at 10 px) would
 # touch, so they are turned 45 degrees; 24 points leave 24 px, i.e. 17 px between turned lines.
 _TL_ROTATE_BELOW = 72

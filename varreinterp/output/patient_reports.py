@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from varreinterp.atomic import atomic_file
 from varreinterp.changes import PRIORITY_ORDER, Priority
 from varreinterp.history import key_of
 from varreinterp.output.formats import clean_record
@@ -17,7 +15,6 @@ from varreinterp.output.html_report import (
     PatientReport,
     SnapshotRef,
     TimelinePoint,
-    render_html,
 )
 
 if TYPE_CHECKING:
@@ -85,8 +82,3 @@ def patient_report(*, patient_id: str, sample: str | None, source_file: str | No
         cards=[card(r, timelines.get(key_of(r), ())) for r in shown],
         counts_by_priority=counts, tool_version=prov.tool_version, command=prov.command,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), notes=tuple(extra))
-
-
-def write_html(path: Path, report: PatientReport) -> None:
-    with atomic_file(path) as fh:
-        fh.write(render_html(report))
