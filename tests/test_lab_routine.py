@@ -605,16 +605,24 @@ def test_panel_on_report(base_cohort: Path, unpaneled: dict[str, list[dict[str, 
     assert outside_count(r.err) == len(outside)  # the summary on stderr says it too
 
 
+def delivered(row: dict[str, str]) -> tuple[str, str, int]:
+    return row["patient"], bare(row["chrom"]), int(row["pos"])
+
+
 def test_panel_on_a_delivered_reanalysis(cohort: Path) -> None:
+    """The panel shapes the listing; the report records every change, marked in_panel (a
+    change left out of a delivered report would be used up unseen)."""
     r = ok(invoke(cohort, "reanalyze", "--genes", "BRCA1,BRCA2"))
     folders = report_folders(cohort)
     assert len(folders) == 1
     rows = tsv_rows(folders[0] / "changes.tsv")
     expected = {(p, bare(c), pos) for p, changes in CHANGES.items()
                 for c, pos, gene in changes if gene in {"BRCA1", "BRCA2"}}
-    assert {(row["patient"], bare(row["chrom"]), int(row["pos"])) for row in rows} == expected
-    every = sum(len(c) for c in CHANGES.values())
-    assert outside_count(r.err) == every - len(expected)
+    every = {(p, bare(c), pos) for p, changes in CHANGES.items() for c, pos, _ in changes}
+    assert {delivered(row) for row in rows} == every
+    assert {delivered(row) for row in rows if row["in_panel"] == "True"} == expected
+    assert {row["in_panel"] for row in rows} == {"True", "False"}
+    assert outside_count(r.err) == len(every) - len(expected)
 
 
 CARDIO_CONFIG = """min_priority = "low"
@@ -645,11 +653,16 @@ def test_a_cohort_group_panel_restricts_that_group_only(tmp_path: Path, store: P
     r = ok(invoke(store, "--config", config, "reanalyze"))
     folders = report_folders(store)
     assert len(folders) == 1
-    got = {(row["patient"], bare(row["chrom"]), int(row["pos"]))
-           for row in tsv_rows(folders[0] / "changes.tsv")}
+    rows = tsv_rows(folders[0] / "changes.tsv")
     expected = {(p, c, pos) for p, changes in CHANGES.items() for c, pos, gene in changes
                 if p == "PATIENT01" or gene in {"MYH7", "SCN5A"}}
-    assert got == expected
+    every = {(p, c, pos) for p, changes in CHANGES.items() for c, pos, _ in changes}
+    assert {delivered(row) for row in rows} == every  # recorded, not used up
+    assert {delivered(row) for row in rows if row["in_panel"] != "False"} == expected
+    # PATIENT01 is in no group: no panel applies to it (empty), the trio's is cardio
+    assert {row["in_panel"] for row in rows if row["patient"] == "PATIENT01"} == {""}
+    assert {row["in_panel"] for row in rows if row["patient"] != "PATIENT01"} == \
+        {"True", "False"}
     left_out = sum(1 for p, changes in CHANGES.items() for _, _, gene in changes
                    if p != "PATIENT01" and gene not in {"MYH7", "SCN5A"})
     assert outside_count(r.err) == left_out

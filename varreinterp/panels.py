@@ -17,11 +17,16 @@ A panel restricts annotate, diff, history, report and reanalyze to the variants 
 
 `Panel.contains` (Python) and `Panel.sql_predicate` / `Panel.register` (DuckDB) state the same
 rule; tests/test_panels.py checks they agree on generated variants.
+
+Symbols a user gave (a `--genes` list or file, a config panel; not the built-in lists) are kept
+in `Panel.given`: `check_known_symbols` refuses one that no compared snapshot knows, since a
+typo (`BRAC1`) would otherwise make a panel that silently matches nothing.
 """
 
 from __future__ import annotations
 
 import bisect
+import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +41,8 @@ from varreinterp.errors import EnvironmentIOError, InputError, UsageError, Varre
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
+
+    from varreinterp.store import Snapshot
 
 Interval = tuple[int, int]
 # Per contig key (normalize_contig), sorted by key: sorted, disjoint, non-adjacent intervals.
@@ -66,6 +73,11 @@ _HEADER_WORDS = frozenset({"GENE", "GENES", "SYMBOL", "SYMBOLS", "GENE_SYMBOL", 
 _TO_PIPE = str.maketrans({";": "|", ",": "|"})
 _PATH_SUFFIXES = (".txt", ".tsv", ".csv", ".list", ".lst", ".genes", ".gz", ".bed")
 _DESCRIBE_GENES = 20  # a longer list is abbreviated in descriptions (to_json keeps them all)
+_DESCRIBE_UNKNOWN = 10  # unknown symbols named in one error message
+# difflib ratio for a "did you mean": a swap or slip in a 5-letter symbol scores 0.8 (BRAC1 ->
+# BRCA1, SCN5X -> SCN5A), one wrong letter of 4 scores 0.75 (PTEM -> PTEN); difflib's default
+# 0.6 would also offer other genes (BRAC1 -> BRCA2 0.6, MYH7 -> MYO7A 0.67).
+_SUGGEST_CUTOFF = 0.75
 
 
 def gene_symbols(gene_field: str | None) -> list[str]:
@@ -89,6 +101,10 @@ class Panel:
     description: str
     genes: frozenset[str] | None = None
     regions: Regions | None = field(default=None, repr=False)
+    # (where the user gave them, symbols): what `check_known_symbols` checks. Built-in lists
+    # give none. Not part of equality: it says where the genes came from, not what they are.
+    given: tuple[tuple[str, frozenset[str]], ...] = field(default=(), repr=False,
+                                                          compare=False)
 
     def __post_init__(self) -> None:
         # The constructors report empty inputs with the file or option at fault; this guards
@@ -122,7 +138,7 @@ class Panel:
             raise UsageError(f"panel {name!r} names neither genes nor regions")
         combined = _intersect_all(parts)
         return cls(name, f"panel {name}: {combined.description}", combined.genes,
-                   combined.regions)
+                   combined.regions, combined.given)
 
     # -- membership ---------------------------------------------------------------------
 
@@ -234,7 +250,8 @@ class Panel:
             if not regions:
                 raise UsageError(f"the regions of {self.name} and {other.name} do not overlap")
         return Panel(f"{self.name}+{other.name}",
-                     f"{self.description} AND {other.description}", genes, regions)
+                     f"{self.description} AND {other.description}", genes, regions,
+                     self.given + other.given)
 
     @property
     def interval_count(self) -> int:
@@ -334,7 +351,8 @@ def load_gene_file(path: Path) -> Panel:
     if not symbols:
         raise InputError("no gene symbols in the genes file", path)
     genes = frozenset(symbols)
-    return Panel(path.name, f"genes file {path} ({_count(len(genes), 'gene')})", genes)
+    return Panel(path.name, f"genes file {path} ({_count(len(genes), 'gene')})", genes,
+                 given=((f"genes file {path}", genes),))
 
 
 def load_bed(path: Path) -> Panel:
@@ -407,7 +425,7 @@ def _gene_list_panel(items: Sequence[str], source: str) -> Panel:
     if len(ordered) > _DESCRIBE_GENES:
         shown += f",... ({len(ordered)} genes)"
     return Panel(",".join(ordered) if len(ordered) <= 3 else f"{len(ordered)} genes",
-                 f"genes: {shown}", frozenset(genes))
+                 f"genes: {shown}", frozenset(genes), given=((source, frozenset(genes)),))
 
 
 def _tuple_regions_panel(name: str, regions: Iterable[tuple[str, int, int]]) -> Panel:
@@ -485,11 +503,17 @@ def _intersect_regions(a: Regions, b: Regions) -> Regions:
     return tuple(out)
 
 
+def _tokens_sql(gene_col: str) -> str:
+    """The raw tokens of a gene field (a list): the SQL form of `gene_symbols` before
+    upper-casing."""
+    return f"string_split(translate(replace({gene_col}, ' ', ''), ';,', '||'), '|')"
+
+
 def _gene_test(gene_col: str, source: str) -> str:
     """Any symbol of the gene field in `source` (alias vr_panel_g, column vr_sym): the SQL
     form of `gene_symbols`. `length = strlen` (characters = bytes) keeps the ASCII rule:
     DuckDB's upper() maps some non-ASCII letters to ASCII ones (dotless i to I)."""
-    tokens = f"string_split(translate(replace({gene_col}, ' ', ''), ';,', '||'), '|')"
+    tokens = _tokens_sql(gene_col)
     return (f"EXISTS (SELECT 1 FROM (SELECT unnest({tokens}) AS vr_tok) AS vr_panel_t "
             f"JOIN {source} ON vr_panel_g.vr_sym = upper(vr_panel_t.vr_tok) "
             f"WHERE length(vr_panel_t.vr_tok) = strlen(vr_panel_t.vr_tok))")
@@ -610,3 +634,78 @@ def filter_frame(panel: Panel, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     finally:
         con.close()
     return kept[list(frame.columns)], outside
+
+
+def panel_membership(panel: Panel, frame: pd.DataFrame) -> pd.Series:
+    """Whether each row of a result table is inside the panel: a boolean Series on the
+    frame's index, judged like `filter_frame` (gene column, REF span on the contig)."""
+    import numpy as np
+    import pandas as pd
+
+    inside = np.zeros(len(frame), dtype=bool)
+    if len(frame):
+        con = db.connect()
+        try:
+            rows = frame[["chrom", "pos", "ref", "gene"]].reset_index(drop=True)
+            con.register("panel_rows", rows.assign(vr_row=np.arange(len(rows))))
+            macro = panel.register(con, "active")
+            hits = con.execute(f"SELECT vr_row FROM panel_rows "
+                               f"WHERE {macro}(chrom, pos, ref, gene)").fetchall()
+        finally:
+            con.close()
+        inside[[h[0] for h in hits]] = True
+    return pd.Series(inside, index=frame.index, dtype=bool)
+
+
+def check_known_symbols(panels: Iterable[Panel | None], snapshots: Iterable[Snapshot]) -> None:
+    """Refuse (UsageError, exit 2) a symbol the user gave to any of `panels` (a `--genes`
+    list or file, a config panel) that occurs in the gene column of none of `snapshots`,
+    naming it, where it was given and the closest known symbol. Such a symbol matches no
+    variant of these snapshots: a typo would silently empty the panel. The built-in lists
+    are exempt (they name genes a snapshot may simply not hold); with no snapshot, there is
+    nothing to check against."""
+    given: dict[str, list[str]] = {}
+    for panel in panels:
+        for source, symbols in panel.given if panel is not None else ():
+            for symbol in symbols:
+                sources = given.setdefault(symbol, [])
+                if source not in sources:
+                    sources.append(source)
+    snaps = list({s.name: s for s in snapshots}.values())
+    if not given or not snaps:
+        return
+    unknown = sorted(set(given) - _known_symbols(snaps, sorted(given)))
+    if not unknown:
+        return
+    known = sorted(_known_symbols(snaps, None))
+    described = []
+    for symbol in unknown[:_DESCRIBE_UNKNOWN]:
+        near = difflib.get_close_matches(symbol, known, n=1, cutoff=_SUGGEST_CUTOFF)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        described.append(f"{symbol} ({', '.join(given[symbol])}{hint})")
+    if len(unknown) > _DESCRIBE_UNKNOWN:
+        described.append(f"and {len(unknown) - _DESCRIBE_UNKNOWN} more")
+    names = [s.name for s in snaps]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    raise UsageError(f"unknown gene symbol{'s' if len(unknown) > 1 else ''} "
+                     f"{', '.join(described)}: in the gene column of none of the snapshots "
+                     f"compared ({shown}); a panel gene no snapshot knows matches nothing")
+
+
+def _known_symbols(snapshots: Sequence[Snapshot], wanted: Sequence[str] | None) -> set[str]:
+    """The symbols (as panels compare them) of the snapshots' gene fields; only those in
+    `wanted` when given (one pass over each snapshot's distinct gene fields)."""
+    fields = " UNION ".join(
+        f"SELECT gene FROM (SELECT {s.column('gene')} FROM {db.parquet(s.variants)}) "
+        "WHERE gene IS NOT NULL" for s in snapshots)
+    only = "AND upper(vr_tok) IN (SELECT unnest($1::VARCHAR[]))" if wanted is not None else ""
+    con = db.connect()
+    try:
+        found = con.execute(f"""
+            SELECT DISTINCT upper(vr_tok) AS vr_sym FROM (
+                SELECT unnest({_tokens_sql('gene')}) AS vr_tok FROM ({fields}))
+            WHERE vr_tok <> '' AND length(vr_tok) = strlen(vr_tok) {only}""",
+                            [list(wanted)] if wanted is not None else []).fetchall()
+    finally:
+        con.close()
+    return {str(row[0]) for row in found}

@@ -4,8 +4,12 @@ reviewed against, along each lineage it follows, each delivered exactly once.
 Rules (each one closes a way an alert was lost or invented):
 - a patient moves forward only along its own lineages (same source, same build), never back in
   time unless told (`allow_backwards`), and never onto a release marked suspect unless told;
-- every change at every priority is recorded in the report; `min_priority` only shapes what is
-  listed on the terminal and in the summary;
+- every change at every priority is recorded in the report; `min_priority`, the panels
+  (`--genes`/`--regions`, a cohort group's) and `pass_only` only shape what is listed (terminal,
+  summary, notification, HTML pages): a change they leave out is recorded with its `in_panel`
+  and `filter` columns and counted, never used up unseen;
+- a gene symbol the user gave that none of the compared snapshots knows stops the run (exit 2)
+  before anything is read or recorded;
 - a replaced VCF's newly carried and no longer carried alleles are delivered once;
 - reanalysis reads the cohort's inverted index, never the VCF: only the row groups that can
   hold a changed key, each checked against its CRC (a damaged index stops the run); a moved or
@@ -47,7 +51,7 @@ from varreinterp.engine import EngineChoice, EngineInfo, engine
 from varreinterp.errors import ExitCode, StoreError, UsageError
 from varreinterp.history import Key, key_of, timelines
 from varreinterp.matching import key_match_sql
-from varreinterp.panels import Panel, filter_frame
+from varreinterp.panels import Panel, check_known_symbols, panel_membership
 from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
 
@@ -58,7 +62,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("varreinterp")
 
-REANALYZE_COLUMNS = ["patient", "lineage", *PATIENT_COLUMNS]
+CHANGE_COLUMNS = ["patient", "lineage", *PATIENT_COLUMNS]
+# in_panel: True/False against the patient's panel (the run's --genes/--regions intersected
+# with its cohort group's), empty when no panel applies. Last, so positional readers of the
+# columns before it are undisturbed.
+REANALYZE_COLUMNS = [*CHANGE_COLUMNS, "in_panel"]
+PASSING_FILTERS = ("PASS", ".")
 RUNS_FILE = "runs.jsonl"
 
 
@@ -131,7 +140,8 @@ class ReanalysisResult:
     # lineage -> allele key -> classification in each snapshot of the lineage (report cards)
     timelines: dict[str, dict[Key, list[dict[str, Any]]]] = field(default_factory=dict)
     series: dict[str, list[Snapshot]] = field(default_factory=dict)
-    outside_panel: dict[str, int] = field(default_factory=dict)  # patient -> changes left out
+    panels: dict[str, Panel | None] = field(default_factory=dict)  # patient -> its panel
+    pass_only: bool = False  # list only calls whose FILTER passed (all are recorded)
     engine: EngineInfo | None = None  # what read the index (None: nothing to read)
     index_bytes_read: int = 0
     index_bytes_total: int = 0
@@ -182,11 +192,54 @@ class ReanalysisResult:
             out_dir=self.out_dir,
             min_priority=self.min_priority.value)
 
+    def shown(self, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The changes (of `rows`, default all) inside their patient's panel and, with
+        `pass_only`, of calls whose FILTER passed: what the HTML pages show, at every
+        priority."""
+        rows = self.rows if rows is None else rows
+        keep = _inside(rows)
+        if self.pass_only:
+            keep &= _passes(rows)
+        return rows[keep]
+
     def listed(self) -> pd.DataFrame:
-        """The changes at or above `min_priority`: what the terminal and summary show."""
-        keep = self.rows["priority"].isin(
+        """The shown changes at or above `min_priority`: what the terminal, the summary and
+        the notification list."""
+        shown = self.shown()
+        keep = shown["priority"].isin(
             [p.value for p in Priority if p.rank >= self.min_priority.rank])
-        return self.rows[keep]
+        return shown[keep]
+
+    @property
+    def outside_panel(self) -> dict[str, int]:
+        """Patient -> changes outside its panel (recorded, not listed)."""
+        return _per_patient(self.rows[~_inside(self.rows)])
+
+    @property
+    def failing_filter(self) -> dict[str, int]:
+        """Patient -> changes inside its panel whose call failed FILTER, left out of the
+        listing by `pass_only` (recorded, not listed); empty without `pass_only`."""
+        if not self.pass_only:
+            return {}
+        return _per_patient(self.rows[_inside(self.rows) & ~_passes(self.rows)])
+
+    def not_listed(self) -> dict[str, int]:
+        """Recorded changes left out of the listing, each counted once, under the first
+        reason that applies: outside the panel, then a failed FILTER, then below
+        `min_priority`. With the listed ones they add up to every change."""
+        outside = sum(self.outside_panel.values())
+        failing = sum(self.failing_filter.values())
+        return {"outside_panel": outside, "failing_filter": failing,
+                "below_min_priority": len(self.rows) - outside - failing - len(self.listed())}
+
+    def panels_json(self) -> list[dict[str, Any]]:
+        """Each distinct panel of the run (provenance) and how many patients it applied to."""
+        seen: dict[int, tuple[Panel, int]] = {}
+        for panel in self.panels.values():
+            if panel is not None:
+                _, n = seen.get(id(panel), (panel, 0))
+                seen[id(panel)] = (panel, n + 1)
+        return [{**panel.to_json(), "patients": n} for panel, n in seen.values()]
 
     def provenance(self, command: str) -> Provenance:
         roles: list[tuple[str, Snapshot]] = []
@@ -195,9 +248,7 @@ class ReanalysisResult:
         return Provenance.of(command, *roles, facts=[("run_id", self.run_id)])
 
     def per_patient(self) -> dict[str, int]:
-        if not len(self.rows):
-            return {}
-        return {str(k): int(v) for k, v in self.rows.groupby("patient").size().items()}
+        return _per_patient(self.rows)
 
     def counts(self) -> dict[str, int]:
         return {p.value: int((self.rows["priority"] == p.value).sum()) for p in Priority}
@@ -222,10 +273,15 @@ class ReanalysisResult:
                 + f"; {len(listed)} change(s) at or above {self.min_priority.value} in "
                 f"{listed['patient'].nunique() if len(listed) else 0} patient(s)"
                 + (f" ({', '.join(parts)})" if parts else ""))
-        if self.outside_panel:
-            text += (f"; {sum(self.outside_panel.values())} change(s) outside the panels of "
-                     f"{len(self.outside_panel)} patient(s)")
-        hidden = len(self.rows) - len(listed)
+        kept = " (recorded in the report)" if self.out_dir else ""
+        outside, failing = self.outside_panel, self.failing_filter
+        if outside:
+            text += (f"; {sum(outside.values())} change(s) outside the panels of "
+                     f"{len(outside)} patient(s), not listed{kept}")
+        if failing:
+            text += (f"; {sum(failing.values())} change(s) in calls failing FILTER "
+                     f"(--pass-only) in {len(failing)} patient(s), not listed{kept}")
+        hidden = self.not_listed()["below_min_priority"]
         if hidden:
             text += f"; {hidden} lower-priority change(s) recorded in the report"
         if self.out_dir:
@@ -327,7 +383,9 @@ def reanalyze(store: Store, *, to: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> ReanalysisResult:
     """Compare every patient not yet reviewed against the newest snapshot of each lineage it
     follows (or `to`) and, unless `dry_run`, deliver the report folder, record the patients
-    as reviewed and append the run to runs.jsonl."""
+    as reviewed and append the run to runs.jsonl. Every change is recorded; `panel_for` (a
+    patient's panel) and `pass_only` only decide which are listed. A gene symbol given to a
+    panel that no compared snapshot knows is a UsageError, before any work."""
     if dry_run:
         with store.workdir() as workdir:
             return _reanalyze(store, to, min_priority, out, True, command, workdir,
@@ -354,6 +412,7 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
         raise UsageError("the cohort is empty: register patients with `cohort add` first")
     tracks = plan(store, registry, to=to, allow_backwards=allow_backwards,
                   accept_suspect=accept_suspect)
+    panels = _check_panels(tracks, panel_for)
     timings = {"plan_s": time.perf_counter() - t0}
     groups: dict[tuple[str, str], list[Track]] = {}
     for t in tracks:
@@ -377,14 +436,11 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
     frames = reads.frames()
     con.close()
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=REANALYZE_COLUMNS)
-    rows = rows[REANALYZE_COLUMNS]
-    if pass_only:  # an index written before FILTER was kept has none: such calls stay
-        rows = rows[rows["filter"].isna() | rows["filter"].isin(["PASS", "."])]
-    rows, outside = _apply_panels(rows, registry, panel_for)
+        columns=CHANGE_COLUMNS)
+    rows = rows[CHANGE_COLUMNS].assign(in_panel=_in_panel(rows, panels))
     timings["total_s"] = time.perf_counter() - t0
     result = ReanalysisResult(rows, tracks, comparisons, min_priority, timings,
-                              outside_panel=outside, engine=reads.engine,
+                              panels=panels, pass_only=pass_only, engine=reads.engine,
                               index_bytes_read=reads.bytes_read,
                               index_bytes_total=registry.catalog.total_bytes)
     for t in result.failures:
@@ -409,25 +465,55 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
     return result
 
 
-def _apply_panels(rows: pd.DataFrame, registry: Registry, panel_for: PanelFor
-                  ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Each patient's changes restricted to its panel (its cohort group's, or the run's);
-    what a panel leaves out is counted per patient."""
+def _check_panels(tracks: list[Track], panel_for: PanelFor) -> dict[str, Panel | None]:
+    """Each patient's panel (its cohort group's, or the run's), for the patients this run
+    compares or finds up to date; a gene symbol given to one of them that none of the
+    snapshots they are compared on knows is a UsageError, raised before any work."""
+    panels: dict[str, Panel | None] = {}
+    snapshots: dict[str, Snapshot] = {}
+    for t in tracks:
+        if t.state in (TrackState.WAITING, TrackState.UP_TO_DATE):
+            assert t.reviewed is not None and t.target is not None
+            if t.patient.patient_id not in panels:
+                panels[t.patient.patient_id] = panel_for(t.patient)
+            snapshots.setdefault(t.reviewed.name, t.reviewed)
+            snapshots.setdefault(t.target.name, t.target)
+    distinct = {id(p): p for p in panels.values() if p is not None}
+    check_known_symbols(distinct.values(), snapshots.values())
+    return panels
+
+
+def _in_panel(rows: pd.DataFrame, panels: dict[str, Panel | None]) -> pd.Series:
+    """Per change: inside its patient's panel (True/False), or NA when no panel applies. One
+    membership test per distinct panel, over all the rows of its patients."""
     import pandas as pd
 
+    marks = pd.Series(pd.NA, index=rows.index, dtype="boolean")
+    by_panel: dict[int, tuple[Panel, list[str]]] = {}
+    for pid in rows["patient"].unique():
+        panel = panels.get(str(pid))
+        if panel is not None:
+            by_panel.setdefault(id(panel), (panel, []))[1].append(str(pid))
+    for panel, pids in by_panel.values():
+        mine = rows[rows["patient"].isin(pids)]
+        marks.loc[mine.index] = panel_membership(panel, mine)
+    return marks
+
+
+def _inside(rows: pd.DataFrame) -> pd.Series:
+    """Inside the patient's panel, or no panel applies."""
+    return rows["in_panel"].fillna(True).astype(bool)
+
+
+def _passes(rows: pd.DataFrame) -> pd.Series:
+    """The call passed FILTER (an index written before FILTER was kept has none: passing)."""
+    return rows["filter"].isna() | rows["filter"].isin(PASSING_FILTERS)
+
+
+def _per_patient(rows: pd.DataFrame) -> dict[str, int]:
     if not len(rows):
-        return rows, {}
-    kept, outside = [], {}
-    for pid, group in rows.groupby("patient", sort=False):
-        panel = panel_for(registry.patients[str(pid)])
-        if panel is None:
-            kept.append(group)
-            continue
-        inside, dropped = filter_frame(panel, group)
-        kept.append(inside)
-        if dropped:
-            outside[str(pid)] = dropped
-    return pd.concat(kept, ignore_index=True)[list(rows.columns)], outside
+        return {}
+    return {str(k): int(v) for k, v in rows.groupby("patient").size().items()}
 
 
 def _add_timelines(store: Store, workdir: Path, result: ReanalysisResult) -> None:
@@ -468,6 +554,7 @@ def append_run(store: Store, result: ReanalysisResult, code: int) -> None:
                      "failing": [{"patient": t.patient.patient_id, "lineage": t.lineage,
                                   "problem": t.problem} for t in result.failures]},
         "changes": result.counts(),
+        "not_listed": result.not_listed(),
         "report": str(result.out_dir) if result.out_dir else None,
         "engine": result.engine.to_json() if result.engine else None,
         "index_bytes": {"read": result.index_bytes_read, "total": result.index_bytes_total},

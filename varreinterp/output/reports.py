@@ -97,11 +97,15 @@ class _Page:
 
 def _page(path: Path, patient_id: str, rows: pd.DataFrame, result: ReanalysisResult,
           prov: Provenance) -> _Page:
-    """The counselor's page of one patient: its changes at or above the run's listing
-    priority, against the first comparison it was part of (a patient following two lineages
-    gets one note per other comparison)."""
+    """The counselor's page of one patient: its changes inside its panel (and, with
+    --pass-only, of calls that passed FILTER) at or above the run's listing priority, against
+    the first comparison it was part of (a patient following two lineages gets one note per
+    other comparison); a note counts the changes left out, which its TSV holds."""
     pairs = list(dict.fromkeys(zip(rows["from_snapshot"], rows["to_snapshot"], rows["lineage"],
                                    strict=True)))
+    notes = [f"Also compared: {x} -> {y} ({lin})." for x, y, lin in pairs[1:]]
+    notes += _left_out_notes(patient_id, result)
+    rows = result.shown(rows)
     snaps = {s.name: s for c in result.comparisons for s in (c.from_snapshot, c.to_snapshot)}
     a, b, lineage = pairs[0]
     patient = next(p for c in result.comparisons for p in c.patients
@@ -113,8 +117,22 @@ def _page(path: Path, patient_id: str, rows: pd.DataFrame, result: ReanalysisRes
                  for k, v in result.timelines.get(str(lin), {}).items() if k in keys}
     return _Page(path, patient_id, patient.sample, Path(patient.source).name, rows,
                  snaps[str(a)], snaps[str(b)], timelines, result.min_priority,
-                 prov.with_facts(("patient", patient_id)),
-                 [f"Also compared: {x} -> {y} ({lin})." for x, y, lin in pairs[1:]])
+                 prov.with_facts(("patient", patient_id)), notes)
+
+
+def _left_out_notes(patient_id: str, result: ReanalysisResult) -> list[str]:
+    notes = []
+    outside = result.outside_panel.get(patient_id, 0)
+    if outside:
+        panel = result.panels.get(patient_id)
+        where = f" ({panel.summary()})" if panel is not None else ""
+        notes.append(f"{outside} change(s) outside this patient's panel{where} are not shown "
+                     "here; the TSV report lists every change.")
+    failing = result.failing_filter.get(patient_id, 0)
+    if failing:
+        notes.append(f"{failing} change(s) in calls that failed FILTER are not shown here "
+                     "(--pass-only); the TSV report lists every change.")
+    return notes
 
 
 def _render_pages(pages: list[_Page]) -> int:
@@ -240,13 +258,20 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
                 **result.patient_counts(),
                 "failing": [{"patient": t.patient.patient_id, "lineage": t.lineage,
                              "problem": t.problem} for t in result.failures]},
-            "changes": {"total": len(rows), "by_priority": result.counts(),
+            "changes": {"total": len(rows), "listed": len(result.listed()),
+                        "by_priority": result.counts(),
                         "per_patient": per_patient,
                         "patient_files": {pid: "patients/" + patient_file_name(pid)
                                           for pid in per_patient},
                         "patient_reports": {pid: "patients/" + patient_file_name(pid, ".html")
                                             for pid in per_patient}},
+            "pass_only": result.pass_only,
+            "panels": result.panels_json(),
+            # Recorded above, left out of the listing: each change once, under the first
+            # reason (panel, then FILTER, then priority); per patient for the first two.
+            "not_listed": result.not_listed(),
             "outside_panel": result.outside_panel,
+            "failing_filter": result.failing_filter,
             "timings": result.timings,
         }
         with open(stage / "run.json", "w", encoding="utf-8") as fh:
