@@ -211,6 +211,55 @@ def test_effective_settings_name_file_and_line(tmp_path: Path, env: dict[str, st
     assert rows["groups.heart_clinic"].text == "panel: cardio; min_priority: low"
 
 
+SECRET_URLS = (
+    "https://lab:pa55word@hooks.example.org/hook?channel=x&token=tok123",
+    "smtps://alerts:pa55word@mail.example.org?to=lab@example.org",
+    "https://hooks.example.org/services/x?api_key=tok123&sig=tok123",
+    "https://lab:pa55#word@hooks.example.org/hook",  # unencoded '#': the parser splits there
+    "https://lab:pa?55word@hooks.example.org/hook?token=tok123",
+    "http://[::1/hook?token=tok123",  # does not parse at all
+)
+
+
+def test_config_show_redacts_credentials_and_tokens(tmp_path: Path,
+                                                    env: dict[str, str]) -> None:
+    """issue 13: `config show` printed notification URLs with user:password@ and ?token= in
+    clear. URL values are redacted as notifications show their targets."""
+    path = write(tmp_path, 'notify = ["https://lab:pa55word@hooks.example.org/x?token=tok123"]\n'
+                 '[fetch]\nmirror = "https://me:pa55word@mirror.example.org/clinvar"\n')
+    env["VARREINTERP_NOTIFY"] = " ".join(SECRET_URLS)
+    for settings in (resolve(path, env), resolve(path, {"HOME": env["HOME"]})):
+        rows = {row.key: row for row in effective_settings(settings)}
+        for key in ("notify", "fetch.mirror"):
+            assert "pa55" not in rows[key].text and "tok123" not in rows[key].text, rows[key]
+            assert "***" in rows[key].text
+        assert rows["store"].text == str(settings.store)  # not a URL: as it is
+    rows = {row.key: row for row in effective_settings(resolve(path, env))}
+    assert rows["fetch.mirror"].text == "https://me:***@mirror.example.org/clinvar"
+    assert rows["notify"].text.split() == [
+        "https://lab:***@hooks.example.org/hook?channel=x&token=***",
+        "smtps://alerts:***@mail.example.org?to=lab@example.org",
+        "https://hooks.example.org/services/x?api_key=***&sig=***",
+        "https://***@hooks.example.org/hook",
+        "https://***@hooks.example.org/hook?token=***",
+        "http://[::1/hook?token=***"]
+    # The values themselves are untouched: only what is shown is redacted.
+    assert resolve(path, env).notify == SECRET_URLS
+
+
+def test_config_show_command_prints_no_secret(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import invoke
+
+    path = write(tmp_path, '[fetch]\nmirror = "https://me:pa55word@mirror.example.org/c"\n')
+    monkeypatch.setenv("VARREINTERP_NOTIFY", SECRET_URLS[0])
+    for fmt in ("tsv", "json", "table"):
+        r = invoke(None, "--config", path, "config", "show", "--format", fmt)
+        assert r.code == 0, r.err
+        assert "pa55word" not in r.out + r.err and "tok123" not in r.out + r.err
+        assert "hooks.example.org" in r.out and "mirror.example.org" in r.out
+
+
 def test_panels_and_groups(tmp_path: Path, env: dict[str, str]) -> None:
     settings = resolve(write(tmp_path, FULL), env)
     cardio = settings.panels["cardio"]

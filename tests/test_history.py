@@ -19,8 +19,10 @@ from varreinterp.store import Store
 from varreinterp.vocabulary import classify
 
 OLD, NEW = "z-clinvar-jan", "a-clinvar-jun"  # release 2024-01-07 and 2024-06-02
-HISTORY_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "gene", "snapshot",
-                   "release_date", "classification", "tier", "stars", "review_status"]
+HISTORY_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "filter", "gene",
+                   "snapshot", "release_date", "classification", "tier", "stars",
+                   "review_status"]
+LOW_QUAL = ("chr17", 43071000, "A", "G")  # REV1, the one call with FILTER=LowQual
 
 # PATIENT01's carried, classified variants per the README (patient_single.vcf.gz, chr names):
 # key -> (class in 2024-01-07 or None, class in 2024-06-02 or None)
@@ -145,3 +147,33 @@ def test_table_has_one_row_per_change_oldest_first(store):
                   "chr17:43057100 G>A"):
         assert label in out
     assert not re.search(r"chrM:13520", out)
+
+
+def test_failed_qc_calls_are_visible(store):
+    """issue 12: a call that failed QC looked like any other in `history`. Its FILTER is in
+    TSV and JSON, and the table marks it (QC!) with the marker's legend."""
+    groups = by_variant(history_rows(store, SAMPLES / "patient_single.vcf.gz", "--all"))
+    assert {r["filter"] for r in groups.pop(LOW_QUAL)} == {"LowQual"}
+    assert {r["filter"] for rows in groups.values() for r in rows} == {"PASS"}
+
+    code, out, err = invoke(store, "history", SAMPLES / "patient_single.vcf.gz", "--all",
+                            "--format", "tsv")
+    assert code == 0, err
+    lines = out.splitlines()
+    header = lines[1].split("\t")
+    assert header == HISTORY_COLUMNS
+    rows = [dict(zip(header, ln.split("\t"), strict=True)) for ln in lines[2:]]
+    assert {r["filter"] for r in rows if r["pos"] == str(LOW_QUAL[1])} == {"LowQual"}
+
+    code, out, err = invoke(store, "history", SAMPLES / "patient_single.vcf.gz", "--all",
+                            "--format", "table")
+    assert code == 0, err
+    marked = [ln for ln in out.splitlines() if "QC!" in ln.split() and "PATIENT01" in ln]
+    assert len(marked) == 2 and all("chr17:43071000 A>G" in ln for ln in marked)
+    assert "QC! = the call did not pass the variant caller's filters" in out
+
+
+def test_table_has_no_qc_legend_without_failed_calls(store):
+    code, out, err = invoke(store, "history", SAMPLES / "trio.vcf", "--all", "--format", "table")
+    assert code == 0, err
+    assert "QC!" not in out

@@ -791,11 +791,6 @@ def cohort_add_cmd(
              ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing")
 
 
-def _file_name(path: object) -> str | None:
-    """Full paths wrap a terminal table; the name is what a person looks for."""
-    return Path(str(path)).name if path else None
-
-
 @cohort_app.command("list", epilog="\b\nExample: varreinterp cohort list --format tsv")
 def cohort_list_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     """List registered patients: build, the snapshot each was last reviewed against per
@@ -811,13 +806,16 @@ def cohort_list_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
          "source": p.source}
         for p in sorted(cohort.Registry.load(_inv(ctx).store()).patients.values(),
                         key=lambda p: p.patient_id)]
+    caption = f"{len(rows)} patient(s); varreinterp {__version__}"
     if chosen is Format.TABLE:
-        for r in rows:
-            r["source"] = _file_name(r["source"])
+        from varreinterp.output import tables
+
+        tables.print_rows(sys.stdout, tables.COHORT_COLUMNS, tables.cohort_rows(rows),
+                          title="Cohort", caption=caption)
+        return
     cols = ["patient", "sample", "assembly", "reviewed", "alleles", "replaced", "group",
             "source"]
-    write_rows(rows, cols, chosen, title="Cohort",
-               caption=f"{len(rows)} patient(s); varreinterp {__version__}")
+    write_rows(rows, cols, chosen, title="Cohort", caption=caption)
 
 
 @cohort_app.command("show", epilog="\b\nExample: varreinterp cohort show NA12878")
@@ -910,9 +908,6 @@ def cohort_status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> int:
     if chosen is Format.JSON:
         for r in rows:
             r.update(index)
-    if chosen is Format.TABLE:
-        for r in rows:
-            r["source"] = _file_name(r["source"])
     states: dict[str, int] = {}
     for r in rows:
         states[r["state"]] = states.get(r["state"], 0) + 1
@@ -922,9 +917,14 @@ def cohort_status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> int:
               if index["index_engine"] else "none yet")
     where = (f"index: {index['index_files']} file(s), {index['index_bytes']} bytes, last "
              f"indexed by {engine}")
-    write_rows(rows, columns, chosen, title="Cohort status",
-               caption=f"{summary or 'no patients registered'}; {where}; "
-               f"varreinterp {__version__}")
+    caption = f"{summary or 'no patients registered'}; {where}; varreinterp {__version__}"
+    if chosen is Format.TABLE:
+        from varreinterp.output import tables
+
+        tables.print_rows(sys.stdout, tables.STATUS_COLUMNS, tables.status_rows(rows),
+                          title="Cohort status", caption=tables.status_caption(rows, caption))
+    else:
+        write_rows(rows, columns, chosen, title="Cohort status", caption=caption)
     log.info("%s; %s", summary or "no patients registered", where)
     return ExitCode.PARTIAL if states.get("failing") else ExitCode.OK
 

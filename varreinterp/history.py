@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-HISTORY_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "gene", "snapshot",
-                   "release_date", "classification", "tier", "stars", "review_status"]
+# `filter` is the call's VCF FILTER: a call that failed QC must stay visible as such.
+HISTORY_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "filter", "gene",
+                   "snapshot", "release_date", "classification", "tier", "stars",
+                   "review_status"]
 
 
 @dataclass
@@ -81,8 +83,8 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
         frames.append(con.execute(f"""
             WITH h AS (
                 SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
-                       s.snapshot, s.release_date, s.k, s.gene, s.classification, s.tier,
-                       s.stars, s.review_status
+                       c.filter, s.snapshot, s.release_date, s.k, s.gene, s.classification,
+                       s.tier, s.stars, s.review_status
                 FROM (SELECT {unique_calls_columns()} FROM {calls.carried}
                       GROUP BY sample, key_chrom, pos, ref, alt) c
                 JOIN ({union}) s

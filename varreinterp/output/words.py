@@ -246,6 +246,14 @@ _CHANGE_WORDS: dict[str, str] = {
 }
 
 
+def state_words(state: str | None) -> str:
+    """A patient's reanalysis state (`cohort status`) in words: up_to_date -> "up to date",
+    out_of_scope -> "out of scope"; waiting and failing stay as they are."""
+    if state is None or not state.strip():
+        return UNKNOWN
+    return _spaced(state)
+
+
 def change_words(change: str | None) -> str:
     """A change kind in words: upgrade -> "Upgraded (moved towards pathogenic)"."""
     if change is None or not change.strip():
