@@ -90,13 +90,19 @@ def bare(chrom: str) -> str:
 
 def report_rows(out: Path) -> list[tuple[str, ...]]:
     """changes.tsv: the header, then the rows sorted (the '#' provenance line names the run
-    and its paths: left out). No folder (nothing changed): no rows."""
+    and its paths: left out). No folder (nothing changed): no rows. The `in_panel` column
+    came after the schema-2 version (empty here: no panel) and is left out to compare."""
     if not out.exists():
         return []
     with open(out / "changes.tsv", newline="") as fh:
         assert fh.readline().startswith("#tool=varreinterp ")
-        rows = [tuple(r) for r in csv.reader(fh, delimiter="\t")]
-    return [rows[0], *sorted(rows[1:])]
+        rows = [list(r) for r in csv.reader(fh, delimiter="\t")]
+    if "in_panel" in rows[0]:
+        i = rows[0].index("in_panel")
+        assert all(r[i] == "" for r in rows[1:]), "in_panel set without a panel"
+        rows = [r[:i] + r[i + 1:] for r in rows]
+    out_rows = [tuple(r) for r in rows]
+    return [out_rows[0], *sorted(out_rows[1:])]
 
 
 def change_set(rows: list[tuple[str, ...]]) -> set[Change]:

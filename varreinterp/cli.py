@@ -1260,6 +1260,9 @@ def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
 
 
 def _run(args: list[str], debug: bool, signals: _Signals) -> int:
+    from varreinterp.allocator import keep_freed_memory
+
+    keep_freed_memory()  # worker processes call it too (engine tasks)
     try:
         result = _click_command().main(args=args, prog_name="varreinterp",
                                        standalone_mode=False, obj=list(args))

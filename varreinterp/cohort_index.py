@@ -44,7 +44,10 @@ log = logging.getLogger("varreinterp")
 # Chosen by measurement (bench/README.md): 10,000 generated exomes, one release's changes.
 BIN_SIZE = 20_000_000
 ROW_GROUP_ROWS = 16_384
-MAX_FILES_PER_BIN = 4  # more, and the bin is compacted into one file
+# More, and the bin is compacted into one file. A 1,000-exome add on 2 workers writes 6 files
+# per bin (cohort._batches); compacting its 40M rows right away would cost more than reading 6
+# key directories per bin saves a nightly run.
+MAX_FILES_PER_BIN = 8
 COLUMNS = ("key_chrom", "pos", "ref", "alt", "patient", "zygosity", "filter", "chrom")
 
 
@@ -538,4 +541,7 @@ def compact_bin(task: CompactTask) -> list[tuple[str, int, str]]:
 
 def run_task(task: HitTask | ScanTask) -> tuple[Any, int]:
     """A run's index task, whichever kind (one function for the engine to map)."""
+    from varreinterp.allocator import keep_freed_memory
+
+    keep_freed_memory()
     return bin_hits(task) if isinstance(task, HitTask) else bin_rows(task)
