@@ -453,12 +453,16 @@ def index_batch(task: BatchTask) -> BatchResult:
             carried = calls.carried if not _repeats_a_key(con, calls.allele) else (
                 f"(SELECT {unique_calls_columns()} FROM {calls.carried} "
                 "GROUP BY sample, key_chrom, pos, ref, alt)")
-            rows.add(con.sql(f"""
+            select = f"""
                 SELECT c.key_chrom, CAST(c.pos AS BIGINT) AS pos, c.ref, c.alt,
                        CAST(n.number AS BIGINT) AS patient, c.zygosity, c.filter, c.chrom
                 FROM {carried} c
-                JOIN (VALUES {numbers}) n(sample, number) ON n.sample = c.sample
-                """).to_arrow_table())
+                JOIN (VALUES {numbers}) n(sample, number) ON n.sample = c.sample"""
+            if len(job.samples) > 1:  # a joint-called file: millions of rows, kept in DuckDB
+                rows.flush()
+                con.execute(f"INSERT INTO rows_ {select}")
+            else:
+                rows.add(con.sql(select).to_arrow_table())
             lines.append(f"{job.header.path}: {calls.stats.records} records, "
                          f"{calls.stats.carried} carried calls")
             calls.drop()
