@@ -977,7 +977,7 @@ def reanalyze_cmd(
         to = _resolve(store, to, what="--to").name
     from varreinterp.cohort import Registry
 
-    lineages = {lin for p in Registry.load(store).patients.values() for lin in p.reviewed}
+    lineages = Registry.lineages(store)
     stale = _warn_if_stale(inv, store, lineages)
     if stale and fail_if_stale:
         raise StaleSnapshotError(f"stale releases ({'; '.join(stale)}): fetch a newer release "
@@ -1260,9 +1260,6 @@ def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
 
 
 def _run(args: list[str], debug: bool, signals: _Signals) -> int:
-    from varreinterp.allocator import keep_freed_memory
-
-    keep_freed_memory()  # worker processes call it too (engine tasks)
     try:
         result = _click_command().main(args=args, prog_name="varreinterp",
                                        standalone_mode=False, obj=list(args))

@@ -22,7 +22,6 @@ per patient) are migrated on first use, or with `cohort migrate`.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -47,10 +46,10 @@ from varreinterp.cohort_index import (
     stage_rows,
 )
 from varreinterp.engine import EngineChoice, EngineInfo, engine
-from varreinterp.errors import EnvironmentIOError, InputError, StoreError, UsageError
+from varreinterp.errors import InputError, StoreError, UsageError
 from varreinterp.matching import PreparedInputs, prepare_inputs, unique_calls_columns
 from varreinterp.patient_vcf import FastaReference, VcfHeader, load, select_samples
-from varreinterp.store import Snapshot, Store, check_fields, lineage_of, sha256_file
+from varreinterp.store import Snapshot, Store, check_fields, lineage_of, read_json, sha256_file
 
 log = logging.getLogger("varreinterp")
 
@@ -124,6 +123,19 @@ class Registry:
         return cls._parse(path, data)
 
     @classmethod
+    def lineages(cls, store: Store) -> set[str]:
+        """The lineages some patient follows, without checking every entry (the run that
+        follows does): at 10,000 patients a full load takes 0.4 s."""
+        path = cls.path(store)
+        if not path.exists():
+            return set()
+        data = _read_registry(path)
+        if data.get("schema_version") != REGISTRY_SCHEMA_VERSION:
+            return {lin for p in cls.load(store).patients.values() for lin in p.reviewed}
+        return {lin for p in data["patients"].values() if isinstance(p, dict)
+                for lin in (p.get("reviewed") or {})}
+
+    @classmethod
     def _parse(cls, path: Path, data: dict[str, Any]) -> Registry:
         for pid, p in data["patients"].items():
             problem = check_fields(Patient, p)
@@ -177,12 +189,7 @@ class Registry:
 
 
 def _read_registry(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise EnvironmentIOError.from_os_error(exc, path) from exc
-    except ValueError as exc:
-        raise StoreError(f"{path}: unreadable cohort registry ({exc})") from exc
+    data = read_json(path, "cohort registry")
     if not isinstance(data, dict) or not isinstance(data.get("patients"), dict):
         raise StoreError(f"{path}: malformed cohort registry (no patients table)")
     return data

@@ -133,6 +133,15 @@ def key_of(row: Mapping[str, Any]) -> Key:
             str(row["alt"]))
 
 
+def keys_of(rows: pd.DataFrame) -> list[Key]:
+    """`key_of` of every row of a frame, column-wise (row dicts of 750,000 changes took 45 s:
+    contigs are few, so each spelling is normalized once)."""
+    contig = {c: normalize_contig(str(c)) for c in rows["chrom"].unique()}
+    return [(contig[c], int(p), str(r), str(a)) for c, p, r, a in
+            zip(rows["chrom"].tolist(), rows["pos"].tolist(), rows["ref"].tolist(),
+                rows["alt"].tolist(), strict=True)]
+
+
 def timelines(con: duckdb.DuckDBPyConnection, snapshots: Sequence[Snapshot],
               keys: Sequence[Key]) -> dict[Key, list[dict[str, object]]]:
     """For each allele key, its classification in every snapshot (oldest first), with None

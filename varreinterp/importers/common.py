@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from varreinterp import db
 from varreinterp.assembly import Assembly
@@ -81,32 +81,19 @@ def _map_terms(
 ) -> Counter[str]:
     """Build term tables `cls_map(raw, classification, tier)` and `rev_map(raw, term, stars)`."""
     unknown: Counter[str] = Counter()
-    cls_rows = []
-    for raw, n in con.execute(
-        "SELECT raw_classification, count(*) FROM staged "
-        "WHERE raw_classification IS NOT NULL GROUP BY 1"
-    ).fetchall():
-        try:
-            c = classify(source.rewrite_classification(raw))
-            cls_rows.append((raw, c.term, c.tier.value))
-        except UnknownTerm:
-            check_term(raw, allow_unknown, path=str(source.path),
-                       line=source.locate("classification", raw), field="classification")
-            unknown[raw] += n
-            cls_rows.append((raw, raw, Tier.OTHER.value))
-    rev_rows: list[tuple[str, str, int | None]] = []
-    for raw, n in con.execute(
-        "SELECT raw_review_status, count(*) FROM staged "
-        "WHERE raw_review_status IS NOT NULL GROUP BY 1"
-    ).fetchall():
-        try:
-            r = review_status(source.rewrite_review(raw))
-            rev_rows.append((raw, r.term, r.stars))
-        except UnknownTerm:
-            check_term(raw, allow_unknown, path=str(source.path),
-                       line=source.locate("review_status", raw), field="review status")
-            unknown[raw] += n
-            rev_rows.append((raw, raw, None))
+
+    def classification(raw: str) -> tuple[str, str, str]:
+        c = classify(source.rewrite_classification(raw))
+        return raw, c.term, c.tier.value
+
+    def review(raw: str) -> tuple[str, str, int | None]:
+        r = review_status(source.rewrite_review(raw))
+        return raw, r.term, r.stars
+
+    cls_rows = _fold_terms(con, source, allow_unknown, unknown, "classification",
+                           "classification", classification, Tier.OTHER.value)
+    rev_rows = _fold_terms(con, source, allow_unknown, unknown, "review_status",
+                           "review status", review, None)
     con.execute("CREATE OR REPLACE TEMP TABLE cls_map (raw VARCHAR, classification VARCHAR, "
                 "tier VARCHAR)")
     con.execute("CREATE OR REPLACE TEMP TABLE rev_map (raw VARCHAR, term VARCHAR, stars TINYINT)")
@@ -115,6 +102,25 @@ def _map_terms(
     if rev_rows:
         con.executemany("INSERT INTO rev_map VALUES (?, ?, ?)", rev_rows)
     return unknown
+
+
+def _fold_terms(con: duckdb.DuckDBPyConnection, source: StagedSource, allow_unknown: bool,
+                unknown: Counter[str], column: str, field: str,
+                fold: Callable[[str], tuple[Any, ...]], other: object) -> list[tuple[Any, ...]]:
+    """One row per distinct raw term of `raw_<column>`: folded, or (with --allow-unknown)
+    kept as written with `other` in the last column and counted in `unknown`."""
+    rows: list[tuple[Any, ...]] = []
+    for raw, n in con.execute(
+        f"SELECT raw_{column}, count(*) FROM staged WHERE raw_{column} IS NOT NULL GROUP BY 1"
+    ).fetchall():
+        try:
+            rows.append(fold(raw))
+        except UnknownTerm:
+            check_term(raw, allow_unknown, path=str(source.path),
+                       line=source.locate(column, raw), field=field)
+            unknown[raw] += n
+            rows.append((raw, raw, other))
+    return rows
 
 
 def _trim_untrimmed(con: duckdb.DuckDBPyConnection) -> int:

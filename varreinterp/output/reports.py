@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from varreinterp.changes import Priority
+    from varreinterp.cohort import Patient
     from varreinterp.reanalyze import ReanalysisResult
     from varreinterp.store import Snapshot, Store
 
@@ -95,8 +96,26 @@ class _Page:
     notes: list[str]
 
 
-def _page(path: Path, patient_id: str, rows: pd.DataFrame, result: ReanalysisResult,
-          prov: Provenance) -> _Page:
+@dataclass(frozen=True)
+class _RunFacts:
+    """What every page of a run looks up, computed once (per patient, the panel counts over
+    all rows and a scan of every patient and timeline made 10,000 pages take minutes)."""
+
+    snapshots: dict[str, Snapshot]
+    patients: dict[str, Patient]
+    outside: dict[str, int]
+    failing: dict[str, int]
+
+    @classmethod
+    def of(cls, result: ReanalysisResult) -> _RunFacts:
+        return cls({s.name: s for c in result.comparisons
+                    for s in (c.from_snapshot, c.to_snapshot)},
+                   {p.patient_id: p for c in reversed(result.comparisons) for p in c.patients},
+                   result.outside_panel, result.failing_filter)
+
+
+def _page(path: Path, patient_id: str, rows: pd.DataFrame, shown: pd.DataFrame,
+          result: ReanalysisResult, prov: Provenance, facts: _RunFacts) -> _Page:
     """The counselor's page of one patient: its changes inside its panel (and, with
     --pass-only, of calls that passed FILTER) at or above the run's listing priority, against
     the first comparison it was part of (a patient following two lineages gets one note per
@@ -104,31 +123,31 @@ def _page(path: Path, patient_id: str, rows: pd.DataFrame, result: ReanalysisRes
     pairs = list(dict.fromkeys(zip(rows["from_snapshot"], rows["to_snapshot"], rows["lineage"],
                                    strict=True)))
     notes = [f"Also compared: {x} -> {y} ({lin})." for x, y, lin in pairs[1:]]
-    notes += _left_out_notes(patient_id, result)
-    rows = result.shown(rows)
-    snaps = {s.name: s for c in result.comparisons for s in (c.from_snapshot, c.to_snapshot)}
+    notes += _left_out_notes(patient_id, result, facts)
+    rows = shown  # result.shown(rows), computed once for the run
     a, b, lineage = pairs[0]
-    patient = next(p for c in result.comparisons for p in c.patients
-                   if p.patient_id == patient_id)
-    from varreinterp.history import key_of
+    patient = facts.patients[patient_id]
+    from varreinterp.history import keys_of
 
-    keys = {key_of(r) for r in rows[["chrom", "pos", "ref", "alt"]].to_dict("records")}
-    timelines = {k: v for lin in {p[2] for p in pairs}
-                 for k, v in result.timelines.get(str(lin), {}).items() if k in keys}
+    keys = set(keys_of(rows))
+    timelines = {}
+    for lin in {p[2] for p in pairs}:
+        known = result.timelines.get(str(lin), {})
+        timelines.update({k: known[k] for k in keys if k in known})
     return _Page(path, patient_id, patient.sample, Path(patient.source).name, rows,
-                 snaps[str(a)], snaps[str(b)], timelines, result.min_priority,
-                 prov.with_facts(("patient", patient_id)), notes)
+                 facts.snapshots[str(a)], facts.snapshots[str(b)], timelines,
+                 result.min_priority, prov.with_facts(("patient", patient_id)), notes)
 
 
-def _left_out_notes(patient_id: str, result: ReanalysisResult) -> list[str]:
+def _left_out_notes(patient_id: str, result: ReanalysisResult, facts: _RunFacts) -> list[str]:
     notes = []
-    outside = result.outside_panel.get(patient_id, 0)
+    outside = facts.outside.get(patient_id, 0)
     if outside:
         panel = result.panels.get(patient_id)
         where = f" ({panel.summary()})" if panel is not None else ""
         notes.append(f"{outside} change(s) outside this patient's panel{where} are not shown "
                      "here; the TSV report lists every change.")
-    failing = result.failing_filter.get(patient_id, 0)
+    failing = facts.failing.get(patient_id, 0)
     if failing:
         notes.append(f"{failing} change(s) in calls that failed FILTER are not shown here "
                      "(--pass-only); the TSV report lists every change.")
@@ -235,8 +254,12 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
         _write_tsv(stage / "changes.tsv", rows, cols, prov)
         per_patient = result.per_patient()
         _write_patient_tsvs(stage / "patients", rows, cols, prov)
+        facts = _RunFacts.of(result)
+        shown_all = result.shown()
+        shown = dict(iter(shown_all.groupby("patient", sort=False)))
         _write_pages([_page(stage / "patients" / patient_file_name(str(pid), ".html"),
-                            str(pid), group, result, prov)
+                            str(pid), group, shown.get(pid, shown_all.iloc[0:0]), result,
+                            prov, facts)
                       for pid, group in rows.groupby("patient", sort=True)])
         report: dict[str, Any] = {
             "schema_version": RUN_SCHEMA_VERSION, "run_id": result.run_id,
