@@ -22,4 +22,10 @@ def main() -> int:
     except KeyboardInterrupt:
         sys.stderr.write("varreinterp: interrupted\n")
         return 143 if received and received[0] == signal.SIGTERM else 130
-    return run(signals=_Signals(received[0] if received else None, keep_installed=True))
+    code = run(signals=_Signals(received[0] if received else None, keep_installed=True))
+    # The outcome is decided. At exit the interpreter puts Python-level handlers back to the
+    # default (which kills with the signal, exit -2/-15, over a completed command) while it
+    # still joins threads and runs atexit hooks; an ignored signal stays ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    return code
