@@ -201,6 +201,14 @@ def _priority(inv: Invocation, value: str | None, show_all: bool = False) -> Pri
     return inv.with_flags(min_priority=value).min_priority
 
 
+def _refuse_unknown_symbols(panels: list[Panel | None], snapshots: list[Snapshot]) -> None:
+    """A symbol no compared release knows is a typo that would empty the panel silently
+    (a counselor would read "no change in BRAC1"): exit 2 with a suggestion."""
+    from varreinterp.panels import check_known_symbols as check
+
+    check(panels, snapshots)
+
+
 def _panel(inv: Invocation, genes: str | None, regions: Path | None) -> Panel | None:
     """--genes naming a panel of the config file, or a file, list or built-in list; with
     --regions, the two intersect."""
@@ -536,6 +544,7 @@ def annotate_cmd(
     snap = store.use(_resolve(store, snapshot, build=_vcf_build(vcfs[0]) if vcfs else None,
                               what="--snapshot").name)
     panel = _panel(inv, genes, regions)
+    _refuse_unknown_symbols([panel], [snap])
     _warn_if_stale(inv, store, {snap.lineage})
     prov = Provenance.of(inv.command, ("snapshot", snap),
                          facts=panel.facts() if panel else ())
@@ -591,6 +600,7 @@ def diff_cmd(
     store = inv.store()
     a, b = _pair(store, from_, to, _vcf_build(vcfs[0]) if vcfs else None)
     panel = _panel(inv, genes, regions)
+    _refuse_unknown_symbols([panel], [store.use(a), store.use(b)])
     _warn_if_stale(inv, store, {store.get(b).lineage})
     with store.workdir() as workdir:
         report = core.diff_patients(store, vcfs, a, b, workdir, samples=sample,
@@ -679,6 +689,7 @@ def report_cmd(
     priority = _priority(inv, min_priority, show_all)
     a, b = _pair(store, from_, to, _vcf_build(vcf))
     panel = _panel(inv, genes, regions)
+    _refuse_unknown_symbols([panel], [store.use(a), store.use(b)])
     _warn_if_stale(inv, store, {store.get(b).lineage})
     with store.workdir() as workdir:
         data = report_data(store, vcf, a, b, workdir, sample=sample, reference_path=reference,
