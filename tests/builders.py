@@ -11,6 +11,79 @@ from pathlib import Path
 from oracle import bare, open_any
 
 GRCH38_CONTIGS = {"chr1": 248956422, "chr2": 242193529, "chrX": 156040895, "chrM": 16569}
+# The mapping of the lab table the lifecycle and routine tests import (a TSV with columns chrom,
+# pos, ref, alt, class, review, gene; terms P/LP/VUS/LB).
+LAB_TOML = """[source]
+format = "tsv"
+name = "mylab"
+
+[columns]
+contig = "chrom"
+position = "pos"
+ref = "ref"
+alt = "alt"
+classification = "class"
+review_status = "review"
+gene = "gene"
+
+[terms]
+"P" = "Pathogenic"
+"LP" = "Likely_pathogenic"
+"VUS" = "Uncertain_significance"
+"LB" = "Likely_benign"
+"""
+# The cohort index on disk (varreinterp/cohort_index.py): rows files under
+# STORE/cohort/bins/<contig digest>/<bin>/, each with its key directory beside it. Tests read
+# it directly (not through varreinterp) only through these.
+KEYS_SUFFIX = ".keys.parquet"
+IndexRow = tuple[str, int, str, str, str]  # key_chrom, pos, ref, alt, zygosity
+
+
+def bins_dir(store: Path) -> Path:
+    return store / "cohort" / "bins"
+
+
+def index_files(store: Path) -> dict[str, int]:
+    """Every index file on disk (rows files and key directories): name under cohort/bins ->
+    size."""
+    folder = bins_dir(store)
+    if not folder.is_dir():
+        return {}
+    return {p.relative_to(folder).as_posix(): p.stat().st_size
+            for p in sorted(folder.glob("*/*/*.parquet"))}
+
+
+def rows_files(store: Path) -> list[Path]:
+    return [bins_dir(store) / name for name in index_files(store)
+            if not name.endswith(KEYS_SUFFIX)]
+
+
+def sql_files(paths: list[Path]) -> str:
+    """A DuckDB list literal of paths."""
+    return "[" + ", ".join(f"'{p}'" for p in paths) + "]"
+
+
+def index_rows(store: Path) -> dict[int, list[IndexRow]]:
+    """Every row of the rows files on disk, by patient number, sorted."""
+    import duckdb
+
+    files = rows_files(store)
+    if not files:
+        return {}
+    con = duckdb.connect()
+    try:
+        found = con.execute(f"""
+            SELECT patient, key_chrom, pos, ref, alt, zygosity
+            FROM read_parquet({sql_files(files)})""").fetchall()
+    finally:
+        con.close()
+    out: dict[int, list[IndexRow]] = {}
+    for number, chrom, pos, ref, alt, zygosity in found:
+        out.setdefault(int(number), []).append((str(chrom), int(pos), str(ref), str(alt),
+                                                str(zygosity)))
+    return {n: sorted(rows) for n, rows in out.items()}
+
+
 STATS_LINE = re.compile(r"(\d+) records, (\d+) alleles after splitting, (\d+) carried calls, "
                         r"(\d+) matched in (\S+); not reported: (.*)$", re.M)
 

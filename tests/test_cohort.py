@@ -34,6 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import (
+    KEYS_SUFFIX,
+    IndexRow,
+    bins_dir,
+    index_files,
+    index_rows,
+    rows_files,
+    sql_files,
+)
 from conftest import MAPPINGS, SAMPLES, CliResult, invoke, shared
 
 Cli = Callable[..., CliResult]
@@ -211,28 +220,6 @@ def add_outcomes(err: str) -> dict[str, str]:
 # catalogued in the registry's `index.files` (role, size and a CRC32 per byte span). While a
 # --replace waits to be delivered, `previous` maps a lineage to the number last delivered
 # there. Tests reach into that layout only through these.
-KEYS_SUFFIX = ".keys.parquet"
-
-
-def bins_dir(store: Path) -> Path:
-    return store / "cohort" / "bins"
-
-
-def index_files(store: Path) -> dict[str, int]:
-    """Every index file on disk (rows files and key directories): name under cohort/bins ->
-    size."""
-    folder = bins_dir(store)
-    if not folder.is_dir():
-        return {}
-    return {p.relative_to(folder).as_posix(): p.stat().st_size
-            for p in sorted(folder.glob("*/*/*.parquet"))}
-
-
-def rows_files(store: Path) -> list[Path]:
-    return [bins_dir(store) / name for name in index_files(store)
-            if not name.endswith(KEYS_SUFFIX)]
-
-
 def index_mtimes(store: Path) -> dict[str, int]:
     return {name: (bins_dir(store) / name).stat().st_mtime_ns for name in index_files(store)}
 
@@ -243,35 +230,6 @@ def catalog(store: Path) -> dict[str, Row]:
     files: dict[str, Row] = json.loads(
         (store / "cohort" / "patients.json").read_text())["index"]["files"]
     return files
-
-
-IndexRow = tuple[str, int, str, str, str]  # key_chrom, pos, ref, alt, zygosity
-
-
-def sql_files(paths: list[Path]) -> str:
-    return "[" + ", ".join(f"'{p}'" for p in paths) + "]"
-
-
-def index_rows(store: Path) -> dict[int, list[IndexRow]]:
-    """Every row of the rows files on disk, read directly (not through varreinterp), by
-    patient number, sorted."""
-    import duckdb
-
-    files = rows_files(store)
-    if not files:
-        return {}
-    con = duckdb.connect()
-    try:
-        found = con.execute(f"""
-            SELECT patient, key_chrom, pos, ref, alt, zygosity
-            FROM read_parquet({sql_files(files)})""").fetchall()
-    finally:
-        con.close()
-    out: dict[int, list[IndexRow]] = {}
-    for number, chrom, pos, ref, alt, zygosity in found:
-        out.setdefault(int(number), []).append((str(chrom), int(pos), str(ref), str(alt),
-                                                str(zygosity)))
-    return {n: sorted(rows) for n, rows in out.items()}
 
 
 def patient_rows(store: Path, patient: str, lineage: str | None = None) -> list[IndexRow]:

@@ -32,6 +32,7 @@ import pysam
 import pytest
 import typer.main
 from aiosmtpd.controller import Controller
+from builders import LAB_TOML
 from conftest import SAMPLES, CliResult, invoke
 from ncbi_mirror import PREFIX, NcbiMirror
 
@@ -63,25 +64,6 @@ ACMG_IN = {"BRCA1", "BRCA2", "MYH7", "MLH1", "TP53", "LDLR", "SCN5A", "KCNQ1", "
 ACMG_OUT = {"CFTR", "CYP2C19", "CFH", "MT-ND5", "APOE", "DMD", "EPM2AIP1"}
 LAB = "mylab"
 LAB_DATES = [f"2024-03-{day:02d}" for day in range(1, 13)]  # 12 releases: more than 10
-LAB_TOML = """[source]
-format = "tsv"
-name = "mylab"
-
-[columns]
-contig = "chrom"
-position = "pos"
-ref = "ref"
-alt = "alt"
-classification = "class"
-review_status = "review"
-gene = "gene"
-
-[terms]
-"P" = "Pathogenic"
-"LP" = "Likely_pathogenic"
-"VUS" = "Uncertain_significance"
-"LB" = "Likely_benign"
-"""
 STALE_WORD = "stale_after_days"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
                    "https_proxy", "all_proxy", "no_proxy")

@@ -37,7 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import write_clinvar, write_patient
+from builders import (
+    LAB_TOML,
+    IndexRow,
+    index_files,
+    rows_files,
+    sql_files,
+    write_clinvar,
+    write_patient,
+)
+from builders import index_rows as read_index_rows
 from conftest import MAPPINGS, SAMPLES, CliResult, invoke, shared
 
 Cli = Callable[..., CliResult]
@@ -150,50 +159,12 @@ def errors(err: str) -> list[str]:
 # beside it, all catalogued (with their sizes) in the registry's `index.files`; `previous` maps
 # a lineage to the number last delivered there while a --replace waits to be delivered. Tests
 # reach into that layout only through these.
-IndexRow = tuple[str, int, str, str, str]  # key_chrom, pos, ref, alt, zygosity
-KEYS_SUFFIX = ".keys.parquet"
-
-
-def bins_dir(store: Path) -> Path:
-    return store / "cohort" / "bins"
-
-
-def index_files(store: Path) -> dict[str, int]:
-    """The index files on disk: name under cohort/bins -> size."""
-    folder = bins_dir(store)
-    if not folder.is_dir():
-        return {}
-    return {p.relative_to(folder).as_posix(): p.stat().st_size
-            for p in sorted(folder.glob("*/*/*.parquet"))}
-
-
-def rows_files(store: Path) -> str:
-    """The rows files on disk (not their key directories), as a DuckDB list of paths."""
-    return "[" + ", ".join(f"'{bins_dir(store) / n}'" for n in index_files(store)
-                           if not n.endswith(KEYS_SUFFIX)) + "]"
-
-
 def index_rows(store: Path) -> dict[int, list[IndexRow]]:
     """Every row of the index, read directly from the files, by patient number; the files on
     disk must be exactly the catalogued ones, at their sizes."""
-    import duckdb
-
     catalog = json.loads((store / "cohort" / "patients.json").read_text())["index"]["files"]
     assert index_files(store) == {n: e["size"] for n, e in catalog.items()}
-    if not catalog:
-        return {}
-    con = duckdb.connect()
-    try:
-        found = con.execute(f"""
-            SELECT patient, key_chrom, pos, ref, alt, zygosity
-            FROM read_parquet({rows_files(store)})""").fetchall()
-    finally:
-        con.close()
-    out: dict[int, list[IndexRow]] = {}
-    for number, chrom, pos, ref, alt, zygosity in found:
-        out.setdefault(int(number), []).append((str(chrom), int(pos), str(ref), str(alt),
-                                                str(zygosity)))
-    return {n: sorted(rows) for n, rows in out.items()}
+    return read_index_rows(store)
 
 
 def alleles_of(rows: list[IndexRow]) -> set[tuple[str, int, str, str]]:
@@ -213,7 +184,8 @@ def index_file_holding(store: Path, key_chrom: str, pos: int) -> Path:
     con = duckdb.connect()
     try:
         found = con.execute(f"""
-            SELECT DISTINCT filename FROM read_parquet({rows_files(store)}, filename = true)
+            SELECT DISTINCT filename
+            FROM read_parquet({sql_files(rows_files(store))}, filename = true)
             WHERE key_chrom = ? AND pos = ? ORDER BY filename""", [key_chrom, pos]).fetchall()
     finally:
         con.close()
@@ -877,25 +849,6 @@ def test_max_drop_sets_how_many_fewer_records_are_suspect(sample_snapshots: Path
 
 
 # ------------------------------------------------------------------------------ 7. lineages
-LAB_TOML = """[source]
-format = "tsv"
-name = "mylab"
-
-[columns]
-contig = "chrom"
-position = "pos"
-ref = "ref"
-alt = "alt"
-classification = "class"
-review_status = "review"
-gene = "gene"
-
-[terms]
-"P" = "Pathogenic"
-"LP" = "Likely_pathogenic"
-"VUS" = "Uncertain_significance"
-"LB" = "Likely_benign"
-"""
 VS_COLUMNS = ["AlleleID", "GeneSymbol", "ClinicalSignificance", "PhenotypeList", "Assembly",
               "Chromosome", "ReviewStatus", "VariationID", "PositionVCF", "ReferenceAlleleVCF",
               "AlternateAlleleVCF"]
