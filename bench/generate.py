@@ -561,11 +561,14 @@ def gen_clinvar(out, n):
     )
 
 
+def contig_lines():
+    """The ##contig lines of the bench's patient VCFs (UCSC names, GRCh38 lengths)."""
+    return "".join(f"##contig=<ID={c},length={n},assembly=GRCh38>\n"
+                   for c, n in zip(UCSC, LENGTHS, strict=True))
+
+
 def sample_header(sample, date="2024-03-01"):
-    contigs = "".join(
-        f"##contig=<ID={c},length={n},assembly=GRCh38>\n"
-        for c, n in zip(UCSC, LENGTHS, strict=True)
-    )
+    contigs = contig_lines()
     return (
         f"##fileformat=VCFv4.2\n##fileDate={date}\n##source=varreinterp-bench-synthetic\n##reference=GRCh38\n"
         f'{contigs}##FILTER=<ID=PASS,Description="All filters passed">\n'
@@ -666,10 +669,7 @@ def gen_cohort(out, size, per_patient, pool_n, clinvar_n):
 
 
 def joint_header(samples, date="2024-03-01"):
-    contigs = "".join(
-        f"##contig=<ID={c},length={n},assembly=GRCh38>\n"
-        for c, n in zip(UCSC, LENGTHS, strict=True)
-    )
+    contigs = contig_lines()
     return (
         f"##fileformat=VCFv4.2\n##fileDate={date}\n##source=varreinterp-bench-joint\n"
         f"##reference=GRCh38\n{contigs}##FILTER=<ID=PASS,Description=\"All filters passed\">\n"
