@@ -620,25 +620,16 @@ def filter_relation(con: duckdb.DuckDBPyConnection, panel: Panel, relation: str,
 
 
 def filter_frame(panel: Panel, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """(the rows of a result table inside the panel, how many it leaves out). Rows are judged
-    by their gene column (any symbol of a `|` list) and their REF span on the contig."""
-    import duckdb
-
-    if not len(frame):
-        return frame, 0
-    con = duckdb.connect()
-    try:
-        con.register("panel_rows", frame)
-        kept_sql, outside = filter_relation(con, panel, "panel_rows")
-        kept = con.execute(f"SELECT * FROM {kept_sql}").df()
-    finally:
-        con.close()
-    return kept[list(frame.columns)], outside
+    """(the rows of a result table inside the panel, how many it leaves out), judged by
+    `panel_membership`."""
+    inside = panel_membership(panel, frame)
+    return frame[inside].reset_index(drop=True), int((~inside).sum())
 
 
 def panel_membership(panel: Panel, frame: pd.DataFrame) -> pd.Series:
     """Whether each row of a result table is inside the panel: a boolean Series on the
-    frame's index, judged like `filter_frame` (gene column, REF span on the contig)."""
+    frame's index. Rows are judged by their gene column (any symbol of a `|` list) and their
+    REF span on the contig."""
     import numpy as np
     import pandas as pd
 

@@ -22,6 +22,7 @@ Rules (each one closes a way an alert was lost or invented):
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -205,12 +206,12 @@ class ReanalysisResult:
             [p.value for p in Priority if p.rank >= self.min_priority.rank])
         return shown[keep]
 
-    @property
+    @functools.cached_property
     def outside_panel(self) -> dict[str, int]:
         """Patient -> changes outside its panel (recorded, not listed)."""
         return _per_patient(self.rows[~_inside(self.rows)])
 
-    @property
+    @functools.cached_property
     def failing_filter(self) -> dict[str, int]:
         """Patient -> changes inside its panel whose call failed FILTER, left out of the
         listing by `pass_only` (recorded, not listed); empty without `pass_only`."""
