@@ -112,3 +112,28 @@ def test_an_interrupt_swallowed_before_the_commit_still_stops_it(
     assert run.code == 130, run.err
     monkeypatch.undo()
     assert not (store / "snapshots" / SNAPSHOT).exists()
+
+
+def test_an_interrupt_inside_a_finalizer_prints_no_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A signal landing in a weakref callback or __del__ raises where Python can only print
+    # "Exception ignored in ..." with a traceback (seen in CI). The handler's note still
+    # stops the command at its commit point: one line, exit 130, nothing stored.
+    store = tmp_path / "store"
+
+    class Finalizer:
+        def __del__(self) -> None:
+            atomic.interrupt_requested()
+            raise KeyboardInterrupt
+
+    def interrupted_in_a_finalizer() -> None:
+        Finalizer()  # collected at once: its KeyboardInterrupt is "unraisable"
+        REAL_LATCH()
+
+    monkeypatch.setattr(varreinterp.store, "work_committed", interrupted_in_a_finalizer)
+    run = invoke(store, "snapshot", "add", RELEASE)
+    assert run.code == 130, run.err
+    assert [line for line in run.err.splitlines() if "INFO" not in line] == \
+        ["varreinterp: interrupted"], run.err
+    monkeypatch.undo()
+    assert not (store / "snapshots" / SNAPSHOT).exists()

@@ -1228,6 +1228,16 @@ def _broken_pipe() -> int:
     return ExitCode.BROKEN_PIPE
 
 
+def _quiet_interrupts(default: Any) -> Any:
+    """A signal that lands in a finalizer or weakref callback raises its KeyboardInterrupt
+    where Python can only print it ("Exception ignored in ..." and a traceback). The handler
+    has already noted the interrupt, which the commit point and `run` honour: print nothing."""
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            default(unraisable)
+    return hook
+
+
 def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
     """Console entry point: the one place exceptions become exit codes."""
     import os
@@ -1238,6 +1248,8 @@ def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
 
     signals = signals or _Signals()
     reset_committed()
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _quiet_interrupts(unraisable)
     if signals.received is not None:  # a signal during the imports (entry.main)
         interrupt_requested()
     signals.install()
@@ -1265,6 +1277,7 @@ def run(argv: list[str] | None = None, signals: _Signals | None = None) -> int:
         return code
     finally:
         signals.restore()
+        sys.unraisablehook = unraisable
         os.umask(umask)
         if closed_stdout:
             sys.stdout = None
