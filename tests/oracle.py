@@ -4,6 +4,7 @@ so a test that uses them checks the product against a second implementation."""
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from pathlib import Path
 from typing import IO
@@ -21,12 +22,13 @@ def bare(chrom: str) -> str:
 
 
 def trim(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
-    """Shared trailing bases, then shared leading bases."""
-    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
-    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
-        ref, alt, pos = ref[1:], alt[1:], pos + 1
-    return pos, ref, alt
+    """Shared trailing bases, then shared leading bases, each allele keeping one base: counted
+    with os.path.commonprefix rather than stripped a base at a time as the product does."""
+    keep = min(len(ref), len(alt)) - 1
+    tail = min(len(os.path.commonprefix([ref[::-1], alt[::-1]])), keep)
+    ref, alt = ref[:len(ref) - tail], alt[:len(alt) - tail]
+    head = min(len(os.path.commonprefix([ref, alt])), min(len(ref), len(alt)) - 1)
+    return pos + head, ref[head:], alt[head:]
 
 
 def carried_calls(path: Path) -> tuple[int, list[tuple]]:

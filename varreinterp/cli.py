@@ -8,13 +8,17 @@ flag > environment > config file > default (`config.py`); `varreinterp config sh
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import inspect
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 
@@ -269,6 +273,88 @@ def _pair(store: Store, old: str, new: str | None, build: str | None) -> tuple[s
     return a.name, b.name
 
 
+FromOpt = Annotated[str, typer.Option("--from", metavar="SNAPSHOT", help="Snapshot the patient "
+                                      "was reported against (a name or selector).")]
+ToOpt = Annotated[str | None, typer.Option("--to", metavar="SNAPSHOT", help="Snapshot to compare "
+                                           "with (default: the latest of --from's source and "
+                                           "build).")]
+
+
+OldArg = Annotated[str, typer.Argument(metavar="OLD", help="Older snapshot (a name or selector).")]
+NewArg = Annotated[str | None, typer.Argument(metavar="[NEW]", help="Newer snapshot (default: the "
+                                              "latest of OLD's source and build).")]
+
+
+@dataclass(frozen=True)
+class ChangeQuery:
+    """The options of every command that lists one patient file's changes (diff, report)."""
+
+    from_: FromOpt
+    to: ToOpt = None
+    reference: ReferenceOpt = None
+    min_priority: MinPriorityOpt = None
+    show_all: AllOpt = False
+    genes: GenesOpt = None
+    regions: RegionsOpt = None
+    pass_only: PassOnlyOpt = False
+    cross_lineage: CrossLineageOpt = False
+    accept_suspect: AcceptSuspectOpt = False
+
+    def resolve(self, inv: Invocation, vcf: Path | None
+                ) -> tuple[Store, str, str, Panel | None, Priority]:
+        """The store, both snapshots' names, the panel and the priority floor, after refusing
+        gene symbols neither snapshot knows and warning when the target is not the latest."""
+        store = inv.store()
+        a, b = _pair(store, self.from_, self.to, _vcf_build(vcf) if vcf else None)
+        panel = _panel(inv, self.genes, self.regions)
+        _refuse_unknown_symbols([panel], [store.use(a), store.use(b)])
+        _warn_if_stale(inv, store, {store.get(b).lineage})
+        return store, a, b, panel, _priority(inv, self.min_priority, self.show_all)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Where and how a command lists its rows."""
+
+    fmt: FormatOpt = None
+    output: OutOpt = None
+
+    def format(self) -> Format:
+        return _format(self.fmt)
+
+
+def _with_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Typer has no option groups: a parameter typed with an options dataclass is shown to typer
+    as that dataclass's fields (keyword-only, in order) and handed to the command built."""
+    hints = get_type_hints(command, include_extras=True)
+    params: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type, list[str]]] = {}
+    for p in inspect.signature(command).parameters.values():
+        kind = hints[p.name]
+        if not dataclasses.is_dataclass(kind):
+            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=kind))
+            continue
+        assert isinstance(kind, type)
+        inner = get_type_hints(kind, include_extras=True)
+        names = [f.name for f in dataclasses.fields(kind)]
+        groups[p.name] = (kind, names)
+        params += [inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=inner[f.name],
+            default=(inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default))
+            for f in dataclasses.fields(kind)]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        for name, (kind, names) in groups.items():
+            kwargs[name] = kind(**{n: kwargs.pop(n) for n in names})
+        return command(**kwargs)
+
+    wrapper.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        params, return_annotation=hints.get("return", inspect.Signature.empty))
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
 # ------------------------------------------------------------------------------ snapshot
 @snapshot_app.command("add", epilog="\b\nExample: varreinterp snapshot add "
                       "clinvar_20240107.vcf.gz")
@@ -462,16 +548,14 @@ def snapshot_verify(ctx: typer.Context,
 
 
 @snapshot_app.command("diff", epilog="\b\nExample: varreinterp snapshot diff 2024-01 latest --all")
+@_with_options
 def snapshot_diff_cmd(
     ctx: typer.Context,
-    old: Annotated[str, typer.Argument(metavar="OLD", help="Older snapshot (a name or "
-                                       "selector).")],
-    new: Annotated[str | None, typer.Argument(metavar="[NEW]", help="Newer snapshot (default: "
-                                              "the latest of OLD's source and build).")] = None,
+    old: OldArg,
+    new: NewArg = None,
     min_priority: MinPriorityOpt = None,
     show_all: AllOpt = False,
-    fmt: FormatOpt = None,
-    output: OutOpt = None,
+    listing: Listing = Listing(),
     exit_code: ExitCodeOpt = False,
     cross_lineage: CrossLineageOpt = False,
     accept_suspect: AcceptSuspectOpt = False,
@@ -483,14 +567,15 @@ def snapshot_diff_cmd(
     from varreinterp.output.results import write_changes
 
     inv = _inv(ctx)
-    chosen = _format(fmt)
+    chosen = listing.format()
     store = inv.store()
     a, b = _pair(store, old, new, None)
     with store.workdir() as workdir:
         report = core.diff_snapshots(store, a, b, _priority(inv, min_priority, show_all),
                                      workdir, cross_lineage=cross_lineage,
                                      accept_suspect=accept_suspect)
-    write_changes(report, VARIANT_COLUMNS, chosen, output, report.provenance(inv.command))
+    write_changes(report, VARIANT_COLUMNS, chosen, listing.output,
+                  report.provenance(inv.command))
     log.info("%s", report.summary())
     return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
 
@@ -569,26 +654,14 @@ def annotate_cmd(
 
 
 @app.command("diff", epilog="\b\nExample: varreinterp diff patient.vcf.gz --from 2023-07 --all")
+@_with_options
 def diff_cmd(
     ctx: typer.Context,
     vcfs: VcfArgs,
-    from_: Annotated[str, typer.Option("--from", metavar="SNAPSHOT", help="Snapshot the "
-                                       "patient was reported against (a name or selector).")],
-    to: Annotated[str | None, typer.Option("--to", metavar="SNAPSHOT", help="Snapshot to "
-                                           "compare with (default: the latest of --from's "
-                                           "source and build).")] = None,
+    query: ChangeQuery,
     sample: SampleOpt = None,
-    reference: ReferenceOpt = None,
-    min_priority: MinPriorityOpt = None,
-    show_all: AllOpt = False,
-    genes: GenesOpt = None,
-    regions: RegionsOpt = None,
-    pass_only: PassOnlyOpt = False,
-    fmt: FormatOpt = None,
-    output: OutOpt = None,
+    listing: Listing = Listing(),
     exit_code: ExitCodeOpt = False,
-    cross_lineage: CrossLineageOpt = False,
-    accept_suspect: AcceptSuspectOpt = False,
 ) -> int:
     """What changed for these patients' carried variants between two snapshots? Upgrades,
     downgrades, conflicts, new and gone classifications, review changes; most urgent first."""
@@ -596,41 +669,36 @@ def diff_cmd(
     from varreinterp.output.results import write_changes
 
     inv = _inv(ctx)
-    chosen = _format(fmt)
-    store = inv.store()
-    a, b = _pair(store, from_, to, _vcf_build(vcfs[0]) if vcfs else None)
-    panel = _panel(inv, genes, regions)
-    _refuse_unknown_symbols([panel], [store.use(a), store.use(b)])
-    _warn_if_stale(inv, store, {store.get(b).lineage})
+    chosen = listing.format()
+    store, a, b, panel, priority = query.resolve(inv, vcfs[0] if vcfs else None)
     with store.workdir() as workdir:
         report = core.diff_patients(store, vcfs, a, b, workdir, samples=sample,
-                                    reference_path=reference,
-                                    min_priority=_priority(inv, min_priority, show_all),
-                                    cross_lineage=cross_lineage,
-                                    accept_suspect=accept_suspect, pass_only=pass_only
-                                    ).restrict(panel)
+                                    reference_path=query.reference, min_priority=priority,
+                                    cross_lineage=query.cross_lineage,
+                                    accept_suspect=query.accept_suspect,
+                                    pass_only=query.pass_only).restrict(panel)
     prov = report.provenance(inv.command).with_facts(*(panel.facts() if panel else ()))
-    write_changes(report, core.PATIENT_COLUMNS, chosen, output, prov)
+    write_changes(report, core.PATIENT_COLUMNS, chosen, listing.output, prov)
     log.info("%s", report.summary())
     return ExitCode.CHANGES_FOUND if exit_code and len(report.rows) else ExitCode.OK
 
 
 @app.command("history", epilog="\b\nExample: varreinterp history patient.vcf.gz --source clinvar")
+@_with_options
 def history_cmd(
     ctx: typer.Context,
     vcfs: VcfArgs,
-    sample: SampleOpt = None,
-    reference: ReferenceOpt = None,
-    show_all: Annotated[bool, typer.Option("--all", help="Also variants whose classification "
-                                           "never changed.")] = False,
     source: Annotated[str | None, typer.Option(
         metavar="SOURCE", help="Which source's releases: clinvar, clinvar-summary or a lab "
         "table's name (default: the only one of the VCF's build, else clinvar).")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also variants whose classification "
+                                           "never changed.")] = False,
+    sample: SampleOpt = None,
+    reference: ReferenceOpt = None,
     genes: GenesOpt = None,
     regions: RegionsOpt = None,
     pass_only: PassOnlyOpt = False,
-    fmt: FormatOpt = None,
-    output: OutOpt = None,
+    listing: Listing = Listing(),
 ) -> None:
     """Each carried variant's classification in every release of one source, oldest first;
     on a terminal, one row per change."""
@@ -638,7 +706,7 @@ def history_cmd(
     from varreinterp.output.results import write_history
 
     inv = _inv(ctx)
-    chosen = _format(fmt)
+    chosen = listing.format()
     store = inv.store()
     panel = _panel(inv, genes, regions)
     with store.workdir() as workdir:
@@ -646,33 +714,22 @@ def history_cmd(
                               show_all=show_all, source=source, pass_only=pass_only,
                               panel=panel)
     prov = result.provenance(inv.command).with_facts(*(panel.facts() if panel else ()))
-    write_history(result, chosen, output, prov)
+    write_history(result, chosen, listing.output, prov)
     if panel is not None:
         log.info("%d row(s) outside %s", result.outside_panel, panel.summary())
 
 
 @app.command("report", epilog="\b\nExample: varreinterp report trio.vcf --sample CHILD01 "
              "--from 2024-01-07 -o CHILD01.html")
+@_with_options
 def report_cmd(
     ctx: typer.Context,
     vcf: Annotated[Path, typer.Argument(metavar="VCF", help="The patient's VCF, VCF.gz or "
                                         "BCF.")],
-    from_: Annotated[str, typer.Option("--from", metavar="SNAPSHOT", help="Snapshot the "
-                                       "patient was reported against.")],
-    to: Annotated[str | None, typer.Option("--to", metavar="SNAPSHOT", help="Snapshot to "
-                                           "compare with (default: the latest of --from's "
-                                           "source and build).")] = None,
+    query: ChangeQuery,
     sample: Annotated[str | None, typer.Option(
         "--sample", metavar="NAME", help="The sample (needed when the VCF holds several).")
     ] = None,
-    reference: ReferenceOpt = None,
-    min_priority: MinPriorityOpt = None,
-    show_all: AllOpt = False,
-    genes: GenesOpt = None,
-    regions: RegionsOpt = None,
-    pass_only: PassOnlyOpt = False,
-    cross_lineage: CrossLineageOpt = False,
-    accept_suspect: AcceptSuspectOpt = False,
     output: OutOpt = None,
 ) -> None:
     """A self-contained HTML report of one patient's changes, for the chart or a colleague:
@@ -685,16 +742,13 @@ def report_cmd(
     from varreinterp.report import report_data
 
     inv = _inv(ctx)
-    store = inv.store()
-    priority = _priority(inv, min_priority, show_all)
-    a, b = _pair(store, from_, to, _vcf_build(vcf))
-    panel = _panel(inv, genes, regions)
-    _refuse_unknown_symbols([panel], [store.use(a), store.use(b)])
-    _warn_if_stale(inv, store, {store.get(b).lineage})
+    store, a, b, panel, priority = query.resolve(inv, vcf)
+    pass_only = query.pass_only
     with store.workdir() as workdir:
-        data = report_data(store, vcf, a, b, workdir, sample=sample, reference_path=reference,
-                           pass_only=pass_only, cross_lineage=cross_lineage,
-                           accept_suspect=accept_suspect, panel=panel)
+        data = report_data(store, vcf, a, b, workdir, sample=sample,
+                           reference_path=query.reference, pass_only=pass_only,
+                           cross_lineage=query.cross_lineage,
+                           accept_suspect=query.accept_suspect, panel=panel)
     changes = data.changes
     prov = changes.provenance(inv.command).with_facts(*(panel.facts() if panel else ()))
     notes = ["Only calls whose FILTER is PASS are shown."] if pass_only else []

@@ -395,6 +395,17 @@ def skip_sql(a: str, n_alt: str, pass_only: bool) -> str:
 _LOADS = itertools.count()
 
 
+class _Relation:
+    """The name of one of a load's relations: the load's prefix and the attribute's name, so
+    that two loads on one connection never share a table."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, calls: PatientCalls, owner: type | None = None) -> str:
+        return calls.prefix + self.name
+
+
 @dataclass
 class PatientCalls:
     """One patient file read into DuckDB: the names of the relations `load()` created on `con`
@@ -409,41 +420,15 @@ class PatientCalls:
     prefix: str
     code_text: list[str] = field(default_factory=list)  # GT string of each genotype code
 
-    @property
-    def rec_table(self) -> str:
-        return f"{self.prefix}rec_table"
-
-    @property
-    def rec(self) -> str:
-        return f"{self.prefix}rec"
-
-    @property
-    def contigs(self) -> str:
-        return f"{self.prefix}contigs"
-
-    @property
-    def complex_allele(self) -> str:
-        return f"{self.prefix}complex_allele"
-
-    @property
-    def allele(self) -> str:
-        return f"{self.prefix}allele"
-
-    @property
-    def gtmap(self) -> str:
-        return f"{self.prefix}gtmap"
-
-    @property
-    def gtcounts(self) -> str:
-        return f"{self.prefix}gtcounts"
-
-    @property
-    def gtcells(self) -> str:
-        return f"{self.prefix}gtcells"
-
-    @property
-    def carried(self) -> str:
-        return f"{self.prefix}carried"
+    rec_table = _Relation()
+    rec = _Relation()
+    contigs = _Relation()
+    complex_allele = _Relation()
+    allele = _Relation()
+    gtmap = _Relation()
+    gtcounts = _Relation()
+    gtcells = _Relation()
+    carried = _Relation()
 
     @property
     def samples(self) -> list[str]:

@@ -37,12 +37,6 @@ class SourceFormat(StrEnum):
     TABLE = "table"
 
 
-@dataclass(frozen=True)
-class AddResult:
-    snapshot: Snapshot
-    already_stored: bool
-
-
 def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise UsageError(f"invalid snapshot name {name!r}: use letters, digits, '.', '_', '-'")
@@ -79,6 +73,14 @@ def _check_source(path: Path) -> None:
         raise InputError("no such file", path)
     if not path.is_file():
         raise InputError("not a regular file", path)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """The snapshot `add_snapshot` stored, or found already stored with the same content."""
+
+    snapshot: Snapshot
+    already_stored: bool
 
 
 def add_snapshot(
