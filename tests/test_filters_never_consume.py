@@ -461,3 +461,41 @@ def test_check_known_symbols_on_real_clinvar_releases(tmp_path: Path) -> None:
         check_known_symbols([parse_genes_option("AGRN,AGNR")], snaps)
     assert "AGRN," not in str(caught.value)
     check_known_symbols([parse_genes_option("AGNR")], [])  # nothing compared: nothing to check
+
+
+# ------------------------------------------------------------------------------ page rendering
+def test_pages_rendered_in_worker_processes_equal_pages_rendered_here(
+        base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large runs render their pages in spawned worker processes while this process writes
+    the TSVs; the pages must be those the in-process path writes, for every patient, and a
+    panel's notes must survive the trip."""
+    import multiprocessing
+
+    from varreinterp.output import reports
+
+    contexts: list[str] = []
+    real_context = multiprocessing.get_context
+    monkeypatch.setattr(multiprocessing, "get_context",
+                        lambda method=None: contexts.append(str(method)) or real_context(method))
+    folders = {}
+    for mode, threshold in (("here", 10**9), ("workers", 1)):
+        store = tmp_path / mode / "store"
+        shutil.copytree(base, store)
+        monkeypatch.setattr(reports, "PARALLEL_PAGES", threshold)
+        monkeypatch.setattr(reports.os, "cpu_count", lambda: 2)
+        out = tmp_path / mode / "out"
+        ok(invoke(store, "reanalyze", "--genes", "BRCA1,BRCA2,TP53", "--min-priority", "medium",
+                  "-o", out))
+        folders[mode] = out
+        assert contexts == ([] if mode == "here" else ["spawn"])  # the path under test ran
+
+    def page(folder: Path, pid: str) -> str:
+        text = (folder / "patients" / f"{pid}.html").read_text()
+        text = re.sub(r"<th>Generated</th><td>[^<]*", "", text)
+        return text.replace(str(folder.parent), "RUN")  # the command names store and -o
+
+    for pid in PATIENTS:
+        assert page(folders["here"], pid) == page(folders["workers"], pid), pid
+        assert (folders["here"] / "patients" / f"{pid}.tsv").read_text().split("\n", 1)[1] \
+            == (folders["workers"] / "patients" / f"{pid}.tsv").read_text().split("\n", 1)[1]
+    assert sum(cards(folders["workers"] / "patients" / f"{pid}.html") for pid in PATIENTS) > 0

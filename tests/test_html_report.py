@@ -438,3 +438,46 @@ def test_save_screenshot_writes_a_png(tmp_path: Path) -> None:
             "save_screenshot('<h1>report</h1>', Path(sys.argv[1]), width=640)")
     subprocess.run([sys.executable, "-c", code, str(out)], check=True, timeout=60)
     assert struct.unpack(">II", out.read_bytes()[16:24])[0] == 640
+
+
+# ------------------------------------------------------------------ cached card rendering
+def card_ids_and_zygosity(html: str) -> list[tuple[str, str]]:
+    """(card id, its zygosity text) in page order."""
+    out = []
+    for block in html.split('<article class="card ')[1:]:
+        cid = re.search(r'id="(card-\d+)"', block)
+        zyg = re.search(r"<dt>Zygosity</dt><dd>([^<]*)</dd>", block)
+        assert cid and zyg
+        out.append((cid.group(1), zyg.group(1)))
+    return out
+
+
+def test_a_cached_card_is_reused_only_for_an_identical_card() -> None:
+    """Cards are rendered once per distinct card: the same change in two patients' pages
+    reads the same, while a card differing in one field (zygosity here, or the page's
+    snapshots) is rendered afresh, and each page numbers its cards itself."""
+    het, hom = card(1), card(1, zygosity="hom")
+    first = render_html(report([het, card(2)]))
+    second = render_html(report([card(2), het, hom]))
+    assert card_ids_and_zygosity(first) == [("card-1", "heterozygous"),
+                                            ("card-2", "heterozygous")]
+    assert card_ids_and_zygosity(second) == [("card-1", "heterozygous"),
+                                             ("card-2", "heterozygous"),
+                                             ("card-3", "homozygous")]
+    other_pair = render_html(report([het], to_snapshot=SnapshotRef("clinvar_20240101")))
+    assert ">clinvar_20240101<" in other_pair
+    # the timeline marks the page's endpoints: another pair of snapshots, another card
+    ends = replace(het, timeline=(TimelinePoint("snap_a", "2023-01-01", "Benign", "benign", 1),
+                                  TimelinePoint("snap_b", "2024-01-01", "Benign", "benign", 1)))
+    on_a = render_html(report([ends], from_snapshot=SnapshotRef("snap_a"),
+                              to_snapshot=SnapshotRef("snap_b")))
+    elsewhere = render_html(report([ends]))
+    assert on_a.count("tl-date endpoint") == 2
+    assert elsewhere.count("tl-date endpoint") == 0
+
+
+def test_a_card_with_a_list_timeline_is_still_hashable() -> None:
+    listed = card(3, timeline=list(timeline(2, 2010)))
+    assert isinstance(listed.timeline, tuple)
+    assert render_html(report([listed])) == render_html(report([card(3, timeline=timeline(
+        2, 2010))]))

@@ -178,6 +178,25 @@ def clean_record(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None), list, dict})
+
+
+def column_values(column: pd.Series) -> list[Any]:
+    """One column as plain Python values, None for every kind of missing value."""
+    values = column.to_numpy(dtype=object, na_value=None)
+    if set(map(type, values)) <= _PLAIN:  # the usual case, checked at C speed
+        return list(values.tolist())
+    return [clean_record({"v": v})["v"] for v in values]
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as dicts of plain Python values (what `clean_record` makes of each row),
+    converted a column at a time: a row-wise to_dict costs ten times more on large reports."""
+    names = [str(c) for c in frame.columns]
+    columns = [column_values(frame.iloc[:, i]) for i in range(len(names))]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
 def write_parquet(frame: pd.DataFrame, output: Path | None, prov: Provenance) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -21,11 +21,13 @@ from varreinterp.output import words
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
     from playwright.sync_api import Browser
 
 TEMPLATE_PACKAGE = "varreinterp.output"
 TEMPLATE_DIR = "templates"
 TEMPLATE = "report.html.j2"
+CARD_TEMPLATE = "card.html.j2"
 STYLESHEET = "report.css"
 
 CLINVAR_VARIATION_URL = "https://www.ncbi.nlm.nih.gov/clinvar/variation/{}/"
@@ -91,6 +93,10 @@ class ChangeCard:
     filter: str | None = None  # the patient's VCF FILTER column
     variation_id: str | None = None
     timeline: Sequence[TimelinePoint] = ()
+
+    def __post_init__(self) -> None:
+        # a tuple, so that a card is hashable (rendered cards are cached by card)
+        object.__setattr__(self, "timeline", tuple(self.timeline))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,7 +250,6 @@ class _Side:
 
 @dataclass(frozen=True)
 class _CardView:
-    index: int
     priority: str
     priority_label: str
     change_label: str
@@ -305,12 +310,11 @@ def _side(card: ChangeCard, side: str) -> _Side:
     )
 
 
-def _card_view(index: int, card: ChangeCard, endpoints: tuple[str, str]) -> _CardView:
+def _card_view(card: ChangeCard, endpoints: tuple[str, str]) -> _CardView:
     priority = card.priority.strip().lower()
     show_conflicts = ((card.tier_after or "").lower() == "conflicting"
                       or card.change.strip().lower() == "conflict")
     return _CardView(
-        index=index,
         priority=priority if priority in ("high", "medium", "low") else "unknown",
         priority_label=words.priority_words(card.priority),
         change_label=words.change_words(card.change),
@@ -387,12 +391,27 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+# Distinct cards kept rendered: a nightly run's pages repeat the same few thousand changes
+# (the same variant, change and zygosity in many patients); a card is a few KB.
+CARD_CACHE = 20_000
+
+
+@lru_cache(maxsize=CARD_CACHE)
+def _card_html(card: ChangeCard, endpoints: tuple[str, str]) -> tuple[str, Markup]:
+    """(priority CSS class, the card's inner HTML, escaped by the card template)."""
+    from markupsafe import Markup
+
+    view = _card_view(card, endpoints)
+    html = _environment().get_template(CARD_TEMPLATE).render(c=view, na=words.NOT_RECORDED)
+    return view.priority, Markup(html)  # rendered with autoescaping: safe to insert
+
+
 def render_html(report: PatientReport) -> str:
     """The whole report as one self-contained HTML document."""
     from markupsafe import Markup
 
     endpoints = (report.from_snapshot.name, report.to_snapshot.name)
-    cards = [_card_view(i, c, endpoints) for i, c in enumerate(report.cards, start=1)]
+    cards = [(i, *_card_html(c, endpoints)) for i, c in enumerate(report.cards, start=1)]
     template = _environment().get_template(TEMPLATE)
     return template.render(
         r=report,

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from varreinterp.changes import PRIORITY_ORDER, Priority
 from varreinterp.history import key_of
-from varreinterp.output.formats import clean_record
 from varreinterp.output.html_report import (
     ChangeCard,
     PatientReport,
@@ -18,8 +17,6 @@ from varreinterp.output.html_report import (
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from varreinterp.history import Key
     from varreinterp.provenance import Provenance
     from varreinterp.store import Snapshot
@@ -58,18 +55,18 @@ def card(row: Mapping[str, Any], timeline: Sequence[Mapping[str, Any]]) -> Chang
 
 
 def patient_report(*, patient_id: str, sample: str | None, source_file: str | None,
-                   rows: pd.DataFrame, from_snapshot: Snapshot, to_snapshot: Snapshot,
-                   timelines: Mapping[Key, Sequence[Mapping[str, Any]]],
-                   min_priority: Priority, prov: Provenance,
-                   notes: Sequence[str] = ()) -> PatientReport:
-    """The report of one patient: the rows at or above `min_priority`, most urgent first (the
-    rows below are counted in a note, since the TSV beside the report holds them)."""
-    records = [clean_record(r) for r in rows.to_dict(orient="records")]
+                   rows: Sequence[Mapping[str, Any]], from_snapshot: Snapshot,
+                   to_snapshot: Snapshot, timelines: Mapping[Key, Sequence[Mapping[str, Any]]],
+                   min_priority: Priority, prov: Provenance, notes: Sequence[str] = (),
+                   hidden: int = 0) -> PatientReport:
+    """The report of one patient from its change rows (`formats.records`): the rows at or
+    above `min_priority`, most urgent first. The rows below, and `hidden` more the caller left
+    out already, are counted in a note, since the TSV beside the report holds them."""
     rank = {p.value: i for i, p in enumerate(PRIORITY_ORDER)}
-    shown = [r for r in records if Priority(str(r["priority"])).rank >= min_priority.rank]
+    shown = [r for r in rows if Priority(str(r["priority"])).rank >= min_priority.rank]
     shown.sort(key=lambda r: (rank.get(str(r["priority"]), 9), str(r.get("gene") or ""),
                               key_of(r)))
-    hidden = len(records) - len(shown)
+    hidden += len(rows) - len(shown)
     extra = list(notes)
     if hidden:
         extra.append(f"{hidden} lower-priority change(s) (below {min_priority.value}) are not "

@@ -3,12 +3,14 @@ whole and renamed into place, never overwriting a report that was delivered."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,20 +60,26 @@ def _write_tsv(path: Path, frame: pd.DataFrame, columns: list[str], prov: Proven
     os.chmod(path, FILE_MODE)
 
 
-def _write_patient_tsvs(folder: Path, frame: pd.DataFrame, columns: list[str],
-                        prov: Provenance) -> None:
-    """patients/<id>.tsv for every patient, cut from one rendering of the whole table (one
-    pandas call instead of one per patient: a thousand patients took 7 s the other way)."""
+def _write_tsvs(folder: Path, frame: pd.DataFrame, columns: list[str],
+                prov: Provenance) -> None:
+    """changes.tsv, and patients/<id>.tsv for every patient cut from the same rendering of
+    the whole table (one pandas call instead of one per patient: a thousand patients took 7 s
+    the other way, and rendering the table twice 5 s more at 10,000)."""
     text = frame[columns].to_csv(sep="\t", index=False, na_rep="", lineterminator="\n")
+    with open(folder / "changes.tsv", "w", encoding="utf-8") as fh:
+        fh.write(prov.tsv_line() + "\n")
+        fh.write(text)
+    os.chmod(folder / "changes.tsv", FILE_MODE)
     lines = text.split("\n")[:-1]
     positions = frame.groupby("patient", sort=True).indices
+    patients = folder / "patients"
     if len(lines) != len(frame) + 1:  # a value spanning lines (quoted): the slow, sure way
         for pid, idx in positions.items():
-            _write_tsv(folder / patient_file_name(str(pid)), frame.iloc[idx], columns,
+            _write_tsv(patients / patient_file_name(str(pid)), frame.iloc[idx], columns,
                        prov.with_facts(("patient", str(pid))))
         return
     for pid, idx in positions.items():
-        path = folder / patient_file_name(str(pid))
+        path = patients / patient_file_name(str(pid))
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(prov.with_facts(("patient", str(pid))).tsv_line() + "\n" + lines[0] + "\n")
             fh.writelines(lines[i + 1] + "\n" for i in idx)
@@ -81,19 +89,26 @@ def _write_patient_tsvs(folder: Path, frame: pd.DataFrame, columns: list[str],
 @dataclass(frozen=True)
 class _Page:
     """Everything one patient's HTML page needs (picklable: pages render in worker
-    processes when there are many)."""
+    processes when there are many). `columns` holds its listed change rows column-wise
+    (plain Python values: cheap to pickle, no DataFrame per page)."""
 
     path: Path
     patient_id: str
     sample: str
     source_file: str
-    rows: pd.DataFrame
+    columns: dict[str, list[Any]]
+    hidden: int  # shown changes below the listing priority, counted in a note
     from_snapshot: Snapshot
     to_snapshot: Snapshot
     timelines: dict[Any, Any]
     min_priority: Priority
     prov: Provenance
     notes: list[str]
+
+    def records(self) -> list[dict[str, Any]]:
+        names = list(self.columns)
+        return [dict(zip(names, row, strict=True))
+                for row in zip(*self.columns.values(), strict=True)]
 
 
 @dataclass(frozen=True)
@@ -114,29 +129,56 @@ class _RunFacts:
                    result.outside_panel, result.failing_filter)
 
 
-def _page(path: Path, patient_id: str, rows: pd.DataFrame, shown: pd.DataFrame,
-          result: ReanalysisResult, prov: Provenance, facts: _RunFacts) -> _Page:
-    """The counselor's page of one patient: its changes inside its panel (and, with
+# What a card and its timeline read (patient_reports.card, history.key_of).
+CARD_COLUMNS = ("chrom", "pos", "ref", "alt", "change", "priority", "gene", "hgvs",
+                "consequence", "conditions", "before", "after", "tier_before", "tier_after",
+                "stars_before", "stars_after", "review_before", "review_after",
+                "conflicts_before", "conflicts_after", "last_evaluated", "zygosity", "filter",
+                "variation_id")
+
+
+def _pages(folder: Path, result: ReanalysisResult, prov: Provenance,
+           facts: _RunFacts) -> list[_Page]:
+    """One page per patient with change rows: its changes inside its panel (and, with
     --pass-only, of calls that passed FILTER) at or above the run's listing priority, against
     the first comparison it was part of (a patient following two lineages gets one note per
-    other comparison); a note counts the changes left out, which its TSV holds."""
-    pairs = list(dict.fromkeys(zip(rows["from_snapshot"], rows["to_snapshot"], rows["lineage"],
-                                   strict=True)))
-    notes = [f"Also compared: {x} -> {y} ({lin})." for x, y, lin in pairs[1:]]
-    notes += _left_out_notes(patient_id, result, facts)
-    rows = shown  # result.shown(rows), computed once for the run
-    a, b, lineage = pairs[0]
-    patient = facts.patients[patient_id]
-    from varreinterp.history import keys_of
+    other comparison); notes count the changes left out, which its TSV holds."""
+    import numpy as np
 
-    keys = set(keys_of(rows))
-    timelines = {}
-    for lin in {p[2] for p in pairs}:
-        known = result.timelines.get(str(lin), {})
-        timelines.update({k: known[k] for k in keys if k in known})
-    return _Page(path, patient_id, patient.sample, Path(patient.source).name, rows,
-                 facts.snapshots[str(a)], facts.snapshots[str(b)], timelines,
-                 result.min_priority, prov.with_facts(("patient", patient_id)), notes)
+    from varreinterp.assembly import normalize_contig
+    from varreinterp.output.formats import column_values
+
+    rows = result.rows
+    pairs: dict[str, list[tuple[str, str, str]]] = {}
+    for pid, a, b, lin in rows[["patient", "from_snapshot", "to_snapshot", "lineage"]] \
+            .drop_duplicates().itertuples(index=False):
+        pairs.setdefault(str(pid), []).append((str(a), str(b), str(lin)))
+    shown_per_patient = result.shown()["patient"].value_counts().to_dict()
+    listed = result.listed().sort_values("patient", kind="stable")
+    columns = {c: column_values(listed[c]) for c in CARD_COLUMNS if c in listed.columns}
+    patients = listed["patient"].to_numpy()
+    contig = {c: normalize_contig(str(c)) for c in listed["chrom"].unique()}
+    pages = []
+    for pid in sorted(pairs):
+        start, end = np.searchsorted(patients, pid, "left"), np.searchsorted(patients, pid,
+                                                                              "right")
+        mine = {c: v[start:end] for c, v in columns.items()}
+        notes = [f"Also compared: {x} -> {y} ({lin})." for x, y, lin in pairs[pid][1:]]
+        notes += _left_out_notes(pid, result, facts)
+        a, b, _ = pairs[pid][0]
+        keys = {(contig[c], int(p), str(r), str(x)) for c, p, r, x in
+                zip(mine["chrom"], mine["pos"], mine["ref"], mine["alt"], strict=True)}
+        timelines = {}
+        for lin in {p[2] for p in pairs[pid]}:
+            known = result.timelines.get(lin, {})
+            timelines.update({k: known[k] for k in keys if k in known})
+        patient = facts.patients[pid]
+        pages.append(_Page(folder / patient_file_name(pid, ".html"), pid, patient.sample,
+                           Path(patient.source).name, mine,
+                           shown_per_patient.get(pid, 0) - (end - start),
+                           facts.snapshots[a], facts.snapshots[b], timelines,
+                           result.min_priority, prov.with_facts(("patient", pid)), notes))
+    return pages
 
 
 def _left_out_notes(patient_id: str, result: ReanalysisResult, facts: _RunFacts) -> list[str]:
@@ -161,10 +203,10 @@ def _render_pages(pages: list[_Page]) -> int:
 
     for page in pages:
         report = patient_report(patient_id=page.patient_id, sample=page.sample,
-                                source_file=page.source_file, rows=page.rows,
+                                source_file=page.source_file, rows=page.records(),
                                 from_snapshot=page.from_snapshot, to_snapshot=page.to_snapshot,
                                 timelines=page.timelines, min_priority=page.min_priority,
-                                prov=page.prov, notes=page.notes)
+                                prov=page.prov, notes=page.notes, hidden=page.hidden)
         page.path.write_text(render_html(report), encoding="utf-8")
         os.chmod(page.path, FILE_MODE)
     return len(pages)
@@ -173,9 +215,13 @@ def _render_pages(pages: list[_Page]) -> int:
 PARALLEL_PAGES = 200  # from this many pages on, they render on every core
 
 
-def _write_pages(pages: list[_Page]) -> None:
+@contextlib.contextmanager
+def _rendering(pages: list[_Page]) -> Iterator[None]:
+    """Render the pages, on every core when there are many, while the caller's block writes
+    the rest of the folder; all are written when the block ends."""
     if len(pages) < PARALLEL_PAGES or (os.cpu_count() or 1) < 2:
         _render_pages(pages)
+        yield
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -184,7 +230,14 @@ def _write_pages(pages: list[_Page]) -> None:
     chunks = [pages[i::workers * 4] for i in range(workers * 4)]
     # spawn, not fork: the parent holds DuckDB's threads
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        done = sum(pool.map(_render_pages, chunks))
+        futures = [pool.submit(_render_pages, chunk) for chunk in chunks]
+        try:
+            yield
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        done = sum(f.result() for f in futures)
     if done != len(pages):
         raise RuntimeError(f"rendered {done} of {len(pages)} patient pages")
 
@@ -251,16 +304,9 @@ def _write_report_folder(store: Store, delivered: set[str], result: ReanalysisRe
         (stage / "patients").mkdir(mode=DIR_MODE)
         rows = result.rows
         cols = REANALYZE_COLUMNS
-        _write_tsv(stage / "changes.tsv", rows, cols, prov)
+        with _rendering(_pages(stage / "patients", result, prov, _RunFacts.of(result))):
+            _write_tsvs(stage, rows, cols, prov)
         per_patient = result.per_patient()
-        _write_patient_tsvs(stage / "patients", rows, cols, prov)
-        facts = _RunFacts.of(result)
-        shown_all = result.shown()
-        shown = dict(iter(shown_all.groupby("patient", sort=False)))
-        _write_pages([_page(stage / "patients" / patient_file_name(str(pid), ".html"),
-                            str(pid), group, shown.get(pid, shown_all.iloc[0:0]), result,
-                            prov, facts)
-                      for pid, group in rows.groupby("patient", sort=True)])
         report: dict[str, Any] = {
             "schema_version": RUN_SCHEMA_VERSION, "run_id": result.run_id,
             "tool": "varreinterp", "tool_version": prov.tool_version,
