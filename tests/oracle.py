@@ -24,7 +24,7 @@ def bare(chrom: str) -> str:
 def trim(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
     """Shared trailing bases, then shared leading bases, each allele keeping one base: counted
     with os.path.commonprefix rather than stripped a base at a time as the product does."""
-    keep = min(len(ref), len(alt)) - 1
+    keep = max(0, min(len(ref), len(alt)) - 1)
     tail = min(len(os.path.commonprefix([ref[::-1], alt[::-1]])), keep)
     ref, alt = ref[:len(ref) - tail], alt[:len(alt) - tail]
     head = min(len(os.path.commonprefix([ref, alt])), min(len(ref), len(alt)) - 1)

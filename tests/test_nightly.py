@@ -24,6 +24,7 @@ skipped when absent.
 from __future__ import annotations
 
 import csv
+import html
 import json
 import re
 import shutil
@@ -1335,3 +1336,47 @@ def test_exit_codes_tell_changes_failures_and_a_held_lock_apart(
     ok(cli("snapshot", "add", third_release(tmp_path / "clinvar_20240901.vcf")))
     ok(cli("--quiet", "reanalyze", "--exit-code"), 1)
     assert [x["exit_code"] for x in runs(store_dir) if x["exit_code"] != 4] == [6, 6, 0, 1]
+
+
+def test_each_card_shows_the_history_of_its_own_lineage(
+        lineage_snapshots: Path, store_dir: Path, tmp_path: Path, cli: Cli) -> None:
+    """A patient following ClinVar and a lab table gets one page: every card's timeline holds
+    only releases of the lineage its change came from, and a variant both sources changed gets
+    each source's history on its own card (never the other's)."""
+    shutil.copytree(lineage_snapshots, store_dir)
+    # a third lab release classifying a variant CHILD01 carries whose ClinVar entry changed
+    ok(cli("snapshot", "add", lab_table(tmp_path / "lab_c.tsv", [
+        ("13", 32332400, "G", "A", "P"), ("1", 2300000, "T", "C", "VUS"),
+        ("3", 37025900, "A", "G", "P")]),
+        "--mapping", lineage_snapshots.parent / "mylab.toml", "--assembly", "GRCh38",
+        "--release-date", "2024-10-01"))
+    trio = tmp_path / "trio.vcf"
+    shutil.copy(SAMPLES / "trio.vcf", trio)
+    ok(cli("cohort", "add", trio, "--baseline", OLD))
+    ok(cli("cohort", "add", trio, "--baseline", LAB38_A))
+    out = tmp_path / "OUT"
+    ok(cli("reanalyze", "--min-priority", "low", "--out", out))
+    rows = read_tsv(out / "changes.tsv")
+    where = lineage_of(store_dir)
+    names = sorted(where, key=len, reverse=True)  # longest first: no name inside another
+    checked = 0
+    for pid in ("CHILD01", "MOTHER01", "FATHER01"):
+        page = (out / "patients" / f"{pid}.html").read_text()
+        cards = []
+        for block in page.split('<article class="card ')[1:]:
+            loc = re.search(r'<span class="mono">([^<]+:\d+ [^<]+)</span></p>', block)
+            shown = {n for n in names if f"<title>{n} (" in block}
+            assert loc and shown, block[:300]
+            lineages = {where[n][0] for n in shown}
+            assert len(lineages) == 1, (pid, loc.group(1), shown)
+            cards.append((html.unescape(loc.group(1)), lineages.pop()))
+        expected = sorted((f"{r['chrom']}:{r['pos']} {r['ref']}>{r['alt']}", r["lineage"])
+                          for r in rows if r["patient"] == pid)
+        assert sorted(cards) == expected, pid
+        checked += len(cards)
+        both = {loc for loc, _ in cards if sum(1 for x, _ in cards if x == loc) > 1}
+        assert both or pid != "CHILD01", cards  # ClinVar and the lab changed one variant
+        for loc in both:  # the same variant from both sources: two histories
+            assert {lin for x, lin in cards if x == loc} == {C38, "mylab/GRCh38"}
+    assert checked == len([r for r in rows if r["patient"] in ("CHILD01", "MOTHER01",
+                                                                "FATHER01")])

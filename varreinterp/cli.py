@@ -304,12 +304,13 @@ class ChangeQuery:
                 ) -> tuple[Store, str, str, Panel | None, Priority]:
         """The store, both snapshots' names, the panel and the priority floor, after refusing
         gene symbols neither snapshot knows and warning when the target is not the latest."""
+        priority = _priority(inv, self.min_priority, self.show_all)  # a usage error first
         store = inv.store()
         a, b = _pair(store, self.from_, self.to, _vcf_build(vcf) if vcf else None)
         panel = _panel(inv, self.genes, self.regions)
         _refuse_unknown_symbols([panel], [store.use(a), store.use(b)])
         _warn_if_stale(inv, store, {store.get(b).lineage})
-        return store, a, b, panel, _priority(inv, self.min_priority, self.show_all)
+        return store, a, b, panel, priority
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from varreinterp import bgzf, db, genotypes
 from varreinterp.assembly import (
@@ -402,8 +402,17 @@ class _Relation:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, calls: PatientCalls, owner: type | None = None) -> str:
-        return calls.prefix + self.name
+    @overload
+    def __get__(self, calls: None, owner: type) -> _Relation: ...
+
+    @overload
+    def __get__(self, calls: PatientCalls, owner: type | None = None) -> str: ...
+
+    def __get__(self, calls: PatientCalls | None, owner: type | None = None) -> str | _Relation:
+        return self if calls is None else calls.prefix + self.name
+
+    def __set__(self, calls: PatientCalls, value: object) -> None:
+        raise AttributeError(f"{self.name} is named by the load's prefix; it cannot be set")
 
 
 @dataclass

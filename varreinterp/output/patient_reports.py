@@ -3,7 +3,7 @@ with the classification timeline of its variant across the lineage's snapshots."
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,11 +54,18 @@ def card(row: Mapping[str, Any], timeline: Sequence[Mapping[str, Any]]) -> Chang
                                      _int(p["stars"])) for p in timeline))
 
 
+def lineage_key(row: Mapping[str, Any]) -> tuple[str, Key]:
+    """A reanalysis row's timeline: filed under its lineage too, since one patient may follow
+    two sources and each card must show its own source's history."""
+    return str(row["lineage"]), key_of(row)
+
+
 def patient_report(*, patient_id: str, sample: str | None, source_file: str | None,
                    rows: Sequence[Mapping[str, Any]], from_snapshot: Snapshot,
-                   to_snapshot: Snapshot, timelines: Mapping[Key, Sequence[Mapping[str, Any]]],
+                   to_snapshot: Snapshot, timelines: Mapping[Any, Sequence[Mapping[str, Any]]],
                    min_priority: Priority, prov: Provenance, notes: Sequence[str] = (),
-                   hidden: int = 0) -> PatientReport:
+                   hidden: int = 0,
+                   timeline_key: Callable[[Mapping[str, Any]], Any] = key_of) -> PatientReport:
     """The report of one patient from its change rows (`formats.records`): the rows at or
     above `min_priority`, most urgent first. The rows below, and `hidden` more the caller left
     out already, are counted in a note, since the TSV beside the report holds them."""
@@ -76,6 +83,6 @@ def patient_report(*, patient_id: str, sample: str | None, source_file: str | No
         patient_id=patient_id, sample=sample, source_file=source_file,
         assembly=to_snapshot.manifest.assembly, from_snapshot=snapshot_ref(from_snapshot),
         to_snapshot=snapshot_ref(to_snapshot), min_priority=min_priority.value,
-        cards=[card(r, timelines.get(key_of(r), ())) for r in shown],
+        cards=[card(r, timelines.get(timeline_key(r), ())) for r in shown],
         counts_by_priority=counts, tool_version=prov.tool_version, command=prov.command,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), notes=tuple(extra))

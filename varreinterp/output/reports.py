@@ -129,8 +129,8 @@ class _RunFacts:
                    result.outside_panel, result.failing_filter)
 
 
-# What a card and its timeline read (patient_reports.card, history.key_of).
-CARD_COLUMNS = ("chrom", "pos", "ref", "alt", "change", "priority", "gene", "hgvs",
+# What a card and its timeline read (patient_reports.card and lineage_key).
+CARD_COLUMNS = ("lineage", "chrom", "pos", "ref", "alt", "change", "priority", "gene", "hgvs",
                 "consequence", "conditions", "before", "after", "tier_before", "tier_after",
                 "stars_before", "stars_after", "review_before", "review_after",
                 "conflicts_before", "conflicts_after", "last_evaluated", "zygosity", "filter",
@@ -166,12 +166,14 @@ def _pages(folder: Path, result: ReanalysisResult, prov: Provenance,
         notes = [f"Also compared: {x} -> {y} ({lin})." for x, y, lin in pairs[pid][1:]]
         notes += _left_out_notes(pid, result, facts)
         a, b, _ = pairs[pid][0]
-        keys = {(contig[c], int(p), str(r), str(x)) for c, p, r, x in
-                zip(mine["chrom"], mine["pos"], mine["ref"], mine["alt"], strict=True)}
+        # each card's timeline from its own row's lineage
         timelines = {}
-        for lin in {p[2] for p in pairs[pid]}:
-            known = result.timelines.get(lin, {})
-            timelines.update({k: known[k] for k in keys if k in known})
+        for lin, c, p, r, x in zip(mine["lineage"], mine["chrom"], mine["pos"], mine["ref"],
+                                   mine["alt"], strict=True):
+            key = (contig[c], int(p), str(r), str(x))
+            known = result.timelines.get(str(lin), {})
+            if key in known:
+                timelines[(str(lin), key)] = known[key]
         patient = facts.patients[pid]
         pages.append(_Page(folder / patient_file_name(pid, ".html"), pid, patient.sample,
                            Path(patient.source).name, mine,
@@ -199,20 +201,30 @@ def _left_out_notes(patient_id: str, result: ReanalysisResult, facts: _RunFacts)
 def _render_pages(pages: list[_Page]) -> int:
     """Write the pages (a task for a worker process); returns how many."""
     from varreinterp.output.html_report import render_html
-    from varreinterp.output.patient_reports import patient_report
+    from varreinterp.output.patient_reports import lineage_key, patient_report
 
     for page in pages:
         report = patient_report(patient_id=page.patient_id, sample=page.sample,
                                 source_file=page.source_file, rows=page.records(),
                                 from_snapshot=page.from_snapshot, to_snapshot=page.to_snapshot,
                                 timelines=page.timelines, min_priority=page.min_priority,
-                                prov=page.prov, notes=page.notes, hidden=page.hidden)
+                                prov=page.prov, notes=page.notes, hidden=page.hidden,
+                                timeline_key=lineage_key)
         page.path.write_text(render_html(report), encoding="utf-8")
         os.chmod(page.path, FILE_MODE)
     return len(pages)
 
 
 PARALLEL_PAGES = 200  # from this many pages on, they render on every core
+
+
+def _ignore_interrupts() -> None:
+    """In a page worker: Ctrl-C reaches the whole process group, and the parent alone
+    decides (it cancels what is pending and removes the staged folder)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -229,7 +241,8 @@ def _rendering(pages: list[_Page]) -> Iterator[None]:
     workers = min(os.cpu_count() or 1, 8)
     chunks = [pages[i::workers * 4] for i in range(workers * 4)]
     # spawn, not fork: the parent holds DuckDB's threads
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_ignore_interrupts) as pool:
         futures = [pool.submit(_render_pages, chunk) for chunk in chunks]
         try:
             yield
