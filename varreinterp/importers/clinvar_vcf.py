@@ -31,7 +31,6 @@ INFO_FIELDS = {
     "raw_classification": "CLNSIG",
     "raw_review_status": "CLNREVSTAT",
     "conflicts": "CLNSIGCONF",
-    "geneinfo": "GENEINFO",
     "conditions": "CLNDN",
     "consequence": "MC",
     "allele_id": "ALLELEID",
