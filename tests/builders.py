@@ -13,7 +13,13 @@ from oracle import bare, open_any
 GRCH38_CONTIGS = {"chr1": 248956422, "chr2": 242193529, "chrX": 156040895, "chrM": 16569}
 # The mapping of the lab table the lifecycle and routine tests import (a TSV with columns chrom,
 # pos, ref, alt, class, review, gene; terms P/LP/VUS/LB).
-LAB_TOML = """[source]
+
+
+def lab_mapping(*, gene: bool = True, terms: bool = True) -> str:
+    """The mapping of the lab table the lifecycle and routine tests import (a TSV with columns
+    chrom, pos, ref, alt, class, review[, gene]); with `terms`, classes are written P/LP/VUS/LB,
+    else as ClinVar spells them."""
+    text = """[source]
 format = "tsv"
 name = "mylab"
 
@@ -24,14 +30,34 @@ ref = "ref"
 alt = "alt"
 classification = "class"
 review_status = "review"
-gene = "gene"
-
+"""
+    if gene:
+        text += 'gene = "gene"\n'
+    if terms:
+        text += """
 [terms]
 "P" = "Pathogenic"
 "LP" = "Likely_pathogenic"
 "VUS" = "Uncertain_significance"
 "LB" = "Likely_benign"
 """
+    return text
+
+
+LAB_TOML = lab_mapping()
+SAMPLE_RELEASES = ("clinvar_GRCh38_2024-01-07.vcf", "clinvar_GRCh38_2024-06-02.vcf")
+
+
+def store_with_sample_releases(store: Path) -> Path:
+    """`store` holding the two bundled ClinVar releases (2024-01-07 and 2024-06-02)."""
+    from conftest import SAMPLES, invoke
+
+    for release in SAMPLE_RELEASES:
+        r = invoke(store, "snapshot", "add", SAMPLES / release)
+        assert r.code == 0, r.err
+    return store
+
+
 # The cohort index on disk (varreinterp/cohort_index.py): rows files under
 # STORE/cohort/bins/<contig digest>/<bin>/, each with its key directory beside it. Tests read
 # it directly (not through varreinterp) only through these.

@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from builders import store_with_sample_releases
 from conftest import SAMPLES, CliResult, invoke, shared
 
 from varreinterp.errors import UsageError
@@ -166,10 +167,7 @@ class _HookHandler(BaseHTTPRequestHandler):
 # ------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("releases") / "store"
-    for release in (OLD_VCF, NEW_VCF):
-        ok(invoke(store, "snapshot", "add", release))
-    return store
+    return store_with_sample_releases(tmp_path_factory.mktemp("releases") / "store")
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ import pysam
 import pytest
 import typer.main
 from aiosmtpd.controller import Controller
-from builders import LAB_TOML
+from builders import LAB_TOML, store_with_sample_releases
 from conftest import SAMPLES, CliResult, invoke
 from ncbi_mirror import PREFIX, NcbiMirror
 
@@ -289,10 +289,7 @@ def mirror(tmp_path: Path, releases: dict[str, Path]) -> Iterator[NcbiMirror]:
 
 @pytest.fixture(scope="module")
 def base_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("base") / "store"
-    for release in (OLD_VCF, NEW_VCF):
-        ok(invoke(store, "snapshot", "add", release))
-    return store
+    return store_with_sample_releases(tmp_path_factory.mktemp("base") / "store")
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from builders import STARS_TO_REVIEW, write_clinvar, write_patient
+from builders import STARS_TO_REVIEW, lab_mapping, write_clinvar, write_patient
 from conftest import ROOT, CliResult, invoke
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -73,18 +73,7 @@ CLASSES = [("Pathogenic", "pathogenic"), ("Likely_pathogenic", "pathogenic"),
 PATIENT_IDS = ["P1", "P2"]
 ZYGOSITY = {"0/1": "het", "1/1": "hom"}  # genotype -> the index's zygosity
 MAX_SNAPSHOTS = 7
-LAB_TOML = """[source]
-format = "tsv"
-name = "mylab"
-
-[columns]
-contig = "chrom"
-position = "pos"
-ref = "ref"
-alt = "alt"
-classification = "class"
-review_status = "review"
-"""
+LAB_TOML = lab_mapping(gene=False, terms=False)  # classes written as ClinVar spells them
 
 classification = st.tuples(st.sampled_from(CLASSES), st.integers(0, 3)).map(
     lambda t: (t[0][0], t[0][1], t[1], STARS_TO_REVIEW[t[1]]))
