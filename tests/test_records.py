@@ -1,4 +1,4 @@
-"""formats.records: change rows as plain Python dicts, converted column-wise, must equal what
+"""formats.frame_records: change rows as plain Python dicts, converted column-wise, must equal what
 the row-wise clean_record made of every row (the HTML pages and JSON are built from them)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from varreinterp.output.formats import clean_record, records
+from varreinterp.output.formats import clean_record
+from varreinterp.output.formats import frame_records as records
 
 
 def rowwise(frame: pd.DataFrame) -> list[dict[str, object]]:

@@ -737,7 +737,7 @@ def report_cmd(
     one card per change (gene, HGVS, consequence, conditions, before -> after in plain words,
     review status, conflicts, last evaluated, zygosity, FILTER, why it has its priority, a
     ClinVar link) with the variant's classification over every release of the source."""
-    from varreinterp.output.formats import output_stream, records
+    from varreinterp.output.formats import frame_records, output_stream
     from varreinterp.output.html_report import render_html
     from varreinterp.output.patient_reports import patient_report
     from varreinterp.report import report_data
@@ -757,7 +757,7 @@ def report_cmd(
         notes.append(f"Restricted to {panel.summary()}: {changes.outside_panel} change(s) "
                      "outside it are not shown.")
     page = patient_report(patient_id=data.sample, sample=data.sample, source_file=vcf.name,
-                          rows=records(changes.rows), from_snapshot=changes.from_snapshot,
+                          rows=frame_records(changes.rows), from_snapshot=changes.from_snapshot,
                           to_snapshot=changes.to_snapshot, timelines=data.timelines,
                           min_priority=priority, prov=prov, notes=notes)
     with output_stream(output) as fh:

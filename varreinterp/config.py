@@ -191,6 +191,8 @@ class Setting:
     @property
     def text(self) -> str:
         """The value as `config show` prints it: URLs with their credentials redacted."""
+        from varreinterp.notify import redact_url
+
         key = KEY_BY_NAME.get(self.key)
         if key is not None and key.type is KeyType.URL and isinstance(self.value, str):
             return _show(redact_url(self.value))
@@ -265,28 +267,6 @@ def effective_settings(settings: Settings) -> list[Setting]:
     rows += [Setting(f"groups.{name}", spec, spec.source, Layer.FILE)
              for name, spec in settings.groups.items()]
     return rows
-
-
-def redact_url(url: str) -> str:
-    """`url` safe to print: a password and the values of token-like query parameters as ***,
-    as notifications show their targets (`varreinterp.notify`). When the password holds an
-    unencoded '#', '?' or '/' (the parser then splits the URL elsewhere), everything before
-    the last '@' is hidden; a URL that does not parse at all gets its secret parameters
-    hidden by pattern."""
-    from urllib.parse import urlsplit
-
-    from varreinterp.notify import _SECRET_PARAMS, _redact, _shown
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (a password split at '#' or '?' leaves "user:pa" as host:port)
-        if parts.password is not None or _shown(url) == url:
-            return _redact(parts)
-        return _redact(urlsplit(_shown(url)))
-    except ValueError:
-        pass
-    names = "|".join(re.escape(name) for name in sorted(_SECRET_PARAMS))
-    return re.sub(rf"([?&](?i:{names})=)[^&#\s]*", r"\1***", _shown(url))
 
 
 def locate_config(option: Path | None, env: Mapping[str, str]) -> Path | None:

@@ -156,6 +156,24 @@ def parse_target(url: str) -> NotifyTarget:
     return NotifyTarget(**common)
 
 
+def redact_url(url: str) -> str:
+    """`url` safe to print (`config show`): a password and the values of token-like query
+    parameters as ***, as notifications show their targets. When the password holds an
+    unencoded '#', '?' or '/' (the parser then splits the URL elsewhere), everything before
+    the last '@' is hidden; a URL that does not parse at all gets its secret parameters
+    hidden by pattern."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a password split at '#' or '?' leaves "user:pa" as host:port)
+        if parts.password is not None or _shown(url) == url:
+            return _redact(parts)
+        return _redact(urlsplit(_shown(url)))
+    except ValueError:
+        pass
+    names = "|".join(re.escape(name) for name in sorted(_SECRET_PARAMS))
+    return re.sub(rf"([?&](?i:{names})=)[^&#\s]*", r"\1***", _shown(url))
+
+
 def _shown(url: str) -> str:
     """The URL for an error message, before it is known to parse: everything up to the last
     '@' before the addresses (to=, from=) is hidden, even when an unencoded '#', '?', '/' or '='

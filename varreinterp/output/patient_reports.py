@@ -66,7 +66,7 @@ def patient_report(*, patient_id: str, sample: str | None, source_file: str | No
                    min_priority: Priority, prov: Provenance, notes: Sequence[str] = (),
                    hidden: int = 0,
                    timeline_key: Callable[[Mapping[str, Any]], Any] = key_of) -> PatientReport:
-    """The report of one patient from its change rows (`formats.records`): the rows at or
+    """The report of one patient from its change rows (`formats.frame_records`): the rows at or
     above `min_priority`, most urgent first. The rows below, and `hidden` more the caller left
     out already, are counted in a note, since the TSV beside the report holds them."""
     rank = {p.value: i for i, p in enumerate(PRIORITY_ORDER)}

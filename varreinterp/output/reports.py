@@ -106,9 +106,9 @@ class _Page:
     notes: list[str]
 
     def records(self) -> list[dict[str, Any]]:
-        names = list(self.columns)
-        return [dict(zip(names, row, strict=True))
-                for row in zip(*self.columns.values(), strict=True)]
+        from varreinterp.output.formats import column_records
+
+        return column_records(self.columns)
 
 
 @dataclass(frozen=True)

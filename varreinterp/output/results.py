@@ -14,6 +14,7 @@ from varreinterp.output import tables
 from varreinterp.output.formats import (
     Format,
     clean_record,
+    frame_records,
     json_line,
     output_stream,
     print_table,
@@ -37,7 +38,7 @@ def write_annotation(result: AnnotationResult, fmt: Format, output: Path | None,
     folder, then renamed into place or streamed to stdout: never half-written."""
 
     if fmt is Format.TABLE:
-        records = [clean_record(r) for r in result.rows.to_dict(orient="records")]
+        records = frame_records(result.rows)
         cols = tables.ANNOTATION_COLUMNS
         if len({r["sample"] for r in records}) <= 1:  # the title names the snapshot; the
             cols = cols[1:]                           # sample is in the summary below
@@ -94,7 +95,7 @@ def write_changes(report: ReclassificationReport, columns: list[str], fmt: Forma
                          prov.caption()])
     if report.transitions is not None and len(report.transitions):
         _print_transitions(report)
-    records = [clean_record(r) for r in report.rows[columns].to_dict(orient="records")]
+    records = frame_records(report.rows[columns])
     several = "sample" in columns and len({r["sample"] for r in records}) > 1
     cols = ([tables.Column("sample", "sample", max_width=12)] if several else []) + \
         tables.CHANGE_COLUMNS
@@ -121,7 +122,7 @@ def write_history(result: HistoryResult, fmt: Format, output: Path | None,
     if fmt is not Format.TABLE:
         write_frame(result.rows, HISTORY_COLUMNS, fmt, output, prov, title="", caption="")
         return
-    records = [clean_record(r) for r in result.rows.to_dict(orient="records")]
+    records = frame_records(result.rows)
     releases = [(s.name, s.manifest.release_date) for s in result.snapshots]
     rows = tables.history_rows(records, releases)
     variants = len({(r["sample"], r["variant"]) for r in rows})
@@ -141,7 +142,7 @@ def write_reanalysis(result: ReanalysisResult, fmt: Format, prov: Provenance,
         write_frame(result.listed(), REANALYZE_COLUMNS, fmt, None, prov,
                     title="", caption="")
         return
-    records = [clean_record(r) for r in result.listed().to_dict(orient="records")]
+    records = frame_records(result.listed())
     cols = [tables.Column("patient", "patient", max_width=12), *tables.CHANGE_COLUMNS]
     tables.print_rows(sys.stdout, cols, tables.change_rows(records),
                       title="Reanalysis (dry run)" if dry_run else "Reanalysis",
