@@ -19,12 +19,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # The demo needs the runtime dependencies only; the tests add the dev tools. Each
-# reinstalls when the project's metadata changes.
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
+# reinstalls when the project's metadata or the compiled scanner's source changes.
+BUILD_INPUTS := pyproject.toml setup.py varreinterp/_vcfscan.c
+$(RUN_STAMP): $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(RUN_STAMP)
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
+$(DEV_STAMP): $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(RUN_STAMP) $(DEV_STAMP)
 
@@ -54,4 +55,4 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) .bench build *.egg-info
+	rm -rf $(VENV) $(DEMO) .bench build *.egg-info varreinterp/*.so

@@ -7,13 +7,15 @@ CLNALLE choosing the allele) are small and irregular and are read row by row."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from varreinterp import bgzf, db
+from varreinterp import bgzf, db, vcfscan
 from varreinterp.assembly import Assembly, contig_sql, normalize_contig, parse_assembly
 from varreinterp.db import MAX_POS
 from varreinterp.errors import InputError
@@ -86,14 +88,19 @@ def check_vcf_header(path: Path, header: list[str]) -> list[str]:
     return last.lstrip("#").split("\t")
 
 
+def find_line(path: Path, header_lines: int, test: Callable[[list[str]], bool]) -> int | None:
+    """The number of the first data line whose tab-separated fields pass `test` (error paths
+    only: a pass over the file)."""
+    for n, line in enumerate(open_text(path), start=1):
+        if n > header_lines and test(line.rstrip("\r\n").split("\t")):
+            return n
+    return None
+
+
 def locate_info(path: Path, header_lines: int, key: str, raw: str) -> int | None:
     needle = f"{key}={raw}"
-    for n, line in enumerate(open_text(path), start=1):
-        if n > header_lines:
-            info = line.rstrip("\n").split("\t")[7] if line.count("\t") >= 7 else ""
-            if needle in info.split(";"):
-                return n
-    return None
+    return find_line(path, header_lines,
+                     lambda fields: len(fields) > 7 and needle in fields[7].split(";"))
 
 
 def stage_clinvar_vcf(
@@ -128,48 +135,93 @@ def _stage_current(
     con: duckdb.DuckDBPyConnection, source: StagedSource, columns: list[str], n_header: int,
     declared: set[str], workdir: Path,
 ) -> None:
+    # Only the keys the header declares are read (no ONC*/SCI* axes before 2024).
+    keys = [key for key in (*INFO_FIELDS.values(), "GENEINFO") if key in declared]
+    if vcfscan.available():
+        _stage_scanned(con, source, len(columns), n_header, keys, workdir)
+        # The scanner refused malformed lines itself; a CHROM that names no contig ('chr')
+        # is the one row left to find, by its content.
+        _finish_staged(con, source, lambda rowid: find_line(
+            source.path, n_header, lambda fields: normalize_contig(fields[0]) == ""))
+    else:
+        _stage_sql(con, source, columns, n_header, keys, workdir)
+        _finish_staged(con, source, lambda rowid: n_header + rowid + 1)  # rows in file order
+
+
+def _stage_scanned(con: duckdb.DuckDBPyConnection, source: StagedSource, ncols: int,
+                   n_header: int, keys: list[str], workdir: Path) -> None:
+    """The compiled scanner (vcfscan.py) splits the lines; DuckDB takes its Arrow in parts."""
+    import pyarrow as pa
+
+    # The empty scan creates the table (with its types) for a header-only file too.
+    parts = itertools.chain([pa.Table.from_batches([vcfscan.scan_batch(b"", ncols, keys)])],
+                            vcfscan.read_tables(source.path, n_header, ncols, keys, workdir))
+    statement = "CREATE TEMP TABLE staged AS"
+    # Row order carries no meaning once the scanner has refused every malformed line with its
+    # number (finalize breaks ties between duplicate keys on content): unordered inserts
+    # take half the time.
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        for table in parts:
+            con.register("scanned", table)
+            con.execute(f"{statement} {_staged_sql(keys, 'scanned')}")
+            con.unregister("scanned")
+            statement = "INSERT INTO staged"
+    finally:
+        con.execute("SET preserve_insertion_order = true")
+
+
+def _stage_sql(con: duckdb.DuckDBPyConnection, source: StagedSource, columns: list[str],
+               n_header: int, keys: list[str], workdir: Path) -> None:
+    """Without the compiled scanner: DuckDB parses the verified text and pulls each key out
+    with one pass per key (the rare somatic ones pre-tested)."""
     names = VCF_COLUMNS + [f"extra{i}" for i in range(len(columns) - len(VCF_COLUMNS))]
 
-    def field(col: str, key: str) -> str:
-        # Each extraction scans every INFO string: skip the fields the header does not declare
-        # (the ONC*/SCI* axes before 2024), and pre-test the rare somatic ones.
-        if key not in declared:
-            return "CAST(NULL AS VARCHAR)"
+    def value(key: str) -> str:
         guard = {"ONC": "ONC", "SCI": "SCI"}.get(key[:3])
-        value = info_sql(key)
-        return f"(CASE WHEN contains(info_, '{guard}') THEN {value} END)" if guard else value
+        sql = info_sql(key)
+        return f"(CASE WHEN contains(info_, '{guard}') THEN {sql} END)" if guard else sql
 
-    extracted = ", ".join(f"{field(col, key)} AS {col}" for col, key in INFO_FIELDS.items())
+    extracted = "".join(f", {value(key)} AS {vcfscan.info_column(key)}" for key in keys)
+
+    def rows(reader: str) -> str:
+        return (f"(SELECT chrom, {db.strict_pos_sql('pos')} AS pos, id, ref, alt{extracted} "
+                f"FROM (SELECT chrom, pos, id, ref, alt, ';' || info AS info_ FROM {reader}))")
+
     # Verified text (bgzf.py), then parsed and extracted on every core in one pass.
     parse_table(source.path, bgzf.decompressed_text(source.path, workdir), names, n_header,
-                lambda reader: _create_staged(
-                    con, extracted, f"(SELECT chrom, pos, id, ref, alt, ';' || info AS info_ "
-                    f"FROM {reader})"))
-    _finish_staged(con, source, n_header)
+                lambda reader: con.execute(
+                    f"CREATE TEMP TABLE staged AS {_staged_sql(keys, rows(reader))}"))
 
 
-def _create_staged(con: duckdb.DuckDBPyConnection, extracted: str, rows: str) -> None:
-    con.execute(f"""
-            CREATE TEMP TABLE staged AS
-            SELECT chrom, {db.strict_pos_sql('pos')} AS pos, upper(ref) AS ref, upper(alt) AS alt,
+def _staged_sql(keys: list[str], rows: str) -> str:
+    """STAGED_COLUMNS from `rows`: chrom, pos (BIGINT, NULL when malformed), id, ref, alt and
+    one info_<KEY> column per key read ('' or NULL where the record lacks it)."""
+
+    def info(key: str) -> str:
+        return f"nullif({vcfscan.info_column(key)}, '')" if key in keys else "CAST(NULL AS VARCHAR)"
+
+    extracted = ", ".join(f"{info(key)} AS {col}" for col, key in INFO_FIELDS.items())
+    return f"""
+            SELECT chrom, pos, upper(ref) AS ref, upper(alt) AS alt,
                    nullif(id, '.') AS variation_id, {extracted},
-                   {_gene_sql('geneinfo')} AS gene,
+                   {_gene_sql(info('GENEINFO'))} AS gene,
                    CAST(NULL AS VARCHAR) AS last_evaluated,
                    CASE WHEN alt = '.' OR alt = '' THEN 'alt_missing'
                         WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
                         WHEN alt LIKE '%,%' THEN 'multi_allelic_row' END AS skip
-            FROM (SELECT *, {info_sql('GENEINFO')} AS geneinfo FROM {rows})
-        """)
+            FROM {rows}"""
 
 
-def _finish_staged(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
+def _finish_staged(con: duckdb.DuckDBPyConnection, source: StagedSource,
+                   line_of: Callable[[int], int | None]) -> None:
     # Contig names are few: normalized once per name, not once per record.
     con.execute(f"""
         UPDATE staged SET chrom = c.key FROM (
             SELECT chrom AS name, {contig_sql('chrom')} AS key FROM (SELECT DISTINCT chrom
                                                                     FROM staged)) c
         WHERE staged.chrom = c.name AND c.key <> c.name""")
-    _check_rows(con, source, n_header)
+    _check_rows(con, source, line_of)
     skipped = con.execute(
         "SELECT skip, count(*) FROM staged WHERE skip IS NOT NULL GROUP BY 1").fetchall()
     source.skipped.update({reason: n for reason, n in skipped})
@@ -184,8 +236,10 @@ def _gene_sql(geneinfo: str) -> str:
             f"ELSE nullif(split_part({geneinfo}, ':', 1), '') END)")
 
 
-def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
-    """Every data row needs an integer POS and non-empty REF: find the first that has not."""
+def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource,
+                line_of: Callable[[int], int | None]) -> None:
+    """Every data row needs an integer POS, a non-empty REF and a contig: refuse the first that
+    has not, on its line (`line_of` its rowid)."""
     bad = db.first_row(con, """
         SELECT rowid, chrom, ref FROM staged
         WHERE pos IS NULL OR pos < 1 OR ref IS NULL OR ref = '' OR chrom IS NULL OR chrom = ''
@@ -193,8 +247,8 @@ def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: 
     """)
     if bad:
         rowid, chrom, ref = bad
-        line = n_header + int(rowid) + 1
-        pos = raw_field(source.path, line, 1)
+        line = line_of(int(rowid))
+        pos = raw_field(source.path, line, 1) if line else None
         raise InputError(f"malformed record (CHROM={chrom!r} POS={pos!r} REF={ref!r})",
                          source.path, line)
 

@@ -147,9 +147,12 @@ def finalize(
     con.execute("""
         CREATE OR REPLACE TEMP TABLE dup_keys AS
         SELECT chrom, pos, ref, alt FROM staged GROUP BY ALL HAVING count(*) > 1""")
+    # Ties end on the rows' content, never on their order in `staged` (an importer may insert
+    # in parallel): the kept row is the same on every run.
     rank = f"""row_number() OVER (
             PARTITION BY s.chrom, s.pos, s.ref, s.alt
-            ORDER BY r.stars DESC NULLS LAST, {tier_order_sql('c.tier')}, s.variation_id)"""
+            ORDER BY r.stars DESC NULLS LAST, {tier_order_sql('c.tier')}, s.variation_id,
+                     {', '.join(f's.{col} NULLS LAST' for col in STAGED_COLUMNS[4:])})"""
     mapped = f"""
         SELECT s.chrom, s.pos, s.ref, s.alt,
                c.classification, c.tier, r.stars, r.term AS review_status,

@@ -1,0 +1,220 @@
+"""The compiled VCF scanner behind `snapshot add` (varreinterp/_vcfscan.c, vcfscan.py).
+
+Three checks: the scanner agrees with a plain-Python reading of the same rule on random lines;
+it refuses each malformed line with its number; and `snapshot add` stores exactly the same
+snapshot with the scanner as with the SQL reader it replaced (kept for machines without a C
+compiler), on real ClinVar releases and on the generated ones."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import duckdb
+import pysam
+import pytest
+from builders import CLINVAR_HEADER, write_clinvar
+from conftest import SAMPLES, SHARED, invoke
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from varreinterp import vcfscan
+from varreinterp.linescan import LineError
+
+pytestmark = pytest.mark.skipif(not vcfscan.available(),
+                                reason="the compiled scanner was not built (no C compiler)")
+
+KEYS = ["CLNSIG", "CLNREVSTAT", "CLNSIGCONF", "CLNDN", "MC", "GENEINFO"]
+
+
+def python_value(info: str, key: str) -> str:
+    """The rule, read plainly: the text after the first ';KEY=' of ';' + INFO, up to ';'."""
+    _, found, rest = (";" + info).partition(f";{key}=")
+    return rest.split(";", 1)[0] if found else ""
+
+
+def scan(text: str, ncols: int = 8, keys: list[str] = KEYS) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = vcfscan.scan_batch(text.encode(), ncols, keys).to_pylist()
+    return rows
+
+
+# Entries built from the keys themselves, their prefixes and extensions, '=' and ',' inside
+# values, flags without '=', empty entries and repeats: the cases a substring rule gets wrong.
+_entry = st.one_of(
+    st.tuples(st.sampled_from(KEYS + ["CLN", "CLNSIGX", "XCLNSIG", "M", "MCC", "ONC"]),
+              st.sampled_from(["=", ""]),
+              st.text("ab,=_|:.-", max_size=6)).map("".join),
+    st.text("ab=;", max_size=3),
+)
+_info = st.lists(_entry, max_size=8).map(";".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(infos=st.lists(_info, min_size=1, max_size=5))
+def test_info_values_follow_the_rule(infos: list[str]) -> None:
+    lines = [f"chr{i}\t{i + 1}\tid{i}\tA\tC\t.\t.\t{info}" for i, info in enumerate(infos)]
+    rows = scan("\n".join(lines) + "\n")
+    assert len(rows) == len(infos)
+    for i, (row, info) in enumerate(zip(rows, infos, strict=True)):
+        assert (row["chrom"], row["pos"], row["id"]) == (f"chr{i}", i + 1, f"id{i}")
+        for key in KEYS:
+            assert row[vcfscan.info_column(key)] == python_value(info, key), (info, key)
+
+
+def test_fixed_columns_and_blank_lines() -> None:
+    text = ("1\t100\trs1\tacgT\tG,T\t50\tPASS\tCLNSIG=Benign\n\n"
+            "MT\t2147483647\t.\tN\t<DEL>\t.\t.\t.\n"
+            "chrX\t007\tx\tA\tC\t.\t.\tCLNDN=Caf\u00e9_syndrome;CLNSIG=Pathogenic\n")
+    rows = scan(text)
+    assert [(r["chrom"], r["pos"], r["id"], r["ref"], r["alt"]) for r in rows] == [
+        ("1", 100, "rs1", "acgT", "G,T"), ("MT", 2147483647, ".", "N", "<DEL>"),
+        ("chrX", 7, "x", "A", "C")]
+    assert rows[2][vcfscan.info_column("CLNDN")] == "Caf\u00e9_syndrome"  # UTF-8 is kept
+    assert scan("") == []
+
+
+def test_extra_columns_are_counted_not_read() -> None:
+    rows = scan("1\t5\t.\tA\tC\t.\t.\tCLNSIG=Benign\tGT\t0/1\n", ncols=10)
+    assert rows[0][vcfscan.info_column("CLNSIG")] == "Benign"
+
+
+GOOD = "1\t100\t.\tA\tG\t.\t.\tCLNSIG=Benign\n"
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("1\t100\t.\tA\n", "expected 8 tab-separated columns, found 4"),
+    ("1\t100\t.\tA\tG\t.\t.\tCLNSIG=Benign\textra\n", "found 9"),
+    ("1\t0\t.\tA\tG\t.\t.\t.\n", "POS='0'"),
+    ("1\t+5\t.\tA\tG\t.\t.\t.\n", "POS='+5'"),
+    ("1\t1.5\t.\tA\tG\t.\t.\t.\n", "POS='1.5'"),
+    ("1\t2147483648\t.\tA\tG\t.\t.\t.\n", "POS='2147483648'"),
+    ("1\t00000000001\t.\tA\tG\t.\t.\t.\n", "POS='00000000001'"),
+    ("1\t\t.\tA\tG\t.\t.\t.\n", "POS=''"),
+    ("1\t 5\t.\tA\tG\t.\t.\t.\n", "POS=' 5'"),
+    ("\t5\t.\tA\tG\t.\t.\t.\n", "CHROM=''"),
+    ("1\t5\t.\t\tG\t.\t.\t.\n", "REF=''"),
+    ("1\t5\t.\tA\tG\t.\t.\tCLNDN=a\0b\n", "a NUL byte"),
+])
+def test_malformed_line_is_refused_with_its_number(line: str, message: str) -> None:
+    text = (GOOD * 3 + "\n" + line + GOOD).encode()
+    with pytest.raises(LineError) as info:
+        vcfscan.scan_batch(text, 8, KEYS)
+    assert info.value.line == 4  # 0-based, the blank line counted
+    assert message in info.value.message
+
+
+def test_invalid_utf8_is_refused_with_its_line() -> None:
+    text = GOOD.encode() * 2 + b"1\t5\t.\tA\tG\t.\t.\tCLNDN=\xff\n"
+    with pytest.raises(LineError) as info:
+        vcfscan.scan_batch(text, 8, KEYS)
+    assert (info.value.line, info.value.message) == (2, "not a text file (invalid UTF-8)")
+
+
+# ---------------------------------------------------------------- the two import paths agree
+def _snapshot(store: Path) -> tuple[list[tuple[object, ...]], list[str]]:
+    """Every row of the store's one snapshot (in a stable order) and its name."""
+    (folder,) = (store / "snapshots").iterdir()
+    with duckdb.connect() as con:
+        rows = con.execute(f"SELECT * FROM read_parquet('{folder / 'variants.parquet'}') "
+                           "ORDER BY ALL").fetchall()
+    return rows, [folder.name]
+
+
+def _both_paths(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                *extra: str) -> tuple[tuple[int, str, object], tuple[int, str, object]]:
+    results = []
+    for label in ("scanner", "sql"):
+        if label == "sql":
+            monkeypatch.setattr(vcfscan, "_vcfscan", None)
+        store = tmp_path / label
+        res = invoke(store, "snapshot", "add", path, *extra)
+        rows = _snapshot(store) if res.code == 0 else None
+        results.append((res.code, res.err, rows))
+    monkeypatch.undo()
+    return results[0], results[1]
+
+
+def _real_releases() -> list[Path]:
+    found = sorted((SHARED / "clinvar").glob("GRCh3*/clinvar_*.vcf*"))
+    found += sorted((SHARED / "clinvar" / "custom_format").glob("*.vcf"))
+    return [p for p in found if not p.name.endswith(".tbi")]
+
+
+@pytest.mark.parametrize("release", _real_releases() or [None], ids=lambda p: p and p.name)
+def test_real_releases_import_the_same_with_and_without_the_scanner(
+        release: Path | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if release is None:
+        pytest.skip(f"real test data not available: {SHARED / 'clinvar'} is absent")
+    scanner, sql = _both_paths(release, tmp_path, monkeypatch, "--assembly",
+                               "GRCh37" if "GRCh37" in str(release) else "GRCh38")
+    assert scanner[0] == sql[0]
+    if scanner[0] == 0:
+        assert scanner[2] is not None and scanner[2][0], "a real release stored no row"
+        assert scanner == sql  # rows, name and the summary on stderr
+
+
+@pytest.mark.parametrize("release", sorted(SAMPLES.glob("clinvar_*.vcf")), ids=lambda p: p.name)
+def test_sample_releases_import_the_same_with_and_without_the_scanner(
+        release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scanner, sql = _both_paths(release, tmp_path, monkeypatch)
+    assert scanner[0] == 0
+    assert scanner == sql
+
+
+def test_large_bgzip_release_imports_the_same(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many chunks (lines cut between BGZF groups, both cores), skipped and duplicate rows."""
+    records = []
+    for i in range(60_000):
+        alt = "<DEL>" if i % 997 == 0 else ("G,T" if i % 991 == 0 else "G")
+        pos = 1000 + 3 * (i // 2) if i % 500 == 0 else 1000 + 3 * i  # some repeated keys
+        records.append(("chr1", pos, "A", alt, "Pathogenic" if i % 3 else "Benign",
+                        i % 4, f"G{i % 40}", f"Disease_{i % 13}_{'y' * (i % 50)}"))
+    plain = write_clinvar(tmp_path / "clinvar_20240303.vcf", records)
+    packed = tmp_path / "clinvar_20240303.vcf.gz"
+    pysam.tabix_compress(str(plain), str(packed), force=True)
+    scanner, sql = _both_paths(packed, tmp_path, monkeypatch)
+    assert scanner[0] == 0
+    assert "symbolic_alt=" in scanner[1] and "duplicate_allele_key" in scanner[1]
+    assert scanner == sql
+
+
+def test_duplicate_keys_keep_the_same_row_whatever_the_file_order(tmp_path: Path) -> None:
+    """Ties between rows of one allele end on their content, not on the order they arrive."""
+    one = ("1", 500, "A", "G", "Pathogenic", 1, "GENE1", "First_disease")
+    two = ("1", 500, "A", "G", "Pathogenic", 1, "GENE1", "Second_disease")
+    kept = []
+    for name, records in (("a", [one, two]), ("b", [two, one])):
+        path = write_clinvar(tmp_path / f"{name}.vcf", records)
+        text = path.read_text().replace("\t101\t", "\t7\t").replace("\t102\t", "\t7\t")
+        path.write_text(text)  # the same variation id: a true tie before the content
+        res = invoke(tmp_path / name, "snapshot", "add", path, "--name", "x")
+        assert res.code == 0, res.err
+        kept.append(_snapshot(tmp_path / name)[0])
+    assert kept[0] == kept[1]
+    assert len(kept[0]) == 1
+
+
+@pytest.mark.parametrize("damage", ["columns", "pos", "contig"])
+def test_malformed_release_names_the_same_line_on_both_paths(
+        damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [("1", 100 + i, "A", "G", "Benign", 2, None, None) for i in range(50)]
+    path = write_clinvar(tmp_path / "clinvar_20240303.vcf", records)
+    lines = path.read_text().split("\n")
+    bad = CLINVAR_HEADER.count("\n") + 30  # 1-based line of the 30th record
+    fields = lines[bad - 1].split("\t")
+    if damage == "columns":
+        fields = fields[:5]
+    elif damage == "pos":
+        fields[1] = "12e3"
+    else:
+        fields[0] = "chr"  # names no contig once 'chr' is taken off
+    lines[bad - 1] = "\t".join(fields)
+    path.write_text("\n".join(lines))
+    packed = tmp_path / "clinvar_20240303.vcf.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))  # plain gzip: inflated first
+    for source in (path, packed):
+        scanner, sql = _both_paths(source, tmp_path / f"stores{source.suffix}", monkeypatch)
+        for code, err, _ in (scanner, sql):
+            assert code == 3
+            assert f"{source}:{bad}:" in err, err
