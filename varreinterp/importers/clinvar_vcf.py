@@ -7,7 +7,6 @@ CLNALLE choosing the allele) are small and irregular and are read row by row."""
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -150,23 +149,33 @@ def _stage_current(
 
 def _stage_scanned(con: duckdb.DuckDBPyConnection, source: StagedSource, ncols: int,
                    n_header: int, keys: list[str], workdir: Path) -> None:
-    """The compiled scanner (vcfscan.py) splits the lines; DuckDB takes its Arrow in parts."""
+    """The compiled scanner (vcfscan.py) splits the lines; DuckDB takes its Arrow in parts,
+    in a thread of its own, while the next part is scanned."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import pyarrow as pa
 
-    # The empty scan creates the table (with its types) for a header-only file too.
-    parts = itertools.chain([pa.Table.from_batches([vcfscan.scan_batch(b"", ncols, keys)])],
-                            vcfscan.read_tables(source.path, n_header, ncols, keys, workdir))
-    statement = "CREATE TEMP TABLE staged AS"
+    def insert(table: pa.Table, statement: str = "INSERT INTO staged") -> None:
+        con.register("scanned", table)
+        con.execute(f"{statement} {_staged_sql(keys, 'scanned')}")
+        con.unregister("scanned")
+
     # Row order carries no meaning once the scanner has refused every malformed line with its
     # number (finalize breaks ties between duplicate keys on content): unordered inserts
     # take half the time.
     con.execute("SET preserve_insertion_order = false")
     try:
-        for table in parts:
-            con.register("scanned", table)
-            con.execute(f"{statement} {_staged_sql(keys, 'scanned')}")
-            con.unregister("scanned")
-            statement = "INSERT INTO staged"
+        # The empty scan creates the table (with its types) for a header-only file too.
+        insert(pa.Table.from_batches([vcfscan.scan_batch(b"", ncols, keys)]),
+               "CREATE TEMP TABLE staged AS")
+        with ThreadPoolExecutor(max_workers=1) as inserter:  # one user of `con` at a time
+            pending: Future[None] | None = None
+            for table in vcfscan.read_tables(source.path, n_header, ncols, keys, workdir):
+                if pending:
+                    pending.result()
+                pending = inserter.submit(insert, table)
+            if pending:
+                pending.result()
     finally:
         con.execute("SET preserve_insertion_order = true")
 
