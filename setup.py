@@ -6,4 +6,4 @@ SQL reader instead (same rows, slower)."""
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("varreinterp._vcfscan", ["varreinterp/_vcfscan.c"],
-                             extra_compile_args=["-O2"], optional=True)])
+                             extra_compile_args=["-O3"], optional=True)])

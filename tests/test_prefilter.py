@@ -4,7 +4,10 @@ as without, and `carried_at` against the keys at those sites gives the same rows
 
 Each comparison also checks which path ran: the prefiltered read really replaced the full one
 (`rec` holds only the kept lines) where the fast path applies, and `prefilter()` returned None
-where it does not, so an equivalence can never hold only because nothing was prefiltered."""
+where it does not, so an equivalence can never hold only because nothing was prefiltered.
+
+Every test runs twice: with the compiled line scanner (_vcfscan.c) and with the numpy one it
+stands in for where no C compiler built the extension."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
 
+import numpy as np
 import pysam
 import pytest
 from conftest import shared
@@ -34,6 +38,15 @@ from varreinterp.matching import carried_at
 
 COLUMNS = ["CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT"]
 SAMPLES = ["S1", "S2", "S3"]
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def line_scanner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "numpy":
+        monkeypatch.setattr(prefilter, "_vcfscan", None)
+    elif prefilter._vcfscan is None:
+        pytest.skip("the compiled scanner was not built (no C compiler): numpy runs alone")
+    return str(request.param)
 
 
 # ------------------------------------------------------------------------------ writing VCFs
@@ -641,3 +654,66 @@ def test_a_malformed_genotype_is_refused_on_both_paths(tmp_path, gt, why, packin
     message, line = full.outcome
     assert why in message and message.startswith("sample S2:")
     assert line == vcf_text(recs).count("\n", 0, vcf_text(recs).index("chr1\t8\t")) + 1
+
+
+# -------------------------------------------------------------- the two line scanners agree
+# Per field: values the fast path takes, then odd ones (drawn one time in ten), so that most
+# chunks are scanned to the end and the odd values still come up.
+_FIELD = {
+    "chrom": (["chr1", "chr2", "1", "X"], ["", "chr1 "]),
+    "pos": (["1", "007", "123456789", "2147483647"], ["2147483648", "0", "12a", "", "+5"]),
+    "allele": (["A", "c", "G", "T", "N", "n", "AC", "CT", "ACGTACGT", "AAC", "aN"],
+               ["ACGTACGTA", "A,G", "<DEL>", "*", ".", "", "R"]),
+    "filter": (["PASS", ".", "", "LowQual"], ["PASS;q10", "PAS"]),
+    "format": (["GT", "GT:DP"], ["DP:GT", "G", "GTX", ""]),
+    "gt": (["0/1", "1|1", "./.", "1", ".", "0", "0/1:5", "1:3", "0|0"],
+           ["0/2", "1/x", ":", "", "10/1", "0/1/1", "0/", "|1"]),
+}
+_ODD = ["\r", "\0", "\x0b", "\xe9", "\t", "\n"]
+
+
+@st.composite
+def _scanned_line(draw: st.DrawFn, n_samples: int) -> str:
+    def pick(name: str) -> str:
+        common, odd = _FIELD[name]
+        return draw(st.sampled_from(odd if draw(st.integers(0, 9)) == 0 else common))
+
+    fields = [pick("chrom"), pick("pos"), ".", pick("allele"), pick("allele"), ".",
+              pick("filter"), ".", pick("format"), *(pick("gt") for _ in range(n_samples))]
+    if draw(st.integers(0, 19)) == 0:
+        at = draw(st.integers(0, len(fields) - 1))
+        fields[at] += draw(st.sampled_from(_ODD))
+    return "\t".join(fields) + "\n"
+
+
+@settings(max_examples=400, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), n_samples=st.integers(1, 3), left_align=st.booleans(),
+       pass_only=st.booleans())
+def test_compiled_scanner_agrees_with_numpy(line_scanner, data, n_samples, left_align,
+                                            pass_only) -> None:
+    """Line by line: both unsuitable, or the same facts (positions, POS, usable, FILTER, GT
+    codes, contig runs) for any mix of odd fields, bytes and column counts."""
+    if line_scanner == "numpy":
+        pytest.skip("the comparison runs once, beside the compiled scanner")
+    lines = data.draw(st.lists(_scanned_line(n_samples), min_size=1, max_size=6))
+    text = "".join(lines).encode("utf-8", "surrogateescape")
+    selected = data.draw(st.lists(st.integers(0, n_samples - 1), min_size=0, max_size=n_samples,
+                                  unique=True))
+    sites = prefilter.Sites(np.zeros(0, np.int64), {})
+    scan = prefilter._Scanner(8 + n_samples, selected, sites, pass_only, left_align)
+    outcomes = []
+    for method in (scan._compiled, scan._numpy):
+        try:
+            outcomes.append(method(text))
+        except prefilter._Unsuitable:
+            outcomes.append(None)
+    compiled, numpy_facts = outcomes
+    assert (compiled is None) == (numpy_facts is None), text
+    if compiled is None or numpy_facts is None:
+        return
+    for name in ("starts", "ends", "pos", "usable", "codes", "runs"):
+        assert np.array_equal(getattr(compiled, name), getattr(numpy_facts, name)), (name, text)
+    if pass_only:
+        assert np.array_equal(compiled.filter_ok, numpy_facts.filter_ok), text
+    assert compiled.n == numpy_facts.n

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from varreinterp import bgzf
 from varreinterp.assembly import normalize_contig
+from varreinterp.vcfscan import _vcfscan
 
 if TYPE_CHECKING:
     import duckdb
@@ -103,6 +104,23 @@ class Prefiltered:
     filtered: int = 0  # of those, not PASS under --pass-only (counted as such, no calls)
     # GT string -> number of (sample, dropped usable record) with it
     calls: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Facts:
+    """What the scan of one run of lines learns, per line: where it starts and ends (its
+    newline), POS, whether it may be dropped if no site is there (`usable`), whether FILTER
+    passes, the GT codes of the selected samples (samples x lines), and the first line of
+    each run of one contig name."""
+
+    n: int
+    starts: np.ndarray
+    ends: np.ndarray
+    pos: np.ndarray
+    usable: np.ndarray
+    filter_ok: np.ndarray
+    codes: np.ndarray
+    runs: np.ndarray
 
 
 @dataclass
@@ -334,10 +352,43 @@ class _Scanner:
     def __call__(self, text: bytes) -> _Segment:
         import numpy as np
 
-        empty = np.zeros(0, np.int64)
-        arr = np.frombuffer(text, dtype=np.uint8)
-        if not len(arr):
+        if not text:
+            empty = np.zeros(0, np.int64)
             return _Segment(0, empty, empty, b"", 0, 0, (empty, empty))
+        facts = self._compiled(text) if _vcfscan is not None else self._numpy(text)
+        found = self._in_sites(text, facts)
+        drop = facts.usable & ~found
+        filtered = 0
+        called = drop
+        if self.pass_only:
+            called = drop & facts.filter_ok
+            filtered = int(drop.sum() - called.sum())
+        gt_codes = np.unique(facts.codes[:, called], return_counts=True)
+        kept = np.flatnonzero(~drop)
+        arr = np.frombuffer(text, dtype=np.uint8)
+        return _Segment(facts.n, kept, facts.pos[kept],
+                        _copy_lines(arr, facts.starts[kept], facts.ends[kept] + 1),
+                        int(drop.sum()), filtered, gt_codes)
+
+    def _compiled(self, text: bytes) -> _Facts:
+        """The facts from the compiled scanner (_vcfscan.c), the same rules in one pass."""
+        import numpy as np
+
+        assert _vcfscan is not None
+        out = _vcfscan.prefilter(text, self.n_tabs, tuple(self.sample_idx), self.left_align)
+        if out is None:
+            raise _Unsuitable
+        n, starts, ends, pos, usable, filter_ok, codes, runs = out
+        return _Facts(n, np.frombuffer(starts, np.int64), np.frombuffer(ends, np.int64),
+                      np.frombuffer(pos, np.int64), np.frombuffer(usable, np.bool_),
+                      np.frombuffer(filter_ok, np.bool_),
+                      np.frombuffer(codes, np.uint64).reshape(n, len(self.sample_idx)).T,
+                      np.frombuffer(runs, np.int64))
+
+    def _numpy(self, text: bytes) -> _Facts:
+        import numpy as np
+
+        arr = np.frombuffer(text, dtype=np.uint8)
         if not text.isascii() or text.find(b"\r") >= 0:
             raise _Unsuitable  # the full read validates UTF-8 and decides what a CR means
         width = self.n_tabs + 1
@@ -379,20 +430,14 @@ class _Scanner:
             usable &= ok.all(axis=0)
             codes = np.where(three, (w & np.uint64(0xFFFFFF)) | np.uint64(3 << 24),
                              b0 | np.uint64(1 << 24))
-        drop = usable & ~self._in_sites(text, words, starts, tabs, pos)
-        filtered = 0
-        called = drop
+        filter_ok = np.ones(n, np.bool_)
         if self.pass_only:
             fw = words.at(tabs[5] + 1)
-            ok = (((fw & np.uint64(0xFF)) == np.uint64(9))  # empty: missing, like '.'
-                  | ((fw & np.uint64(0xFFFF)) == np.uint64(_DOT_TAB))
-                  | ((fw & np.uint64(0xFFFFFFFFFF)) == np.uint64(_PASS_TAB)))
-            called = drop & ok
-            filtered = int(drop.sum() - called.sum())
-        gt_codes = np.unique(codes[:, called], return_counts=True)
-        kept = np.flatnonzero(~drop)
-        return _Segment(n, kept, pos[kept], _copy_lines(arr, starts[kept], nl[kept] + 1),
-                        int(drop.sum()), filtered, gt_codes)
+            filter_ok = (((fw & np.uint64(0xFF)) == np.uint64(9))  # empty: missing, like '.'
+                         | ((fw & np.uint64(0xFFFF)) == np.uint64(_DOT_TAB))
+                         | ((fw & np.uint64(0xFFFFFFFFFF)) == np.uint64(_PASS_TAB)))
+        return _Facts(n, starts, nl, pos, usable, filter_ok, codes,
+                      self._runs(words, starts, tabs))
 
     def _usable_alleles(self, arr: np.ndarray, words: _Words, tabs: np.ndarray) -> np.ndarray:
         """One ALT that normalization leaves where it is: a substitution, or a short allele of
@@ -457,11 +502,9 @@ class _Scanner:
         parsed: np.ndarray = d.astype(np.int64)
         return parsed
 
-    def _in_sites(self, text: bytes, words: _Words, starts: np.ndarray, tabs: np.ndarray,
-                  pos: np.ndarray) -> np.ndarray:
-        """Whether each record's (contig, POS) is a snapshot site. A sorted VCF has one run of
-        lines per contig: names are compared line to line, 8 bytes at a time, and decoded
-        once per run."""
+    def _runs(self, words: _Words, starts: np.ndarray, tabs: np.ndarray) -> np.ndarray:
+        """The first line of each run of lines with one contig name (a sorted VCF has one run
+        per contig): names are compared line to line, 8 bytes at a time."""
         import numpy as np
 
         n = len(starts)
@@ -474,15 +517,23 @@ class _Scanner:
         for k in range(0, int(name_len.max()), 8):
             word = words.at(starts + k) & self.keep_low[np.clip(name_len - k, 0, 8)]
             change[1:] |= word[1:] != word[:-1]
-        runs = np.append(np.flatnonzero(change), n)
-        found = np.zeros(n, np.bool_)
+        runs: np.ndarray = np.flatnonzero(change)
+        return runs
+
+    def _in_sites(self, text: bytes, facts: _Facts) -> np.ndarray:
+        """Whether each record's (contig, POS) is a snapshot site; names decoded once a run."""
+        import numpy as np
+
+        found = np.zeros(facts.n, np.bool_)
+        runs = np.append(facts.runs, facts.n)
         for a, b in zip(runs[:-1].tolist(), runs[1:].tolist(), strict=True):
+            start = int(facts.starts[a])
             try:
-                name = text[starts[a]:tabs[0][a]].decode()
+                name = text[start:text.index(b"\t", start)].decode()
             except UnicodeDecodeError:
                 raise _Unsuitable from None
             found[a:b] = True if self.keep_contig(name) else self.sites.contains(
-                normalize_contig(name), pos[a:b])
+                normalize_contig(name), facts.pos[a:b])
         return found
 
 
