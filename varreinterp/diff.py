@@ -27,7 +27,13 @@ from varreinterp.changes import (
     snapshot_changes,
 )
 from varreinterp.errors import AssemblyMismatchError, StoreError, UsageError
-from varreinterp.matching import carried_at, key_match_sql, prepare_inputs, snapshot_keys_sql
+from varreinterp.matching import (
+    carried_at,
+    distinct_zygosities_sql,
+    key_match_sql,
+    prepare_inputs,
+    snapshot_keys_sql,
+)
 from varreinterp.panels import Panel, filter_frame
 from varreinterp.patient_vcf import ReadStats, load, select_samples
 from varreinterp.prefilter import load_sites
@@ -198,7 +204,7 @@ def patient_changes(con: duckdb.DuckDBPyConnection, carried: str, a: Snapshot, b
             WHERE a.a_cls IS NOT NULL OR b.b_cls IS NOT NULL),
         changed AS (
             SELECT sample, min(chrom) AS chrom, key_chrom, pos, ref, alt,
-                   string_agg(DISTINCT zygosity, ',' ORDER BY zygosity) AS zygosity,
+                   {distinct_zygosities_sql()} AS zygosity,
                    arg_min(filter, chrom) AS filter,
                    any_value(COLUMNS('^[ab]_')), any_value(change) AS change,
                    any_value(priority) AS priority

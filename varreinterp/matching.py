@@ -167,8 +167,15 @@ def unique_calls_columns(payload: Sequence[str] = ()) -> str:
     extra = "".join(f", any_value({p}) AS {p}" for p in payload)
     return ("sample, min(rid) AS rid, arg_min(ai, rid) AS ai, arg_min(chrom, rid) AS chrom, "
             "key_chrom, pos, ref, alt, arg_min(filter, rid) AS filter, "
-            "string_agg(DISTINCT zygosity, ',' ORDER BY zygosity) AS zygosity, "
+            f"{distinct_zygosities_sql()} AS zygosity, "
             f"count(*) AS copies{extra}")
+
+
+def distinct_zygosities_sql(column: str = "zygosity") -> str:
+    """Aggregate SQL: the distinct non-NULL values of `column`, sorted, joined by ','; NULL when
+    there are none. The same as string_agg(DISTINCT .. ORDER BY ..), which DuckDB plans as a
+    separate aggregate and join: this list form took a third of the time of the whole match."""
+    return (f"nullif(array_to_string(list_sort(list_distinct(list({column}))), ','), '')")
 
 
 def check_matched_refs(con: duckdb.DuckDBPyConnection, reference: FastaReference,
