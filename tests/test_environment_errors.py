@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import gzip
 import hashlib
 import json
 import os
@@ -282,11 +283,17 @@ def give_to_nobody(path: Path) -> None:
 
 # ------------------------------------------------------------------------------ disk full
 @needs_root
-@pytest.mark.parametrize("kind", ["bgzip", "plain"])
+@pytest.mark.parametrize("kind", ["gzip", "bgzip", "plain"])
 def test_snapshot_add_into_full_store(tmpfs: Mounter, tmp_path: Path, kind: str) -> None:
-    """bgzip: the decompressed text does not fit; plain: the Parquet file does not fit."""
-    if kind == "bgzip":
-        release, size = write_release(tmp_path / "clinvar_2024-03-01.vcf.gz", 50_000), "1m"
+    """gzip: the decompressed text (plain gzip cannot be cut: it is inflated to the work
+    folder first) does not fit; bgzip (scanned in memory) and plain: the Parquet file does
+    not fit."""
+    if kind == "gzip":
+        release, size = tmp_path / "clinvar_2024-03-01.vcf.gz", "1m"
+        text = write_release(tmp_path / "clinvar_2024-03-01.vcf", 50_000)
+        release.write_bytes(gzip.compress(text.read_bytes()))
+    elif kind == "bgzip":
+        release, size = write_release(tmp_path / "clinvar_2024-03-01.vcf.gz", 150_000), "128k"
     else:
         release, size = write_release(tmp_path / "clinvar_2024-03-01.vcf", 150_000), "128k"
     mount = tmpfs("fs", size)
