@@ -717,3 +717,16 @@ def test_compiled_scanner_agrees_with_numpy(line_scanner, data, n_samples, left_
     if pass_only:
         assert np.array_equal(compiled.filter_ok, numpy_facts.filter_ok), text
     assert compiled.n == numpy_facts.n
+
+
+def test_thousands_of_selected_samples(line_scanner) -> None:
+    """No limit on the samples a scan reads (a biobank joint call has tens of thousands)."""
+    n = 6000
+    line = "\t".join(["chr1", "100", ".", "A", "G", ".", "PASS", ".", "GT",
+                      *(["0/1", "1|1", "./."] * n)[:n]]) + "\n"
+    sites = prefilter.Sites(np.zeros(0, np.int64), {})
+    scan = prefilter._Scanner(8 + n, list(range(n)), sites, False, False)
+    segment = scan((line * 3).encode())
+    assert (segment.lines, segment.dropped) == (3, 3)
+    counts = dict(zip(*(a.tolist() for a in segment.gt_codes), strict=True))
+    assert sorted(counts.values()) == [3 * 2000] * 3  # the three GTs, 2,000 samples x 3 lines

@@ -218,3 +218,15 @@ def test_malformed_release_names_the_same_line_on_both_paths(
         for code, err, _ in (scanner, sql):
             assert code == 3
             assert f"{source}:{bad}:" in err, err
+
+
+def test_a_chrom_line_of_seven_columns_is_refused_on_its_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "clinvar_20240303.vcf"
+    path.write_text("##fileformat=VCFv4.1\n##reference=GRCh38\n"
+                    '##INFO=<ID=CLNSIG,Number=.,Type=String,Description="x">\n'
+                    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\n1\t100\t.\tA\tG\t.\t.\n")
+    scanner, sql = _both_paths(path, tmp_path, monkeypatch)
+    for code, err, _ in (scanner, sql):
+        assert code == 3
+        assert f"{path}:4: the #CHROM line names 7 columns" in err

@@ -263,7 +263,6 @@ typedef struct {
 } Lines;
 
 #define MAX_CONTIG_NAME 256
-#define MAX_SAMPLES 4096
 
 typedef struct {
     const char *text;
@@ -403,8 +402,8 @@ static PyObject *prefilter(PyObject *self, PyObject *args) {
     size_t *tab_pos = NULL;
     Lines out;
     memset(&out, 0, sizeof out);
-    if (n_tabs < 8 || n_sel > MAX_SAMPLES) {
-        PyErr_SetString(PyExc_ValueError, "need at least 8 tabs and at most 4096 samples");
+    if (n_tabs < 8) {
+        PyErr_SetString(PyExc_ValueError, "need at least 8 tabs");
         goto done;
     }
     sample = calloc((size_t)n_sel + 1, sizeof *sample);

@@ -84,7 +84,11 @@ def check_vcf_header(path: Path, header: list[str]) -> list[str]:
     last = header[-1]
     if not last.startswith("#CHROM"):
         raise InputError("VCF header has no #CHROM line", path, len(header))
-    return last.lstrip("#").split("\t")
+    columns = last.lstrip("#").split("\t")
+    if len(columns) < len(VCF_COLUMNS):
+        raise InputError(f"the #CHROM line names {len(columns)} columns; a VCF has at least 8 "
+                         "(CHROM POS ID REF ALT QUAL FILTER INFO)", path, len(header))
+    return columns
 
 
 def find_line(path: Path, header_lines: int, test: Callable[[list[str]], bool]) -> int | None:
