@@ -160,9 +160,10 @@ def _stage_scanned(con: duckdb.DuckDBPyConnection, source: StagedSource, ncols: 
     import pyarrow as pa
 
     def insert(table: pa.Table, statement: str = "INSERT INTO staged") -> None:
-        con.register("scanned", table)
-        con.execute(f"{statement} {_staged_sql(keys, 'scanned')}")
-        con.unregister("scanned")
+        with db.reading(source.path):  # the DuckDB error policy, as for the SQL reader
+            con.register("scanned", table)
+            con.execute(f"{statement} {_staged_sql(keys, 'scanned')}")
+            con.unregister("scanned")
 
     # Row order carries no meaning once the scanner has refused every malformed line with its
     # number (finalize breaks ties between duplicate keys on content): unordered inserts
