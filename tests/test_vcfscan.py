@@ -230,3 +230,67 @@ def test_a_chrom_line_of_seven_columns_is_refused_on_its_line(
     for code, err, _ in (scanner, sql):
         assert code == 3
         assert f"{path}:4: the #CHROM line names 7 columns" in err
+
+
+@pytest.mark.parametrize("packing", ["plain", "bgzip"])
+def test_a_lone_cr_in_the_header_is_refused_not_a_hidden_record(
+        packing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CR alone once counted as a header line end there and hid the first record."""
+    path = write_clinvar(tmp_path / "clinvar_20240303.vcf",
+                         [("1", 100, "A", "G", "Pathogenic", 2, None, None),
+                          ("1", 200, "C", "T", "Benign", 2, None, None)])
+    path.write_text(path.read_text().replace("##source=ClinVar\n", "##source=ClinVar\r##x=y\n"))
+    if packing == "bgzip":
+        packed = tmp_path / "clinvar_20240303.vcf.gz"
+        pysam.tabix_compress(str(path), str(packed), force=True)
+        path = packed
+    scanner, sql = _both_paths(path, tmp_path, monkeypatch)
+    for code, err, _ in (scanner, sql):
+        assert code == 3
+        assert f"{path}:3: stray carriage return (CR) inside a line" in err
+
+
+def test_undeclared_geneinfo_empty_id_and_empty_alt(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Genes are read even when the header does not declare GENEINFO (else the variant falls
+    outside every gene panel); an empty ID is no identifier, an empty ALT is skipped, on both
+    paths alike, and a duplicate without an ID loses to the one with it."""
+    head = CLINVAR_HEADER.format(date="2024-03-03", assembly="GRCh38")
+    head = "".join(line for line in head.splitlines(keepends=True) if "GENEINFO" not in line)
+    rows = ["1\t100\t\tA\tG\t.\t.\tCLNSIG=Pathogenic;CLNREVSTAT=reviewed_by_expert_panel;"
+            "GENEINFO=BRCA1:672;CLNDN=Empty_id_row",
+            "1\t100\t5\tA\tG\t.\t.\tCLNSIG=Pathogenic;CLNREVSTAT=reviewed_by_expert_panel;"
+            "GENEINFO=BRCA1:672;CLNDN=Id_row",
+            "1\t200\t6\tC\t\t.\t.\tCLNSIG=Benign;CLNREVSTAT=reviewed_by_expert_panel",
+            "1\t300\t\tG\tT\t.\t.\tCLNSIG=Benign;CLNREVSTAT=reviewed_by_expert_panel;"
+            "GENEINFO=TP53:7157|WRAP53:55135"]
+    path = tmp_path / "clinvar_20240303.vcf"
+    path.write_text(head + "\n".join(rows) + "\n")
+    scanner, sql = _both_paths(path, tmp_path, monkeypatch)
+    assert scanner == sql
+    assert scanner[0] == 0 and "alt_missing=1" in scanner[1]
+    with duckdb.connect() as con:
+        (folder,) = (tmp_path / "scanner" / "snapshots").iterdir()
+        got = con.execute(f"SELECT pos, gene, variation_id, conditions FROM read_parquet("
+                          f"'{folder / 'variants.parquet'}') ORDER BY pos").fetchall()
+    assert got == [(100, "BRCA1", "5", "Id_row"), (300, "TP53|WRAP53", None, None)]
+
+
+def test_a_module_built_from_older_source_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable install updated without a rebuild keeps an old _vcfscan: its functions may
+    take other arguments, so the readers it would serve fall back to SQL and numpy."""
+    import importlib
+    import sys
+    import types
+
+    import varreinterp
+
+    old = types.ModuleType("varreinterp._vcfscan")
+    old.scan = lambda *args: None  # type: ignore[attr-defined]  # ABI 1: no constant, no prefilter
+    monkeypatch.setitem(sys.modules, "varreinterp._vcfscan", old)
+    monkeypatch.setattr(varreinterp, "_vcfscan", old)
+    try:
+        assert not importlib.reload(vcfscan).available()
+    finally:
+        monkeypatch.undo()
+        assert importlib.reload(vcfscan).available()

@@ -465,4 +465,15 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "_vcfscan", .m_size = -1,
                                     .m_methods = methods};
 
-PyMODINIT_FUNC PyInit__vcfscan(void) { return PyModule_Create(&module); }
+/* Raised with every change of a function's arguments or results: vcfscan.py ignores a module
+   built from an older source (an editable install updated without a rebuild). */
+#define ABI 2
+
+PyMODINIT_FUNC PyInit__vcfscan(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "ABI", ABI) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -104,10 +104,13 @@ def raw_field(path: Path, line: int, index: int) -> str | None:
 
 
 def header_lines(path: Path) -> tuple[list[str], int]:
-    """The '#' lines at the top and their count (the data starts right after them)."""
+    """The '#' lines at the top and their count (the data starts right after them). Only LF
+    ends a line, as in the readers that skip this count: a CR alone would otherwise count as
+    a line here and hide the first record there, so it is refused on its line."""
     header: list[str] = []
-    for line in open_text(path):
-        if not line.startswith("#"):
-            break
-        header.append(line.rstrip("\r\n"))
+    for n, line in header_lines_of(path):
+        text = line.removesuffix("\n").removesuffix("\r")
+        if "\r" in text:
+            raise InputError("stray carriage return (CR) inside a line", path, n)
+        header.append(text)
     return header, len(header)

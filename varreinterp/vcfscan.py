@@ -22,10 +22,13 @@ from varreinterp import linescan
 from varreinterp.db import MAX_POS
 from varreinterp.linescan import LineError
 
+_ABI = 2  # the _vcfscan.c this code calls (its ABI constant)
 _vcfscan: ModuleType | None
 try:
     from varreinterp import _vcfscan
 except ImportError:  # built optionally (setup.py): no compiler, no extension
+    _vcfscan = None
+if getattr(_vcfscan, "ABI", None) != _ABI:  # built from an older source: not rebuilt yet
     _vcfscan = None
 
 if TYPE_CHECKING:

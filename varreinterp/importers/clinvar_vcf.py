@@ -138,8 +138,10 @@ def _stage_current(
     con: duckdb.DuckDBPyConnection, source: StagedSource, columns: list[str], n_header: int,
     declared: set[str], workdir: Path,
 ) -> None:
-    # Only the keys the header declares are read (no ONC*/SCI* axes before 2024).
-    keys = [key for key in (*INFO_FIELDS.values(), "GENEINFO") if key in declared]
+    # Only the keys the header declares are read (no ONC*/SCI* axes before 2024), and GENEINFO
+    # always: a trimmed or lab-made file may carry genes without declaring them, and a variant
+    # without its gene falls outside every gene panel.
+    keys = [key for key in INFO_FIELDS.values() if key in declared] + ["GENEINFO"]
     if vcfscan.available():
         _stage_scanned(con, source, len(columns), n_header, keys, workdir)
         # The scanner refused malformed lines itself; a CHROM that names no contig ('chr')
@@ -162,7 +164,7 @@ def _stage_scanned(con: duckdb.DuckDBPyConnection, source: StagedSource, ncols: 
     def insert(table: pa.Table, statement: str = "INSERT INTO staged") -> None:
         with db.reading(source.path):  # the DuckDB error policy, as for the SQL reader
             con.register("scanned", table)
-            con.execute(f"{statement} {_staged_sql(keys, 'scanned')}")
+            con.execute(f"{statement} {_staged_sql(keys, _SCANNED)}")
             con.unregister("scanned")
 
     # Row order carries no meaning once the scanner has refused every malformed line with its
@@ -183,6 +185,11 @@ def _stage_scanned(con: duckdb.DuckDBPyConnection, source: StagedSource, ncols: 
                 pending.result()
     finally:
         con.execute("SET preserve_insertion_order = true")
+
+
+# Empty ID and ALT fields as NULL, as DuckDB's reader gives them (an empty CHROM or REF the
+# scanner refuses).
+_SCANNED = "(SELECT * REPLACE (nullif(id, '') AS id, nullif(alt, '') AS alt) FROM scanned)"
 
 
 def _stage_sql(con: duckdb.DuckDBPyConnection, source: StagedSource, columns: list[str],
@@ -221,7 +228,7 @@ def _staged_sql(keys: list[str], rows: str) -> str:
                    nullif(id, '.') AS variation_id, {extracted},
                    {_gene_sql(info('GENEINFO'))} AS gene,
                    CAST(NULL AS VARCHAR) AS last_evaluated,
-                   CASE WHEN alt = '.' OR alt = '' THEN 'alt_missing'
+                   CASE WHEN alt IS NULL OR alt = '.' OR alt = '' THEN 'alt_missing'
                         WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
                         WHEN alt LIKE '%,%' THEN 'multi_allelic_row' END AS skip
             FROM {rows}"""
@@ -262,7 +269,9 @@ def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource,
     if bad:
         rowid, chrom, ref = bad
         line = line_of(int(rowid))
-        pos = raw_field(source.path, line, 1) if line else None
+        pos = None
+        if line:  # the fields as the file has them, all from the line named
+            chrom, pos, ref = (raw_field(source.path, line, i) for i in (0, 1, 3))
         raise InputError(f"malformed record (CHROM={chrom!r} POS={pos!r} REF={ref!r})",
                          source.path, line)
 
