@@ -195,13 +195,18 @@ def test_duplicate_keys_keep_the_same_row_whatever_the_file_order(tmp_path: Path
     assert len(kept[0]) == 1
 
 
+@pytest.mark.parametrize("blank_before", [False, True])
 @pytest.mark.parametrize("damage", ["columns", "pos", "contig"])
 def test_malformed_release_names_the_same_line_on_both_paths(
-        damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        damage: str, blank_before: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The line named is the damaged one, also after blank lines (which both readers skip)."""
     records = [("1", 100 + i, "A", "G", "Benign", 2, None, None) for i in range(50)]
     path = write_clinvar(tmp_path / "clinvar_20240303.vcf", records)
     lines = path.read_text().split("\n")
     bad = CLINVAR_HEADER.count("\n") + 30  # 1-based line of the 30th record
+    if blank_before:
+        lines[bad - 3:bad - 3] = ["", ""]  # two blank lines a little before it
+        bad += 2
     fields = lines[bad - 1].split("\t")
     if damage == "columns":
         fields = fields[:5]
@@ -218,6 +223,8 @@ def test_malformed_release_names_the_same_line_on_both_paths(
         for code, err, _ in (scanner, sql):
             assert code == 3
             assert f"{source}:{bad}:" in err, err
+            if damage != "columns":
+                assert f"CHROM={fields[0]!r} POS={fields[1]!r}" in err, err
 
 
 def test_a_chrom_line_of_seven_columns_is_refused_on_its_line(
@@ -232,14 +239,18 @@ def test_a_chrom_line_of_seven_columns_is_refused_on_its_line(
         assert f"{path}:4: the #CHROM line names 7 columns" in err
 
 
+@pytest.mark.parametrize(("odd", "message"), [("\r", "stray carriage return (CR) inside a line"),
+                                              ("\0", "a NUL byte inside a line")])
 @pytest.mark.parametrize("packing", ["plain", "bgzip"])
 def test_a_lone_cr_in_the_header_is_refused_not_a_hidden_record(
-        packing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A CR alone once counted as a header line end there and hid the first record."""
+        packing: str, odd: str, message: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CR alone once counted as a header line end there and hid the first record; a NUL
+    in the header was refused by the SQL reader only."""
     path = write_clinvar(tmp_path / "clinvar_20240303.vcf",
                          [("1", 100, "A", "G", "Pathogenic", 2, None, None),
                           ("1", 200, "C", "T", "Benign", 2, None, None)])
-    path.write_text(path.read_text().replace("##source=ClinVar\n", "##source=ClinVar\r##x=y\n"))
+    path.write_text(path.read_text().replace("##source=ClinVar\n", f"##source=ClinVar{odd}##x=y\n"))
     if packing == "bgzip":
         packed = tmp_path / "clinvar_20240303.vcf.gz"
         pysam.tabix_compress(str(path), str(packed), force=True)
@@ -247,7 +258,18 @@ def test_a_lone_cr_in_the_header_is_refused_not_a_hidden_record(
     scanner, sql = _both_paths(path, tmp_path, monkeypatch)
     for code, err, _ in (scanner, sql):
         assert code == 3
-        assert f"{path}:3: stray carriage return (CR) inside a line" in err
+        assert f"{path}:3: {message}" in err
+
+
+def test_a_header_ending_in_a_lone_cr_is_refused(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "clinvar_20240303.vcf"
+    path.write_text(CLINVAR_HEADER.format(date="2024-03-03", assembly="GRCh38")[:-1] + "\r")
+    last = CLINVAR_HEADER.count("\n")
+    scanner, sql = _both_paths(path, tmp_path, monkeypatch)
+    for code, err, _ in (scanner, sql):
+        assert code == 3
+        assert f"{path}:{last}: stray carriage return (CR)" in err, err
 
 
 def test_undeclared_geneinfo_empty_id_and_empty_alt(tmp_path: Path,

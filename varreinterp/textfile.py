@@ -106,11 +106,14 @@ def raw_field(path: Path, line: int, index: int) -> str | None:
 def header_lines(path: Path) -> tuple[list[str], int]:
     """The '#' lines at the top and their count (the data starts right after them). Only LF
     ends a line, as in the readers that skip this count: a CR alone would otherwise count as
-    a line here and hide the first record there, so it is refused on its line."""
+    a line here and hide the first record there, so it is refused on its line (and a NUL, which
+    the readers of the whole text refuse, is refused here too)."""
     header: list[str] = []
     for n, line in header_lines_of(path):
-        text = line.removesuffix("\n").removesuffix("\r")
+        text = line[:-2] if line.endswith("\r\n") else line.removesuffix("\n")
         if "\r" in text:
             raise InputError("stray carriage return (CR) inside a line", path, n)
+        if "\0" in text:  # readers disagree on what follows a NUL: refuse it, as bgzf.py does
+            raise InputError("a NUL byte inside a line", path, n)
         header.append(text)
     return header, len(header)

@@ -144,13 +144,23 @@ def _stage_current(
     keys = [key for key in INFO_FIELDS.values() if key in declared] + ["GENEINFO"]
     if vcfscan.available():
         _stage_scanned(con, source, len(columns), n_header, keys, workdir)
-        # The scanner refused malformed lines itself; a CHROM that names no contig ('chr')
-        # is the one row left to find, by its content.
-        _finish_staged(con, source, lambda rowid: find_line(
-            source.path, n_header, lambda fields: normalize_contig(fields[0]) == ""))
     else:
         _stage_sql(con, source, columns, n_header, keys, workdir)
-        _finish_staged(con, source, lambda rowid: n_header + rowid + 1)  # rows in file order
+    # A row left malformed (by the SQL reader; by either, a CHROM naming no contig, 'chr') is
+    # found again in the file by its content: the rows' order and the blank lines the
+    # readers skip say nothing of its line.
+    _finish_staged(con, source, lambda: find_line(source.path, n_header, _malformed))
+
+
+def _malformed(fields: list[str]) -> bool:
+    """The rule `_check_rows` applies to staged rows, on a line's fields (blank lines, which
+    both readers skip, are not records)."""
+    if fields == [""]:
+        return False
+    padded = fields + [""] * 4
+    chrom, pos, ref = padded[0], padded[1], padded[3]
+    return (not normalize_contig(chrom) or not ref
+            or not (_POS.fullmatch(pos) is not None and 1 <= int(pos) <= MAX_POS))
 
 
 def _stage_scanned(con: duckdb.DuckDBPyConnection, source: StagedSource, ncols: int,
@@ -235,7 +245,7 @@ def _staged_sql(keys: list[str], rows: str) -> str:
 
 
 def _finish_staged(con: duckdb.DuckDBPyConnection, source: StagedSource,
-                   line_of: Callable[[int], int | None]) -> None:
+                   line_of: Callable[[], int | None]) -> None:
     # Contig names are few: normalized once per name, not once per record.
     con.execute(f"""
         UPDATE staged SET chrom = c.key FROM (
@@ -258,17 +268,17 @@ def _gene_sql(geneinfo: str) -> str:
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource,
-                line_of: Callable[[int], int | None]) -> None:
-    """Every data row needs an integer POS, a non-empty REF and a contig: refuse the first that
-    has not, on its line (`line_of` its rowid)."""
+                line_of: Callable[[], int | None]) -> None:
+    """Every data row needs an integer POS, a non-empty REF and a contig: refuse the file when
+    one has not, on the line `line_of` finds."""
     bad = db.first_row(con, """
         SELECT rowid, chrom, ref FROM staged
         WHERE pos IS NULL OR pos < 1 OR ref IS NULL OR ref = '' OR chrom IS NULL OR chrom = ''
         ORDER BY rowid LIMIT 1
     """)
     if bad:
-        rowid, chrom, ref = bad
-        line = line_of(int(rowid))
+        _, chrom, ref = bad
+        line = line_of()
         pos = None
         if line:  # the fields as the file has them, all from the line named
             chrom, pos, ref = (raw_field(source.path, line, i) for i in (0, 1, 3))
