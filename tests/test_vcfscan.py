@@ -316,3 +316,14 @@ def test_a_module_built_from_older_source_is_not_used(monkeypatch: pytest.Monkey
     finally:
         monkeypatch.undo()
         assert importlib.reload(vcfscan).available()
+
+
+def test_a_latin1_byte_in_a_header_line_is_refused_on_its_line(tmp_path: Path) -> None:
+    """With the format detected (the default), as with --format clinvar-vcf."""
+    path = tmp_path / "clinvar_20240303.vcf"
+    text = write_clinvar(path, [("1", 100, "A", "G", "Benign", 2, None, None)]).read_bytes()
+    path.write_bytes(text.replace(b"##source=ClinVar", b"##source=Clin\xe9Var"))
+    for extra in ([], ["--format", "clinvar-vcf"]):
+        res = invoke(tmp_path / "s", "snapshot", "add", path, *extra)
+        assert res.code == 3
+        assert f"{path}:3: not a text file (invalid UTF-8)" in res.err, res.err

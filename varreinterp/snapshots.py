@@ -22,7 +22,7 @@ from varreinterp.store import (
     lineage_of,
     sha256_file,
 )
-from varreinterp.textfile import open_text
+from varreinterp.textfile import header_lines_of, open_text
 
 log = logging.getLogger("varreinterp")
 
@@ -55,7 +55,11 @@ def date_from_filename(path: Path) -> date | None:
 
 
 def detect_format(path: Path) -> SourceFormat:
-    first = next(iter(open_text(path)), None)
+    # A header line is decoded on its own, so a bad byte there is refused with its line (a
+    # decoder reading ahead would refuse it without one).
+    first = next((text for _, text in header_lines_of(path)), None)
+    if first is None:  # no header: empty, or not a VCF nor a variant_summary
+        first = next(iter(open_text(path)), None)
     if first is None:
         raise InputError("empty file", path)
     if first.startswith("##fileformat=VCF"):
