@@ -1,4 +1,6 @@
-"""The data lines of a ClinVar-style VCF as Arrow columns, split by the compiled scanner.
+"""The data lines of a ClinVar-style VCF as Arrow columns, split by the compiled scanner; and
+the one place the compiled module (`_vcfscan`) is imported and checked, for this reader and for
+the patient prefilter (prefilter.py), which uses its other function.
 
 `_vcfscan.c` makes one pass over each verified chunk of whole lines (linescan.py: BGZF inflated
 and checked on both cores) and returns CHROM, POS, ID, REF, ALT and the requested INFO values.

@@ -19,7 +19,7 @@ from varreinterp.assembly import Assembly, contig_sql, normalize_contig, parse_a
 from varreinterp.db import MAX_POS
 from varreinterp.errors import InputError
 from varreinterp.importers.common import STAGED_COLUMNS, StagedSource
-from varreinterp.textfile import header_lines, open_text, parse_table, raw_field
+from varreinterp.textfile import header_lines, open_text, parse_table
 
 if TYPE_CHECKING:
     import duckdb
@@ -91,19 +91,21 @@ def check_vcf_header(path: Path, header: list[str]) -> list[str]:
     return columns
 
 
-def find_line(path: Path, header_lines: int, test: Callable[[list[str]], bool]) -> int | None:
-    """The number of the first data line whose tab-separated fields pass `test` (error paths
-    only: a pass over the file)."""
+def find_line(path: Path, header_lines: int,
+              test: Callable[[list[str]], bool]) -> tuple[int, list[str]] | None:
+    """The number and tab-separated fields of the first data line whose fields pass `test`
+    (error paths only: a pass over the file)."""
     for n, line in enumerate(open_text(path), start=1):
-        if n > header_lines and test(line.rstrip("\r\n").split("\t")):
-            return n
+        if n > header_lines and test(fields := line.rstrip("\r\n").split("\t")):
+            return n, fields
     return None
 
 
 def locate_info(path: Path, header_lines: int, key: str, raw: str) -> int | None:
     needle = f"{key}={raw}"
-    return find_line(path, header_lines,
-                     lambda fields: len(fields) > 7 and needle in fields[7].split(";"))
+    found = find_line(path, header_lines,
+                      lambda fields: len(fields) > 7 and needle in fields[7].split(";"))
+    return found[0] if found else None
 
 
 def stage_clinvar_vcf(
@@ -146,10 +148,13 @@ def _stage_current(
         _stage_scanned(con, source, len(columns), n_header, keys, workdir)
     else:
         _stage_sql(con, source, columns, n_header, keys, workdir)
-    # A row left malformed (by the SQL reader; by either, a CHROM naming no contig, 'chr') is
-    # found again in the file by its content: the rows' order and the blank lines the
-    # readers skip say nothing of its line.
-    _finish_staged(con, source, lambda: find_line(source.path, n_header, _malformed))
+    _finish_staged(con, source, n_header)
+
+
+def _key_fields(fields: list[str]) -> tuple[str, str, str]:
+    """CHROM, POS and REF of a line's fields ('' where the line is short)."""
+    padded = fields + [""] * 4
+    return padded[0], padded[1], padded[3]
 
 
 def _malformed(fields: list[str]) -> bool:
@@ -157,8 +162,7 @@ def _malformed(fields: list[str]) -> bool:
     both readers skip, are not records)."""
     if fields == [""]:
         return False
-    padded = fields + [""] * 4
-    chrom, pos, ref = padded[0], padded[1], padded[3]
+    chrom, pos, ref = _key_fields(fields)
     return (not normalize_contig(chrom) or not ref
             or not (_POS.fullmatch(pos) is not None and 1 <= int(pos) <= MAX_POS))
 
@@ -244,15 +248,14 @@ def _staged_sql(keys: list[str], rows: str) -> str:
             FROM {rows}"""
 
 
-def _finish_staged(con: duckdb.DuckDBPyConnection, source: StagedSource,
-                   line_of: Callable[[], int | None]) -> None:
+def _finish_staged(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
     # Contig names are few: normalized once per name, not once per record.
     con.execute(f"""
         UPDATE staged SET chrom = c.key FROM (
             SELECT chrom AS name, {contig_sql('chrom')} AS key FROM (SELECT DISTINCT chrom
                                                                     FROM staged)) c
         WHERE staged.chrom = c.name AND c.key <> c.name""")
-    _check_rows(con, source, line_of)
+    _check_rows(con, source, n_header)
     skipped = con.execute(
         "SELECT skip, count(*) FROM staged WHERE skip IS NOT NULL GROUP BY 1").fetchall()
     source.skipped.update({reason: n for reason, n in skipped})
@@ -267,21 +270,23 @@ def _gene_sql(geneinfo: str) -> str:
             f"ELSE nullif(split_part({geneinfo}, ':', 1), '') END)")
 
 
-def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource,
-                line_of: Callable[[], int | None]) -> None:
-    """Every data row needs an integer POS, a non-empty REF and a contig: refuse the file when
-    one has not, on the line `line_of` finds."""
+def _check_rows(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
+    """Every data row needs an integer POS, a non-empty REF and a contig. A row left malformed
+    (by the SQL reader; by either, a CHROM naming no contig, 'chr') is found again in the file
+    by its content: neither the rows' order nor the blank lines the readers skip tell its
+    line."""
     bad = db.first_row(con, """
-        SELECT rowid, chrom, ref FROM staged
+        SELECT chrom, ref FROM staged
         WHERE pos IS NULL OR pos < 1 OR ref IS NULL OR ref = '' OR chrom IS NULL OR chrom = ''
-        ORDER BY rowid LIMIT 1
+        LIMIT 1
     """)
     if bad:
-        _, chrom, ref = bad
-        line = line_of()
-        pos = None
-        if line:  # the fields as the file has them, all from the line named
-            chrom, pos, ref = (raw_field(source.path, line, i) for i in (0, 1, 3))
+        chrom, ref = bad
+        pos, line = None, None
+        found = find_line(source.path, n_header, _malformed)
+        if found:  # the fields as the file has them, all from the line named
+            line, fields = found
+            chrom, pos, ref = _key_fields(fields)
         raise InputError(f"malformed record (CHROM={chrom!r} POS={pos!r} REF={ref!r})",
                          source.path, line)
 

@@ -136,6 +136,10 @@ def _trim_untrimmed(con: duckdb.DuckDBPyConnection) -> int:
     return len(fixes)
 
 
+# After stars and tier: the variation id first, then every other staged column.
+_TIE_ORDER = ["variation_id", *(c for c in STAGED_COLUMNS[4:] if c != "variation_id")]
+
+
 def finalize(
     con: duckdb.DuckDBPyConnection, source: StagedSource, out: Path, allow_unknown: bool
 ) -> FinalizedSnapshot:
@@ -154,8 +158,8 @@ def finalize(
     # in parallel): the kept row is the same on every run.
     rank = f"""row_number() OVER (
             PARTITION BY s.chrom, s.pos, s.ref, s.alt
-            ORDER BY r.stars DESC NULLS LAST, {tier_order_sql('c.tier')}, s.variation_id,
-                     {', '.join(f's.{col} NULLS LAST' for col in STAGED_COLUMNS[4:])})"""
+            ORDER BY r.stars DESC NULLS LAST, {tier_order_sql('c.tier')},
+                     {', '.join(f's.{col} NULLS LAST' for col in _TIE_ORDER)})"""
     mapped = f"""
         SELECT s.chrom, s.pos, s.ref, s.alt,
                c.classification, c.tier, r.stars, r.term AS review_status,
