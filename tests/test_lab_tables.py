@@ -325,3 +325,105 @@ def test_old_variant_summary_with_reference(tmp_path: Path,
     skipped = manifest(store, NAME)["skipped"]
     assert skipped.get("ref_mismatch") == 1, skipped
     assert not skipped.get("indel_needs_reference"), skipped
+
+
+# ------------------------------------------------------- rows that can never match a patient
+LAB_MAPPING = """[source]
+format = "{fmt}"
+name = "mylab"
+{release}
+[columns]
+contig = "{contig}"
+position = "{pos}"
+ref = "{ref}"
+alt = "{alt}"
+classification = "{cls}"
+"""
+# (ref, alt, class) at 1:1000+i; what each row becomes: a stored key or a skip reason.
+ALLELE_ROWS: list[tuple[str, str, str, str]] = [
+    ("G", "A", "Benign", "kept"),
+    ("a", "gt", "Pathogenic", "kept"),  # lower case is only upper-cased
+    ("ACG", "A", "Likely_benign", "kept"),
+    ("A", "G ", "Pathogenic", "invalid_allele"),  # a spreadsheet's trailing blank
+    ("C", "-", "Pathogenic", "invalid_allele"),  # lab notation for a deletion
+    ("-", "T", "Pathogenic", "invalid_allele"),
+    ("G", "T/A", "Pathogenic", "invalid_allele"),
+    (" G", "A", "Benign", "invalid_allele"),  # a leading blank on REF
+    ("G", "R", "Benign", "invalid_allele"),  # an IUPAC code is no allele
+    ("G", "T/A", "", "invalid_allele"),  # counted once, though unclassified too
+    ("G", "<DEL>", "Pathogenic", "symbolic_alt"),
+    ("G", "*", "Pathogenic", "symbolic_alt"),
+    ("G", "A,T", "Pathogenic", "multi_allelic_row"),
+    ("G", "", "Pathogenic", "alt_missing"),
+    ("G", "C", "", "no_classification"),
+]
+
+
+def lab_table(tmp_path: Path, fmt: str) -> tuple[Path, Path]:
+    """ALLELE_ROWS as a TSV or a VCF-like lab table, and its mapping."""
+    if fmt == "tsv":
+        lines = ["chrom\tpos\tref\talt\tclass"]
+        lines += [f"1\t{1000 + i}\t{ref}\t{alt}\t{cls}"
+                  for i, (ref, alt, cls, _) in enumerate(ALLELE_ROWS)]
+        names = {"contig": "chrom", "pos": "pos", "ref": "ref", "alt": "alt", "cls": "class"}
+    else:
+        lines = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+        lines += [f"1\t{1000 + i}\t.\t{ref}\t{alt}\t.\t.\t" + (f"CLS={cls}" if cls else ".")
+                  for i, (ref, alt, cls, _) in enumerate(ALLELE_ROWS)]
+        names = {"contig": "CHROM", "pos": "POS", "ref": "REF", "alt": "ALT", "cls": "CLS"}
+    table = tmp_path / f"lab.{fmt}"
+    table.write_text("\n".join(lines) + "\n")
+    mapping = tmp_path / f"lab-{fmt}.toml"
+    mapping.write_text(LAB_MAPPING.format(fmt=fmt, release='release_date = "2024-01-01"',
+                                          **names))
+    return table, mapping
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "vcf"])
+def test_lab_rows_whose_alleles_are_not_bases_are_skipped_and_counted(
+        tmp_path: Path, fmt: str) -> None:
+    """`G ` (a trailing blank), `-`, `T/A`, an IUPAC code: stored, such a row never matched a
+    patient and the import said 'skipped: none'. Each skipped row is counted under one reason;
+    the symbolic, multi-allelic and missing ALT keep theirs."""
+    table, mapping = lab_table(tmp_path, fmt)
+    store = tmp_path / "store"
+    res = add(store, table, "--mapping", mapping, "--assembly", "GRCh37")
+    name = only_snapshot(store)
+    expected: dict[str, int] = {}
+    for _, _, _, fate in ALLELE_ROWS:
+        if fate != "kept":
+            expected[fate] = expected.get(fate, 0) + 1
+    assert manifest(store, name)["skipped"] == expected
+    summary = ", ".join(f"{k}={v}" for k, v in sorted(expected.items()))
+    assert f"skipped: {summary}" in res.err, res.err
+    assert expected["invalid_allele"] == 7
+    assert set(parquet_rows(store, name)) == {("1", 1000, "G", "A"), ("1", 1001, "A", "GT"),
+                                              ("1", 1002, "ACG", "A")}
+
+
+def test_a_mapping_release_date_that_is_not_a_date_is_refused(tmp_path: Path) -> None:
+    """It was replaced by the file's ##fileDate or name without a word."""
+    table, mapping = lab_table(tmp_path, "tsv")
+    text = mapping.read_text().replace('"2024-01-01"', '"2024-4-7"')
+    mapping.write_text(text)
+    store = tmp_path / "store"
+    res = invoke(store, "snapshot", "add", table, "--mapping", mapping, "--assembly", "GRCh37")
+    assert res.code == 2 and res.out == ""
+    assert f"{mapping}:4: [source] release_date '2024-4-7' is not a date" in res.err, res.err
+    assert not (store / "snapshots").exists() or not any((store / "snapshots").iterdir())
+
+
+def test_a_lab_vcf_with_a_bad_file_date_needs_an_explicit_release_date(tmp_path: Path) -> None:
+    """The header's ##fileDate dates a lab VCF unless the mapping or --release-date does."""
+    table, mapping = lab_table(tmp_path, "vcf")
+    table.write_text(table.read_text().replace("##fileformat=VCFv4.2\n",
+                                               "##fileformat=VCFv4.2\n##fileDate=2024-4-7\n"))
+    mapping.write_text(mapping.read_text().replace('release_date = "2024-01-01"', ""))
+    store = tmp_path / "store"
+    args = ("snapshot", "add", table, "--mapping", mapping, "--assembly", "GRCh37")
+    res = invoke(store, *args)
+    assert res.code == 3 and res.out == ""
+    assert f"{table}:2: ##fileDate=2024-4-7 is not a date" in res.err, res.err
+    assert not (store / "snapshots").exists() or not any((store / "snapshots").iterdir())
+    add(store, *args[2:], "--release-date", "2024-04-07")
+    assert manifest(store, only_snapshot(store))["release_date"] == "2024-04-07"

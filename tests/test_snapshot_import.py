@@ -10,9 +10,15 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import duckdb
-from conftest import MAPPINGS, shared
+import pytest
+from builders import write_clinvar
+from conftest import MAPPINGS, invoke, shared
+from ncbi_mirror import NcbiMirror
+
+from varreinterp import vcfscan
 
 CLINVAR37 = "clinvar/GRCh37"
 CLINVAR38 = "clinvar/GRCh38"
@@ -465,3 +471,154 @@ def test_table_needs_mapping(cli):
     res = cli("snapshot", "add", path, "--format", "table", "--assembly", "GRCh38")
     assert res.code == 2
     assert "--mapping" in res.err
+
+
+# ---------------------------------------------------------- alleles that are not plain bases
+# (Typed, unlike the tests above: they call only conftest.invoke and the helpers below.)
+def add_to(store: Path, *args: str | Path) -> str:
+    """`snapshot add` that must succeed; its stderr."""
+    res = invoke(store, "snapshot", "add", *args)
+    assert res.code == 0 and res.out == "", res.err
+    return res.err
+
+
+def stored_manifest(store: Path, name: str) -> dict[str, Any]:
+    shown: dict[str, Any] = json.loads(
+        (store / "snapshots" / name / "manifest.json").read_text())
+    return shown
+
+
+def stored_names(store: Path) -> list[str]:
+    folder = store / "snapshots"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def stored_alleles(store: Path, name: str) -> list[tuple[str, int, str, str]]:
+    path = store / "snapshots" / name / "variants.parquet"
+    with duckdb.connect() as con:
+        found: list[tuple[str, int, str, str]] = con.execute(
+            f"SELECT chrom, pos, ref, alt FROM read_parquet('{path}') ORDER BY ALL").fetchall()
+    return found
+
+
+# (ref, alt) at 1:100+i of a ClinVar-format VCF, and what becomes of each.
+CLINVAR_ALLELES = [
+    ("A", "G", "kept"), ("acg", "a", "kept"), ("T", "TTA", "kept"),
+    ("A", "G ", "invalid_allele"), ("C", "-", "invalid_allele"), ("G", "T/A", "invalid_allele"),
+    ("R", "A", "invalid_allele"), ("A ", "G", "invalid_allele"),
+    ("G", "<DEL>", "symbolic_alt"), ("G", "*", "symbolic_alt"),
+    ("G", "A,T", "multi_allelic_row"), ("G", ".", "alt_missing"),
+]
+
+
+def test_clinvar_vcf_alleles_that_are_not_bases_are_skipped_by_both_readers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REF or ALT with anything but A, C, G, T, N (`G ` with a blank, `-`, `T/A`, an IUPAC
+    code) was stored and could never match; skipped and counted now, by the compiled
+    scanner and the SQL reader alike (the rule is in the SQL both share)."""
+    records = [("1", 100 + i, ref, alt, "Pathogenic", 2, "GENE1", None)
+               for i, (ref, alt, _) in enumerate(CLINVAR_ALLELES)]
+    path = write_clinvar(tmp_path / "clinvar_20240301.vcf", records)
+    expected = Counter(fate for _, _, fate in CLINVAR_ALLELES if fate != "kept")
+    name = "clinvar-GRCh38-2024-03-01"
+    results = []
+    for reader in ("scanner", "sql"):
+        if reader == "scanner" and not vcfscan.available():
+            continue
+        if reader == "sql":
+            monkeypatch.setattr(vcfscan, "_vcfscan", None)
+        store = tmp_path / reader
+        err = add_to(store, path)
+        assert stored_manifest(store, name)["skipped"] == dict(expected)
+        assert "invalid_allele=5" in err, err
+        alleles = stored_alleles(store, name)
+        assert alleles == [("1", 100, "A", "G"), ("1", 101, "ACG", "A"), ("1", 102, "T", "TTA")]
+        results.append((err.replace(str(store), "STORE"), alleles))
+    assert all(r == results[0] for r in results)
+
+
+# ------------------------------------------------------------------ the release date
+def clinvar_file(tmp_path: Path, file_name: str, file_date: str, n: int = 20) -> Path:
+    records = [("1", 1000 + 10 * i, "A", "G", "Benign", 2, "GENE1", None) for i in range(n)]
+    path = write_clinvar(tmp_path / file_name, records)
+    path.write_text(path.read_text().replace("##fileDate=2024-03-01\n",
+                                             f"##fileDate={file_date}\n"))
+    return path
+
+
+@pytest.mark.parametrize("file_date", ["2024-4-7", "", "April 2024", "2024-02-30"])
+def test_a_file_date_that_is_not_a_date_is_refused(tmp_path: Path, file_date: str) -> None:
+    """It was replaced by the date in the file name without a word, and that date decides
+    latest/previous, the direction of a diff, staleness and suspicion."""
+    path = clinvar_file(tmp_path, "clinvar_20240101.vcf", file_date)
+    store = tmp_path / "store"
+    res = invoke(store, "snapshot", "add", path)
+    assert res.code == 3 and res.out == ""
+    assert res.err == (f"varreinterp: error: {path}:2: ##fileDate={file_date} is not a date "
+                       "(YYYY-MM-DD); give --release-date YYYY-MM-DD to import the file\n")
+    assert stored_names(store) == []
+
+
+def test_an_explicit_release_date_imports_a_file_with_a_bad_file_date(tmp_path: Path) -> None:
+    path = clinvar_file(tmp_path, "clinvar_20240101.vcf", "2024-4-7")
+    store = tmp_path / "store"
+    err = add_to(store, path, "--release-date", "2024-04-07")
+    assert "WARNING" not in err, err
+    assert stored_names(store) == ["clinvar-GRCh38-2024-04-07"]
+    assert stored_manifest(store, "clinvar-GRCh38-2024-04-07")["release_date"] == "2024-04-07"
+
+
+def test_a_file_date_that_contradicts_the_file_name_warns_once(tmp_path: Path) -> None:
+    """The header wins (as before), but the contradiction is said, naming both dates."""
+    store = tmp_path / "store"
+    agreeing = clinvar_file(tmp_path, "clinvar_20241111.vcf", "2024-11-11")
+    assert "WARNING" not in add_to(store, agreeing)
+    path = clinvar_file(tmp_path, "clinvar_20241208.vcf", "2024-11-11", n=21)
+    err = add_to(store, path, "--name", "clinvar-GRCh38-dec")
+    warnings = [line for line in err.splitlines() if "WARNING" in line]
+    assert warnings == [f"varreinterp: WARNING: {path}: the header's ##fileDate=2024-11-11 "
+                        "(line 2) differs from the date in the file name (2024-12-08); the "
+                        "header's date 2024-11-11 is used"], err
+    assert stored_manifest(store, "clinvar-GRCh38-dec")["release_date"] == "2024-11-11"
+
+
+# ------------------------------------------------------------ a cut release of the same date
+def test_a_cut_copy_with_the_same_release_date_is_suspect(tmp_path: Path) -> None:
+    """Only strictly earlier releases were yardsticks: a second import of one release date
+    with far fewer records (a cut file) was stored 'ok' and became latest."""
+    store = tmp_path / "store"
+    add_to(store, clinvar_file(tmp_path, "clinvar_20241111.vcf", "2024-11-11"))
+    cut = clinvar_file(tmp_path, "cut.vcf", "2024-11-11", n=14)
+    err = add_to(store, cut, "--name", "clinvar-GRCh38-cut")
+    reason = ("14 records against 20 in clinvar-GRCh38-2024-11-11 (30.0% fewer, more than "
+              "the 5% allowed)")
+    assert f"stored as clinvar-GRCh38-cut but marked SUSPECT: {reason}" in err, err
+    assert stored_manifest(store, "clinvar-GRCh38-cut")["suspect"] == reason
+    # Within the threshold (19 of 20), the same date is no reason for suspicion.
+    add_to(store, clinvar_file(tmp_path, "near.vcf", "2024-11-11", n=19), "--name", "near")
+    assert stored_manifest(store, "near")["suspect"] is None
+
+
+def test_a_fetched_release_repeating_an_older_date_warns_and_is_suspect(tmp_path: Path) -> None:
+    """`clinvar_20241208.vcf.gz` whose header says 2024-11-11, 27% smaller than the stored
+    2024-11-11 release: said on stderr, and marked suspect instead of becoming latest."""
+    full = clinvar_file(tmp_path, "full.vcf", "2024-11-11", n=11)
+    cut = clinvar_file(tmp_path, "cut.vcf", "2024-11-11", n=8)
+    store = tmp_path / "store"
+    with NcbiMirror(tmp_path / "mirror") as mirror:
+        mirror.add("vcf_GRCh38/clinvar_20241111.vcf.gz", gzip.compress(full.read_bytes()))
+        mirror.add("vcf_GRCh38/clinvar_20241208.vcf.gz", gzip.compress(cut.read_bytes()))
+        first = invoke(store, "snapshot", "fetch", "--assembly", "GRCh38", "--release",
+                       "2024-11-11", "--mirror", mirror.base_url)
+        assert first.code == 0 and "WARNING" not in first.err, first.err
+        second = invoke(store, "snapshot", "fetch", "--assembly", "GRCh38", "--mirror",
+                        mirror.base_url)
+    assert not mirror.errors, mirror.errors
+    assert second.code == 0, second.err
+    warnings = [line for line in second.err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 2, second.err
+    assert "##fileDate=2024-11-11 (line 2) differs from the date in the file name " \
+        "(2024-12-08)" in warnings[0]
+    assert "stored as clinvar-GRCh38-2024-12-08 but marked SUSPECT: 8 records against 11 " \
+        "in clinvar-GRCh38-2024-11-11" in warnings[1]
+    assert stored_manifest(store, "clinvar-GRCh38-2024-12-08")["suspect"] is not None

@@ -203,7 +203,7 @@ def test_review_status_case_insensitive():
     ],
 )
 def test_numeric_codes(code, expected):
-    assert classify(code) == expected
+    assert classify(code, codes=True) == expected
 
 
 @pytest.mark.parametrize(
@@ -220,14 +220,22 @@ def test_numeric_codes(code, expected):
     ],
 )
 def test_numeric_multi_submission_lists(raw, expected):
-    assert classify(raw) == expected
+    assert classify(raw, codes=True) == expected
 
 
 def test_unknown_numeric_code_is_unknown():
     with pytest.raises(UnknownTerm):
-        classify("8")
+        classify("8", codes=True)
     with pytest.raises(UnknownTerm):
-        classify("2|9")
+        classify("2|9", codes=True)
+
+
+@pytest.mark.parametrize("raw", ["1", "2", "3", "4", "5", "0", "255", "3|5", "5 "])
+def test_numbers_are_unknown_outside_pre_2017_files(raw):
+    # A lab's 5-class scale reads "3" as uncertain where ClinVar's old code meant likely
+    # benign: a number is never a term unless the file is one that uses the codes.
+    with pytest.raises(UnknownTerm):
+        classify(raw)
 
 
 # ----------------------------------------------------------------------- review stars
@@ -332,7 +340,7 @@ def raw_classifications(draw: st.DrawFn) -> str:
 @given(raw_classifications())
 def test_classify_is_idempotent_on_its_own_output(raw):
     try:
-        first = classify(raw)
+        first = classify(raw, codes=raw.replace("|", "").isdigit())
     except UnknownTerm:
         return  # e.g. Benign/Pathogenic: refusing is the right answer, nothing to re-read
     again = classify(first.term)

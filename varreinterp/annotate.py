@@ -155,7 +155,7 @@ def annotate(
         matched = db.count(con, table)
         log.info("%s: %d records, %d alleles after splitting, %d carried calls, %d matched "
                  "in %s; not reported: %s", header.path, st.records, st.alleles, st.carried,
-                 matched, snapshot.name, skipped_text(st))
+                 matched, snapshot.name, st.not_reported())
         stats.append(st)
         tables.append(f"SELECT {n} AS f, *, {db.quote(snapshot.name)} AS snapshot "
                       f"FROM {table}")
@@ -167,10 +167,6 @@ def annotate(
     else:
         con.execute("CREATE TEMP VIEW annotation AS SELECT * FROM annotation_all")
     return AnnotationResult(snapshot, stats, con, panel, outside)
-
-
-def skipped_text(st: ReadStats) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(st.skipped.items()) if v) or "nothing"
 
 
 # ------------------------------------------------------------------------------ VCF output

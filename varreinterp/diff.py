@@ -29,13 +29,14 @@ from varreinterp.changes import (
 from varreinterp.errors import AssemblyMismatchError, StoreError, UsageError
 from varreinterp.matching import (
     carried_at,
+    check_matched_refs,
     distinct_zygosities_sql,
     key_match_sql,
     prepare_inputs,
     snapshot_keys_sql,
 )
 from varreinterp.panels import Panel, filter_frame
-from varreinterp.patient_vcf import ReadStats, load, select_samples
+from varreinterp.patient_vcf import ReadStats, Skip, load, select_samples
 from varreinterp.prefilter import load_sites
 from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
@@ -165,10 +166,13 @@ def diff_patients(store: Store, vcfs: Sequence[Path], from_name: str, to_name: s
                      pass_only, sites)
         # patient_changes joins both snapshots itself: no separate key join here
         carried = carried_at(calls, keys, "carried_hits", join_keys=False)
+        if inputs.reference is not None:  # as annotate does: a REF the FASTA contradicts
+            calls.stats.skipped[Skip.REF_MISMATCH.value] += check_matched_refs(
+                con, inputs.reference, carried, keys)
         frames.append(patient_changes(con, carried, a, b, min_priority))
-        log.info("%s: %d records, %d carried calls, %d change(s) at or above %s",
-                 header.path, calls.stats.records, calls.stats.carried, len(frames[-1]),
-                 min_priority.value)
+        log.info("%s: %d records, %d carried calls, %d change(s) at or above %s; not "
+                 "reported: %s", header.path, calls.stats.records, calls.stats.carried,
+                 len(frames[-1]), min_priority.value, calls.stats.not_reported())
         stats.append(calls.stats)
     con.close()
     warm.join()

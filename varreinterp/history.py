@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from varreinterp.store import Snapshot, Store
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
+
+log = logging.getLogger("varreinterp")
 
 # `filter` is the call's VCF FILTER: a call that failed QC must stay visible as such.
 HISTORY_COLUMNS = ["sample", "chrom", "pos", "ref", "alt", "zygosity", "filter", "gene",
@@ -97,6 +100,9 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
             {"" if show_all else "SEMI JOIN changed USING (sample, key_chrom, pos, ref, alt)"}
             ORDER BY sample, key_chrom, pos, ref, alt, k
         """).df())
+        log.info("%s: %d records, %d carried calls, %d history row(s) over %d snapshot(s) of "
+                 "%s; not reported: %s", header.path, calls.stats.records, calls.stats.carried,
+                 len(frames[-1]), len(snaps), lineage, calls.stats.not_reported())
     con.close()
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=HISTORY_COLUMNS)

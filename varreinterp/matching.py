@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from varreinterp import db
-from varreinterp.assembly import assembly_from_contig_lengths, normalize_contig
+from varreinterp.assembly import assembly_from_contig_lengths, normalize_contig, other_build
 from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
 from varreinterp.patient_vcf import (
     FastaReference,
@@ -58,11 +58,39 @@ def prepare_inputs(vcfs: Sequence[Path], workdir: Path, *, assembly: str | None,
         for h in headers:
             check_assembly(h, assembly, what)
     check_samples_exist(headers, samples)
+    check_distinct_samples(headers, samples)
     reference = FastaReference(reference_path, workdir) if reference_path else None
     if reference is not None:
         for h in headers:
             check_reference(h, reference, assembly)
     return PreparedInputs(headers, reference)
+
+
+def check_distinct_samples(headers: Sequence[VcfHeader], wanted: list[str] | None) -> None:
+    """Refuse one sample name in two input files (only the `wanted` samples, when given): the
+    output has no file column, so two people's calls (two files of a caller's default `SAMPLE`)
+    would be reported, and their zygosities merged, as one patient."""
+    seen: dict[str, Path] = {}
+    clashes: list[tuple[str, Path, Path]] = []
+    for header in headers:
+        for name in header.samples:
+            if wanted and name not in wanted:
+                continue
+            if name in seen:
+                clashes.append((name, seen[name], header.path))
+            else:
+                seen[name] = header.path
+    if not clashes:
+        return
+    name, first, second = clashes[0]
+    others = sorted({n for n, _, _ in clashes} - {name})
+    also = f" (also: {', '.join(others)})" if others else ""
+    if first.resolve() == second.resolve():
+        raise UsageError(f"{second} is given twice: its samples would be reported twice")
+    raise UsageError(f"sample {name} is in both {first} and {second}{also}: the output has no "
+                     "file column, so two people's calls would be reported as one patient; "
+                     "run the files separately, or give each sample its own name "
+                     "(bcftools reheader -s)")
 
 
 def check_reference(header: VcfHeader, reference: FastaReference, assembly: str | None) -> None:
@@ -75,6 +103,10 @@ def check_reference(header: VcfHeader, reference: FastaReference, assembly: str 
             raise InputError(f"--reference {reference.path} does not fit this VCF: contig "
                              f"{name} is {length:,} bp in the VCF header but {theirs:,} bp in "
                              "the FASTA", header.path)
+    why = other_build(None, reference.lengths())
+    if why:
+        raise AssemblyMismatchError(f"--reference {reference.path} is another genome build: "
+                                    f"{why}", header.path)
     fasta_build = assembly_from_contig_lengths(reference.lengths())
     vcf_build = header.assembly()
     for build, what in ((vcf_build, "the VCF"), (assembly, "the snapshot")):
@@ -179,10 +211,14 @@ def distinct_zygosities_sql(column: str = "zygosity") -> str:
 
 
 def check_matched_refs(con: duckdb.DuckDBPyConnection, reference: FastaReference,
-                       table: str) -> int:
-    """With a FASTA, also check the REF of every matched allele that did not go through
-    normalization (SNVs mostly); mismatches are removed from `table` and counted."""
-    rows = con.execute(f"SELECT DISTINCT chrom, pos, ref FROM {table}").fetchall()
+                       table: str, keys: str | None = None) -> int:
+    """With a FASTA, also check the REF of every matched allele of `table` (of those whose key
+    is in relation `keys`, when given) that did not go through normalization (SNVs mostly);
+    mismatches are removed from `table` and counted. Contigs the FASTA lacks are not checked:
+    `patient_vcf.load` warned about each of them."""
+    among = f" SEMI JOIN {keys} k ON {key_match_sql('k', 't')}" if keys else ""
+    rows = con.execute(f"SELECT DISTINCT t.chrom, t.pos, t.ref FROM {table} t{among}"
+                       ).fetchall()
     bad = [(c, p, r) for c, p, r in rows
            if reference.has(c) and reference.fetch(c, p - 1, p - 1 + len(r)).upper() != r]
     if bad:

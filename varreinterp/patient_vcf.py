@@ -29,9 +29,13 @@ from typing import TYPE_CHECKING, overload
 from varreinterp import bgzf, db, genotypes
 from varreinterp.assembly import (
     Assembly,
+    ContigPolicy,
+    ContigSkip,
     assembly_from_contig_lengths,
     contig_sql,
+    declared_contig_lengths,
     normalize_contig,
+    other_build,
     parse_assembly,
 )
 from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
@@ -70,57 +74,10 @@ class Skip(StrEnum):
     OTHER_ALLELE = "other_allele_called"
     NO_GENOTYPE = "no_genotype"
     DUPLICATE_RECORD = "duplicate_record"  # the same carried allele again: reported once
-    # per contig
-    NON_RCRS_MITOCHONDRION = "non_rcrs_mitochondrion"  # UCSC hg19's chrM: other coordinates
-    UNVERIFIED_MITOCHONDRION = "unverified_mitochondrion"  # chrM of a GRCh37 file, no length
-
-
-RCRS_LENGTH = 16569  # NC_012920: GRCh37 MT, GRCh38 chrM/MT and ClinVar
-HG19_CHRM_LENGTH = 16571  # NC_001807, UCSC hg19's chrM: positions drift by 1-2 after m.310
-
-
-@dataclass(frozen=True)
-class MitoPolicy:
-    """Which mitochondrial contigs of one file may be matched to rCRS positions.
-
-    A contig is never matched when its declared length (or the FASTA's) is hg19's 16,571; when
-    its length is unknown, a `chrM`/`M` of a GRCh37 (hg19) file is not trusted either, since
-    UCSC hg19 spells its non-rCRS mitochondrion that way. `MT`, and any 16,569 bp contig, are
-    the rCRS."""
-
-    declared: dict[str, int]  # ##contig lengths, by the file's names
-    sequence: dict[str, int]  # --reference lengths, by contig key
-    build: Assembly | None
-
-    def length(self, name: str) -> int | None:
-        return self.sequence.get(normalize_contig(name), self.declared.get(name))
-
-    def verdict(self, name: str) -> Skip | None:
-        if normalize_contig(name) != "MT":
-            return None
-        length = self.length(name)
-        if length == HG19_CHRM_LENGTH:
-            return Skip.NON_RCRS_MITOCHONDRION
-        if length == RCRS_LENGTH:
-            return None
-        if length is not None:
-            return Skip.UNVERIFIED_MITOCHONDRION
-        if name.upper() in ("CHRM", "M") and self.build is not Assembly.GRCh38:
-            return Skip.UNVERIFIED_MITOCHONDRION
-        return None
-
-    def explain(self, name: str, verdict: Skip) -> str:
-        length = self.length(name)
-        if verdict is Skip.NON_RCRS_MITOCHONDRION:
-            return (f"contig {name} is {length:,} bp: UCSC hg19's chrM (NC_001807), not the rCRS "
-                    "that ClinVar uses; its calls are not matched")
-        if length is not None:
-            return (f"contig {name} is {length:,} bp, neither the rCRS ({RCRS_LENGTH:,}) nor "
-                    f"hg19's chrM ({HG19_CHRM_LENGTH:,}); its calls are not matched")
-        return (f"contig {name} has no declared length in a "
-                f"{self.build.value if self.build else 'build-less'} file: it may be UCSC "
-                "hg19's chrM, which is not the rCRS; its calls are not matched (declare "
-                "##contig=<ID=...,length=16569> or give --reference)")
+    # per contig (assembly.ContigPolicy)
+    NON_RCRS_MITOCHONDRION = ContigSkip.NON_RCRS_MITOCHONDRION.value
+    UNVERIFIED_MITOCHONDRION = ContigSkip.UNVERIFIED_MITOCHONDRION.value
+    OTHER_BUILD_CONTIG = ContigSkip.OTHER_BUILD_CONTIG.value
 
 
 @dataclass
@@ -157,24 +114,13 @@ class ReadStats:
     carried: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
+    def not_reported(self) -> str:
+        """What was counted and not reported, for the per-file log line of every command."""
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items()) if v) or "nothing"
+
     def to_json(self) -> dict[str, object]:
         return {"file": self.path, "records": self.records, "alleles": self.alleles,
                 "calls": self.calls, "carried": self.carried, "skipped": dict(self.skipped)}
-
-
-_CONTIG = re.compile(r"##contig=<(.*)>")
-
-
-def _contig_lengths(lines: list[str]) -> dict[str, int]:
-    out = {}
-    for line in lines:
-        m = _CONTIG.match(line)
-        if m:
-            fields = dict(kv.split("=", 1)
-                          for kv in re.split(r",(?=\w+=)", m.group(1)) if "=" in kv)
-            if "ID" in fields and fields.get("length", "").isdigit():
-                out[fields["ID"]] = int(fields["length"])
-    return out
 
 
 def read_header(path: Path, workdir: Path) -> VcfHeader:
@@ -210,7 +156,17 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
         raise InputError(f"sample name(s) {', '.join(repeated)} appear in more than one column "
                          "of the #CHROM line", path, len(lines))
     reference = next((ln.split("=", 1)[1] for ln in lines if ln.startswith("##reference=")), None)
-    return VcfHeader(path, text_path, lines, samples, _contig_lengths(lines), reference, workdir)
+    contigs = declared_contig_lengths(lines)
+    _refuse_other_build(path, reference, contigs)
+    return VcfHeader(path, text_path, lines, samples, contigs, reference, workdir)
+
+
+def _refuse_other_build(path: Path, reference: str | None, contigs: dict[str, int]) -> None:
+    why = other_build(reference, contigs)
+    if why:
+        raise AssemblyMismatchError(f"another genome build: {why}; snapshots are GRCh37 or "
+                                    "GRCh38, so its positions would match the wrong variants",
+                                    path)
 
 
 def peek_assembly(path: Path) -> Assembly | None:
@@ -239,7 +195,9 @@ def peek_assembly(path: Path) -> Assembly | None:
             lines.append(line.rstrip("\r\n"))
     reference = next((ln.split("=", 1)[1] for ln in lines if ln.startswith("##reference=")),
                      None)
-    by_length = assembly_from_contig_lengths(_contig_lengths(lines))
+    contigs = declared_contig_lengths(lines)
+    _refuse_other_build(path, reference, contigs)
+    by_length = assembly_from_contig_lengths(contigs)
     return by_length or (parse_assembly(reference) if reference else None)
 
 
@@ -457,14 +415,14 @@ class PatientCalls:
         return _carried_sql(self, alleles or self.allele, payload)
 
 
-def mito_policy(header: VcfHeader, reference: FastaReference | None) -> MitoPolicy:
+def contig_policy(header: VcfHeader, reference: FastaReference | None) -> ContigPolicy:
     sequence = ({normalize_contig(k): v for k, v in reference.lengths().items()}
                 if reference is not None else {})  # the sequence itself decides
     try:
         build = header.assembly()
     except InputError:
         build = None
-    return MitoPolicy(dict(header.contigs), sequence, build)
+    return ContigPolicy(dict(header.contigs), sequence, build)
 
 
 def load(
@@ -485,13 +443,13 @@ def load(
     calls = PatientCalls(con, header, sample_idx, ReadStats(str(header.path)), pass_only,
                          f"p{next(_LOADS)}_")
     stats = calls.stats
-    mito = mito_policy(header, reference)
+    policy = contig_policy(header, reference)
     with tempfile.TemporaryDirectory(prefix="read-", dir=header.workdir) as tmp:
         pre = None
         if sites is not None:
             pre = prefilter(header.text_path, header.n_lines, len(header.samples), sample_idx,
                             sites, pass_only, reference is not None, Path(tmp),
-                            lambda name: mito.verdict(name) is not None)
+                            lambda name: policy.verdict(name) is not None)
         scanned = _scan(calls, pre, Path(tmp))
         _create_rec(calls, scanned, reference is not None)
     stats.records = pre.records if pre else len(scanned.rids)
@@ -502,7 +460,9 @@ def load(
                     SELECT chrom, {contig_sql('chrom')} AS key_chrom,
                            CAST(NULL AS VARCHAR) AS contig_skip
                     FROM (SELECT DISTINCT chrom FROM {calls.rec})""")
-    _mark_mitochondria(calls, mito)
+    _mark_contigs(calls, policy)
+    if reference is not None:
+        _warn_unsequenced(calls, reference)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {calls.complex_allele} AS
         WITH split AS (
@@ -602,17 +562,38 @@ def _register_genotypes(calls: PatientCalls, scanned: GenotypeScan) -> None:
     calls.code_text = scanned.code_text
 
 
-def _mark_mitochondria(calls: PatientCalls, mito: MitoPolicy) -> None:
-    """Mitochondrial contigs that are not the rCRS get a skip reason for all their alleles,
-    and one warning each."""
+def _mark_contigs(calls: PatientCalls, policy: ContigPolicy) -> None:
+    """Contigs the policy refuses (an hg19 chrM, another build's accession) get a skip reason
+    for all their alleles, and one warning each."""
     for (name,) in calls.con.execute(
-            f"SELECT chrom FROM {calls.contigs} WHERE key_chrom = 'MT'").fetchall():
-        verdict = mito.verdict(name)
+            f"SELECT chrom FROM {calls.contigs} "
+            "WHERE key_chrom = 'MT' OR upper(left(chrom, 3)) = 'NC_'").fetchall():
+        verdict = policy.verdict(name)
         if verdict is None:
             continue
         calls.con.execute(f"UPDATE {calls.contigs} SET contig_skip = ? WHERE chrom = ?",
                           [verdict.value, name])
-        log.warning("%s: %s", calls.header.path, mito.explain(name, verdict))
+        log.warning("%s: %s", calls.header.path, policy.explain(name, verdict))
+
+
+def _warn_unsequenced(calls: PatientCalls, reference: FastaReference) -> None:
+    """One warning per contig of the file that the FASTA has no sequence for: its indels are
+    only trimmed, not left-aligned, and no REF on it is checked, so a right-shifted indel
+    misses its match. Counted on `rec`: with the prefilter, substitutions at no snapshot
+    position are not read (they cannot match, FASTA or not)."""
+    con = calls.con
+    missing = [name for (name,) in con.execute(
+        f"SELECT chrom FROM {calls.contigs} WHERE contig_skip IS NULL").fetchall()
+        if not reference.has(name)]
+    if not missing:  # the usual case costs one look at the few contig names
+        return
+    names = ", ".join(db.quote(name) for name in missing)
+    for name, n in con.execute(f"""
+            SELECT chrom, count(*) FROM {calls.rec} WHERE chrom IN ({names})
+            GROUP BY chrom ORDER BY min(rid)""").fetchall():
+        log.warning("%s: --reference %s has no sequence for contig %s: %d record(s) on it "
+                    "were not left-aligned or REF-checked (only trimmed)", calls.header.path,
+                    reference.path, name, n)
 
 
 def _count_prefiltered(stats: ReadStats, pre: Prefiltered) -> None:
@@ -643,7 +624,7 @@ def _normalize_in_python(calls: PatientCalls, reference: FastaReference | None) 
         skip = None
         if reference is not None:
             if not reference.has(chrom):
-                skip = None  # no sequence for this contig: trim only
+                skip = None  # no sequence for this contig (warned): trim only
                 npos, nref, nalt = trim(pos, ref, alt)
             elif reference.fetch(chrom, pos - 1, pos - 1 + len(ref)).upper() != ref:
                 skip, (npos, nref, nalt) = Skip.REF_MISMATCH.value, (pos, ref, alt)

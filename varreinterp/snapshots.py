@@ -22,7 +22,7 @@ from varreinterp.store import (
     lineage_of,
     sha256_file,
 )
-from varreinterp.textfile import header_lines_of, open_text
+from varreinterp.textfile import header_lines, header_lines_of, open_text
 
 log = logging.getLogger("varreinterp")
 
@@ -126,6 +126,9 @@ def add_snapshot(
         if name and store.exists(name):
             raise StoreError(f"snapshot {name!r} already exists with different content "
                              f"(source sha256 {store.get(name).manifest.source_sha256[:12]}...)")
+        if release_date is None and (fmt is SourceFormat.CLINVAR_VCF or (
+                mapping is not None and mapping.format == "vcf" and not mapping.release_date)):
+            _check_file_date(path)
         with store.staging() as staged_dir, store.workdir() as workdir:
             con = db.connect(workdir)
             if fmt is SourceFormat.CLINVAR_VCF:
@@ -195,14 +198,17 @@ def add_snapshot(
 
 def release_suspicion(store: Store, new: SnapshotManifest, max_drop_percent: float
                       ) -> str | None:
-    """Why a release looks partial against the latest earlier release of its lineage (by
-    release date) that is not itself suspect: more than `max_drop_percent` fewer records, or
-    fewer contigs. A release cut short otherwise becomes the newest snapshot and every variant
-    it lost reads as 'gone'. A suspect release is never the yardstick: a second cut release
-    (the same records, a later date) would match the first and pass as 'ok'
-    (tests/test_nightly.py::test_a_second_cut_release_in_a_row_is_suspect_too)."""
+    """Why a release looks partial against the latest release of its lineage (by release
+    date) up to its own date that is not itself suspect: more than `max_drop_percent` fewer
+    records, or fewer contigs. A release cut short otherwise becomes the newest snapshot and
+    every variant it lost reads as 'gone'. A suspect release is never the yardstick: a second
+    cut release (the same records, a later date) would match the first and pass as 'ok'
+    (tests/test_nightly.py::test_a_second_cut_release_in_a_row_is_suspect_too). A stored
+    release of the same date is a yardstick too: a cut copy of a release added again (under
+    another name, or fetched under a later file name whose header repeats the date) has no
+    earlier release to be measured against."""
     before = [s.manifest for s in store.lineage(new.lineage)
-              if (s.manifest.release_date or "") < (new.release_date or "")
+              if (s.manifest.release_date or "") <= (new.release_date or "")
               and not s.manifest.suspect]
     if not before:
         return None
@@ -217,6 +223,30 @@ def release_suspicion(store: Store, new: SnapshotManifest, max_drop_percent: flo
         if lost:
             reasons.append(f"contig(s) {', '.join(lost[:10])} of {prev.name} have no record")
     return "; ".join(reasons) or None
+
+
+def _check_file_date(path: Path) -> None:
+    """Refuse a VCF whose `##fileDate` line is there but is not a date: the release date orders
+    a lineage (latest, previous, the direction of a diff, staleness, suspicion), so it must not
+    quietly become the file name's date instead. When both are dates and differ, warn (the
+    header's date is used, as the importer reads it)."""
+    from varreinterp.importers.clinvar_vcf import parse_file_date
+
+    header, _ = header_lines(path)
+    prefix = "##fileDate="
+    line = next((n for n, text in enumerate(header, start=1) if text.startswith(prefix)), None)
+    if line is None:
+        return
+    value = header[line - 1][len(prefix):].strip()
+    found = parse_file_date(value)
+    if found is None:
+        raise InputError(f"{prefix}{value} is not a date (YYYY-MM-DD); give --release-date "
+                         "YYYY-MM-DD to import the file", path, line)
+    named = date_from_filename(path)
+    if named is not None and named != found:
+        log.warning("%s: the header's %s%s (line %d) differs from the date in the file name "
+                    "(%s); the header's date %s is used", path, prefix, value, line, named,
+                    found)
 
 
 def _release_date(path: Path, from_file: date | None, option: date | None) -> date:

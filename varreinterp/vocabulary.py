@@ -6,7 +6,9 @@ Traps handled here (see DOMAIN.md):
 - secondary terms joined by ``,_`` (old) or ``|`` (new), while ``Pathogenic,_low_penetrance`` and
   ``criteria_provided,_single_submitter`` contain a literal comma;
 - spaces (variant_summary) vs underscores (VCF), and case;
-- pre-2017 numeric CLNSIG codes, where ``|`` separates per-submission assertions;
+- pre-2017 numeric CLNSIG codes, where ``|`` separates per-submission assertions: read only for
+  the files that use them (`classify(raw, codes=True)`), since in a lab's table "3" is as likely
+  the 5-class scale's "uncertain" as ClinVar's old "likely benign";
 - never substring matching: every token is looked up whole.
 """
 
@@ -60,23 +62,23 @@ def _atom(canonical: str, tier: Tier, *aliases: str) -> None:
         _ATOMS[key.lower()] = (canonical, tier)
 
 
-_atom("Pathogenic", Tier.PATHOGENIC, "5")
-_atom("Likely_pathogenic", Tier.PATHOGENIC, "4")
+_atom("Pathogenic", Tier.PATHOGENIC)
+_atom("Likely_pathogenic", Tier.PATHOGENIC)
 _atom("Pathogenic,_low_penetrance", Tier.PATHOGENIC)
 _atom("Likely_pathogenic,_low_penetrance", Tier.PATHOGENIC)
-_atom("Uncertain_significance", Tier.UNCERTAIN, "0", "VUS")
-_atom("Likely_benign", Tier.BENIGN, "3")
-_atom("Benign", Tier.BENIGN, "2")
+_atom("Uncertain_significance", Tier.UNCERTAIN, "VUS")
+_atom("Likely_benign", Tier.BENIGN)
+_atom("Benign", Tier.BENIGN)
 _atom(
     "Conflicting_classifications_of_pathogenicity",
     Tier.CONFLICTING,
     "Conflicting_interpretations_of_pathogenicity",  # renamed early 2024
     "Conflicting_data_from_submitters",  # pre-2015 wording
 )
-_atom("not_provided", Tier.OTHER, "1")
-_atom("drug_response", Tier.OTHER, "6")
-_atom("histocompatibility", Tier.OTHER, "7")
-_atom("other", Tier.OTHER, "255")
+_atom("not_provided", Tier.OTHER)
+_atom("drug_response", Tier.OTHER)
+_atom("histocompatibility", Tier.OTHER)
+_atom("other", Tier.OTHER)
 _atom("risk_factor", Tier.OTHER)
 _atom("association", Tier.OTHER)
 _atom("association_not_found", Tier.OTHER)
@@ -92,6 +94,12 @@ _atom(
     "no_interpretation_for_the_single_variant",  # renamed early 2024
 )
 _atom("no_classifications_from_unflagged_records", Tier.OTHER)
+
+# Pre-2017 ClinVar VCF codes (CLNSIG with CLNALLE), never aliases of the terms themselves.
+_CODES = {code: _ATOMS[term.lower()] for code, term in (
+    ("0", "Uncertain_significance"), ("1", "not_provided"), ("2", "Benign"),
+    ("3", "Likely_benign"), ("4", "Likely_pathogenic"), ("5", "Pathogenic"),
+    ("6", "drug_response"), ("7", "histocompatibility"), ("255", "other"))}
 
 # Terms whose own text contains ",_": protected before splitting on the ",_" separator.
 _COMMA_TERMS = sorted((k for k in _ATOMS if ",_" in k), key=len, reverse=True)
@@ -143,7 +151,10 @@ def _lookup(token: str, raw: str) -> tuple[str, Tier]:
 
 def _numeric_assertions(tokens: list[str], raw: str) -> Classification:
     """Pre-2017 numeric CLNSIG: '|' separates the assertions of several submissions."""
-    atoms = [_lookup(t, raw) for t in tokens]
+    try:
+        atoms = [_CODES[t] for t in tokens]
+    except KeyError:
+        raise UnknownTerm(raw) from None
     on_axis = [a for a in atoms if a[1].rank is not None]
     off_axis = [a[0] for a in atoms if a[1].rank is None]
     secondary = list(dict.fromkeys(off_axis))
@@ -165,8 +176,10 @@ def _numeric_assertions(tokens: list[str], raw: str) -> Classification:
 
 
 @lru_cache(maxsize=4096)
-def classify(raw: str) -> Classification:
+def classify(raw: str, codes: bool = False) -> Classification:
     """Normalize one raw classification string. Raises UnknownTerm for anything not in the table.
+    With `codes` (a pre-2017 ClinVar VCF only), a string of numbers is read as CLNSIG codes;
+    otherwise it is unknown.
 
     Shape: PRIMARY[/PRIMARY...][SEP SECONDARY...]; the tier comes from the primary. A secondary
     that is itself a pathogenicity term is not a ClinVar pattern and is refused as unknown.
@@ -177,7 +190,7 @@ def classify(raw: str) -> Classification:
     components = _split_components(text)
     if not components:
         raise UnknownTerm(raw)
-    if all(_NUMERIC.match(c) for c in components):
+    if codes and all(_NUMERIC.match(c) for c in components):
         return _numeric_assertions(components, raw)
     primary_parts = [_lookup(p, raw) for p in components[0].split("/")]
     tier = _aggregate_tier(primary_parts, raw)

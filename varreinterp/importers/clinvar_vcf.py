@@ -15,10 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from varreinterp import bgzf, db, vcfscan
-from varreinterp.assembly import Assembly, contig_sql, normalize_contig, parse_assembly
+from varreinterp.assembly import (
+    Assembly,
+    contig_sql,
+    declared_contig_lengths,
+    normalize_contig,
+    parse_assembly,
+)
 from varreinterp.db import MAX_POS
 from varreinterp.errors import InputError
-from varreinterp.importers.common import STAGED_COLUMNS, StagedSource
+from varreinterp.importers.common import STAGED_COLUMNS, StagedSource, refused_contigs
 from varreinterp.textfile import header_lines, open_text, parse_table
 
 if TYPE_CHECKING:
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
 
 VCF_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info"]
 _POS = re.compile(r"[0-9]{1,10}")
+_ALLELE = re.compile(r"[ACGTNacgtn]+")
 
 # staged column -> INFO key (ClinVar names)
 INFO_FIELDS = {
@@ -128,22 +135,24 @@ def stage_clinvar_vcf(
             f"--assembly {assembly_option.value} contradicts the file's ##reference={reference}",
             path)
     source = StagedSource("clinvar-vcf", path, release, declared or assembly_option)
+    source.declared_contigs = declared_contig_lengths(header)
     if "CLNALLE" in info_keys:
+        source.numeric_codes = True
         _stage_numeric(con, source, n_header)
     else:
-        _stage_current(con, source, columns, n_header, info_keys, workdir)
+        _stage_current(con, source, columns, n_header, workdir)
         source.locate = lambda field, raw: locate_info(path, n_header, _FIELD_KEY[field], raw)
     return source
 
 
 def _stage_current(
     con: duckdb.DuckDBPyConnection, source: StagedSource, columns: list[str], n_header: int,
-    declared: set[str], workdir: Path,
+    workdir: Path,
 ) -> None:
-    # Only the keys the header declares are read (no ONC*/SCI* axes before 2024), and GENEINFO
-    # always: a trimmed or lab-made file may carry genes without declaring them, and a variant
-    # without its gene falls outside every gene panel.
-    keys = [key for key in INFO_FIELDS.values() if key in declared] + ["GENEINFO"]
+    # Every key, declared or not: a trimmed or lab-made file may carry CLNREVSTAT or GENEINFO
+    # without its ##INFO line, and dropping it would lose the stars (every variant then a
+    # "review" change) or the gene (outside every panel). A key no record has costs little.
+    keys = [*INFO_FIELDS.values(), "GENEINFO"]
     if vcfscan.available():
         _stage_scanned(con, source, len(columns), n_header, keys, workdir)
     else:
@@ -244,12 +253,19 @@ def _staged_sql(keys: list[str], rows: str) -> str:
                    CAST(NULL AS VARCHAR) AS last_evaluated,
                    CASE WHEN alt IS NULL OR alt = '.' OR alt = '' THEN 'alt_missing'
                         WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
-                        WHEN alt LIKE '%,%' THEN 'multi_allelic_row' END AS skip
+                        WHEN alt LIKE '%,%' THEN 'multi_allelic_row'
+                        WHEN NOT regexp_full_match(ref, '[ACGTNacgtn]+')
+                          OR NOT regexp_full_match(alt, '[ACGTNacgtn]+') THEN 'invalid_allele'
+                   END AS skip
             FROM {rows}"""
 
 
 def _finish_staged(con: duckdb.DuckDBPyConnection, source: StagedSource, n_header: int) -> None:
-    # Contig names are few: normalized once per name, not once per record.
+    # Contig names are few: checked and normalized once per name, not once per record.
+    names = [name for (name,) in con.execute(
+        "SELECT DISTINCT chrom FROM staged WHERE chrom IS NOT NULL").fetchall()]
+    for name, reason in refused_contigs(source, names).items():
+        con.execute("UPDATE staged SET skip = ? WHERE chrom = ? AND skip IS NULL", [reason, name])
     con.execute(f"""
         UPDATE staged SET chrom = c.key FROM (
             SELECT chrom AS name, {contig_sql('chrom')} AS key FROM (SELECT DISTINCT chrom
@@ -303,6 +319,7 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
     rows: dict[str, list[object]] = {c: [] for c in STAGED_COLUMNS}
     skipped: Counter[str] = Counter()
     lines: dict[tuple[str, str], int] = {}
+    refused: dict[str, str | None] = {}
     for lineno, line in enumerate(open_text(source.path), start=1):
         if lineno <= n_header or not line.strip():
             continue
@@ -314,6 +331,11 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
         chrom, pos, vid, ref, alt_field, _, _, info_text = fields[:8]
         info = dict(_info_pair(kv) for kv in info_text.split(";"))
         alts = alt_field.split(",")
+        if chrom not in refused:
+            refused[chrom] = refused_contigs(source, [chrom]).get(chrom)
+        if refused[chrom]:
+            skipped[str(refused[chrom])] += len(alts)
+            continue
         if "CLNSIG" not in info or "CLNALLE" not in info:
             skipped["no_classification"] += len(alts)
             continue
@@ -330,6 +352,9 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
             alt = alts[idx - 1]
             if alt in (".", "*") or alt.startswith("<"):
                 skipped["alt_missing" if alt == "." else "symbolic_alt"] += 1
+                continue
+            if not (_ALLELE.fullmatch(ref) and _ALLELE.fullmatch(alt)):
+                skipped["invalid_allele"] += 1  # the rule of _staged_sql
                 continue
             chosen.add(idx)
 

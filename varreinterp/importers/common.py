@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from varreinterp import db
-from varreinterp.assembly import Assembly
+from varreinterp.assembly import Assembly, ContigPolicy
 from varreinterp.errors import InputError
 from varreinterp.normalize import needs_trim, trim
 from varreinterp.vocabulary import (
@@ -63,6 +63,23 @@ class StagedSource:
     # A lab's own spellings, rewritten to ClinVar's before the shared vocabulary sees them.
     rewrite_classification: Callable[[str], str] = lambda raw: raw
     rewrite_review: Callable[[str], str] = lambda raw: raw
+    numeric_codes: bool = False  # pre-2017 CLNSIG codes ('5' = Pathogenic): those files only
+    declared_contigs: dict[str, int] = field(default_factory=dict)  # ##contig lengths
+
+
+def refused_contigs(source: StagedSource, names: Iterable[str]) -> dict[str, str]:
+    """The contigs among `names` whose rows must not be imported, with their skip reasons
+    (hg19's chrM, which is not the rCRS; another build's RefSeq accession), one warning each:
+    the rules the patient reader applies (assembly.ContigPolicy)."""
+    policy = ContigPolicy(source.declared_contigs, {}, source.assembly)
+    refused = {}
+    for name in names:
+        verdict = policy.verdict(name)
+        if verdict is not None:
+            log.warning("%s: %s", source.path,
+                        policy.explain(name, verdict, "its rows are not imported"))
+            refused[name] = verdict.value
+    return refused
 
 
 @dataclass
@@ -83,7 +100,7 @@ def _map_terms(
     unknown: Counter[str] = Counter()
 
     def classification(raw: str) -> tuple[str, str, str]:
-        c = classify(source.rewrite_classification(raw))
+        c = classify(source.rewrite_classification(raw), codes=source.numeric_codes)
         return raw, c.term, c.tier.value
 
     def review(raw: str) -> tuple[str, str, int | None]:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from varreinterp import bgzf, db
-from varreinterp.assembly import Assembly, contig_sql
+from varreinterp.assembly import Assembly, contig_sql, declared_contig_lengths
 from varreinterp.errors import InputError, UsageError
 from varreinterp.importers.clinvar_vcf import (
     VCF_COLUMNS,
@@ -51,7 +51,7 @@ from varreinterp.importers.clinvar_vcf import (
     info_sql,
     parse_file_date,
 )
-from varreinterp.importers.common import StagedSource
+from varreinterp.importers.common import StagedSource, refused_contigs
 from varreinterp.textfile import header_lines, open_text, parse_table
 from varreinterp.vocabulary import fold_term_list
 
@@ -66,6 +66,16 @@ OPTIONAL_FIELDS = ["review_status", "gene", "condition", "identifier", "last_eva
 _SECTIONS = {"source": {"format", "name", "release_date"}, "columns": None, "replace": None,
              "terms": None, "review_terms": None}
 _VCF_FIXED = {"CHROM": "chrom", "POS": "pos", "ID": "id", "REF": "ref", "ALT": "alt"}
+# Why a raw row (REF and ALT already upper-cased) is skipped: one reason per row, in this order;
+# NULL keeps it. The same expression counts the skipped rows and selects the kept ones. A REF or
+# ALT that is not plain bases (`-`, `T/A`, `G ` with an export's trailing blank) can never match
+# a patient allele, which annotate skips by the same rule (patient_vcf.Skip.INVALID).
+_SKIP_SQL = """(CASE WHEN alt IS NULL THEN 'alt_missing'
+                    WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
+                    WHEN alt LIKE '%,%' THEN 'multi_allelic_row'
+                    WHEN NOT regexp_full_match(ref, '[ACGTN]+')
+                      OR NOT regexp_full_match(alt, '[ACGTN]+') THEN 'invalid_allele'
+                    WHEN raw_classification IS NULL THEN 'no_classification' END)"""
 
 
 @dataclass
@@ -133,6 +143,11 @@ def load_mapping(path: Path) -> Mapping:
     if fmt not in ("vcf", "tsv"):
         raise _bad(path, text, "format", f"[source] format must be \"vcf\" or \"tsv\", not "
                    f"{fmt!r}")
+    release_date = source.get("release_date")
+    if release_date is not None and parse_file_date(release_date) is None:
+        # Else the file's ##fileDate or name would date the release instead, unannounced.
+        raise _bad(path, text, "release_date", f"[source] release_date {release_date!r} is not "
+                   "a date (YYYY-MM-DD)")
     raw_cols: dict[str, Any] = data.get("columns", {})
     for key, value in raw_cols.items():
         if key not in REQUIRED_FIELDS + OPTIONAL_FIELDS:
@@ -179,6 +194,7 @@ def stage_mapped_table(
     text = bgzf.decompressed_text(path, workdir)
     if mapping.format == "vcf":
         header, skip, names = _vcf_layout(path)
+        declared = declared_contig_lengths(header)
         file_date = header_value(header, "fileDate")
         release = parse_file_date(file_date) if file_date else None
         col_names = VCF_COLUMNS + [f"extra{i}" for i in range(len(names) - len(VCF_COLUMNS))]
@@ -196,7 +212,7 @@ def stage_mapped_table(
             raise InputError("empty file", path)
         names = header_line.rstrip("\r\n").lstrip("#").split("\t")
         available = set(names)
-        skip, release = 1, None
+        skip, release, declared = 1, None, {}
         col_names = [f"c{i}" for i in range(len(names))]
         parse_table(path, text, col_names, skip, lambda reader: con.execute(
             f"CREATE OR REPLACE TEMP TABLE lines AS SELECT * FROM {reader}"))
@@ -241,12 +257,14 @@ def stage_mapped_table(
     if mapping.release_date:
         release = parse_file_date(mapping.release_date)
     source = StagedSource("table", path, release, assembly)
-    counts = con.execute("""
-        SELECT CASE WHEN alt IS NULL THEN 'alt_missing'
-                    WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
-                    WHEN alt LIKE '%,%' THEN 'multi_allelic_row'
-                    WHEN raw_classification IS NULL THEN 'no_classification' END AS reason,
-               count(*)
+    source.declared_contigs = declared
+    names_found = [n for (n,) in con.execute("SELECT DISTINCT chrom FROM raw").fetchall()]
+    for name, reason in refused_contigs(source, names_found).items():
+        source.skipped[reason] += db.scalar(con, "SELECT count(*) FROM raw WHERE chrom = ?",
+                                            [name])
+        con.execute("DELETE FROM raw WHERE chrom = ?", [name])
+    counts = con.execute(f"""
+        SELECT {_SKIP_SQL} AS reason, count(*)
         FROM raw GROUP BY 1 HAVING reason IS NOT NULL""").fetchall()
     source.skipped.update({r: n for r, n in counts})
     con.execute(f"""
@@ -260,8 +278,7 @@ def stage_mapped_table(
                CAST(NULL AS VARCHAR) AS sci_classification,
                CAST(NULL AS VARCHAR) AS sci_review_status
         FROM raw
-        WHERE alt IS NOT NULL AND alt NOT LIKE '%<%' AND alt <> '*' AND alt NOT LIKE '%,%'
-          AND raw_classification IS NOT NULL
+        WHERE {_SKIP_SQL} IS NULL
     """)
     source.rewrite_classification = mapping.rewrite_classification
     source.rewrite_review = lambda raw: mapping.rewrite(raw, mapping.review_terms)
