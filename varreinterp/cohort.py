@@ -372,6 +372,7 @@ def cohort_add(store: Store, vcfs: Sequence[Path], *, samples: list[str] | None 
             staged += items
             if job is not None:
                 jobs.append(job)
+        _warn_not_applied(staged, base_snap, group)
         with store.staging() as staging, _publishing(store):
             entries, info = _index_jobs(store, registry, jobs, staging, choice or EngineChoice(),
                                         progress, staged)
@@ -646,6 +647,34 @@ def _default_baseline(store: Store, assembly: str) -> Snapshot:
     newest = store.newest(assembly, lineages[0])
     assert newest is not None
     return store.use(newest.name)
+
+
+def _warn_not_applied(staged: list[_Staged], base_snap: Snapshot | None,
+                      group: str | None) -> None:
+    """--baseline and --group set a patient's state when it is registered. A patient added
+    again from its own file keeps both (a daily `cohort add dir/*.vcf.gz --baseline X` must
+    not rewind anyone): say so once for those the options would have changed, instead of
+    exiting 0 as if they had been applied."""
+    kept = [s.patient for s in staged if s.outcome.status in ("unchanged", "relocated")]
+    if base_snap is not None:
+        rewound = [p for p in kept
+                   if p.reviewed.get(base_snap.lineage, base_snap.name) != base_snap.name]
+        if rewound:
+            p = rewound[0]
+            log.warning("--baseline %s was not applied to %d patient(s) already registered "
+                        "from the same file (e.g. %s, reported up to %s): a registered "
+                        "patient keeps what it was reported against; to restart one from "
+                        "%s, `cohort remove` it and add it again", base_snap.name,
+                        len(rewound), p.patient_id, p.reviewed[base_snap.lineage],
+                        base_snap.name)
+    if group is not None:
+        regrouped = [p for p in kept if p.group != group]
+        if regrouped:
+            p = regrouped[0]
+            log.warning("--group %s was not applied to %d patient(s) already registered from "
+                        "the same file (e.g. %s, in %s): to move one, `cohort remove` it and "
+                        "add it again with --group", group, len(regrouped), p.patient_id,
+                        f"group {p.group}" if p.group else "no group")
 
 
 def _same_file(old: Patient, source: str, st: os.stat_result,

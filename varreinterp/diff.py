@@ -67,6 +67,13 @@ def check_comparable(a: Snapshot, b: Snapshot, *, cross_lineage: bool = False,
     if b.manifest.suspect and not accept_suspect:
         raise StoreError(f"snapshot {b.name} is marked suspect ({b.manifest.suspect}): not "
                          "used as a target; check the release, then pass --accept-suspect")
+    dates = (a.manifest.release_date, b.manifest.release_date)
+    if a.lineage == b.lineage and dates[0] and dates[1] and dates[0] > dates[1]:
+        # Allowed (what did a release take back?), but every direction reads reversed: an
+        # upgrade found here is a downgrade the newer release made.
+        log.warning("comparing back in time: --from %s (%s) is newer than --to %s (%s), so "
+                    "every upgrade/downgrade below reads from the newer release to the older",
+                    a.name, a.manifest.release_date, b.name, b.manifest.release_date)
 
 
 def priority_counts(priorities: pd.Series) -> list[str]:
