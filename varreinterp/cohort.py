@@ -588,8 +588,11 @@ def _plan_file(store: Store, registry: Registry, vcf: Path, samples: list[str] |
             continue
         if old is not None and not replace:
             raise StoreError(f"patient {pid!r} is already registered from {old.source}, a "
-                             f"different file; use --replace to re-register it from {vcf} "
-                             "(its newly carried alleles are then reported once)")
+                             f"different file; if {vcf} is a new sequencing of the same "
+                             "person, use --replace (its newly carried alleles are then "
+                             "reported once); if it is someone else with the same sample "
+                             "name, register it under another --patient-id (with --sample) "
+                             "or rename the sample (bcftools reheader -s)")
         patient = Patient(
             patient_id=pid, sample=sample, source=source, source_sha256=sha,
             source_size=st.st_size, source_mtime=st.st_mtime, assembly=assembly,
