@@ -1002,7 +1002,10 @@ def reanalyze_cmd(
     to: Annotated[str | None, typer.Option(
         metavar="SNAPSHOT", help="Snapshot to reanalyze against (default: the latest of each "
         "source a patient follows).")] = None,
-    min_priority: MinPriorityOpt = None,
+    min_priority: Annotated[str | None, typer.Option(
+        "--min-priority", metavar="LEVEL", help="low | medium | high: list changes at or "
+        "above this, for every patient (default: each patient's cohort group's min_priority, "
+        "else the config file's, else medium).")] = None,
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", "--out", "--report-dir", metavar="DIR", help="Report folder; may "
         "hold {date}, {snapshot} and {run_id} (default: a dated folder under the store's "
@@ -1049,13 +1052,16 @@ def reanalyze_cmd(
         raise StaleSnapshotError(f"stale releases ({'; '.join(stale)}): fetch a newer release "
                                  "(varreinterp snapshot fetch) before reanalyzing")
     panel = _panel(inv, genes, regions)
+    priority = _priority(inv, min_priority)
+    # Each group's own min_priority, unless --min-priority was given (then it is everyone's).
+    by_group = {name: inv.settings.min_priority_for(name) for name in inv.settings.groups}
     with _progress("Reading the cohort index", 2) as advance:
-        result = reanalyze(store, to=to, min_priority=_priority(inv, min_priority), out=output,
+        result = reanalyze(store, to=to, min_priority=priority, out=output,
                            dry_run=dry_run, command=inv.command,
                            allow_backwards=allow_backwards, accept_suspect=accept_suspect,
                            changes_code=exit_code, panel_for=_panels_by_group(inv, panel),
                            pass_only=pass_only, choice=_engine_choice(inv, scheduler, workers),
-                           progress=advance)
+                           progress=advance, group_priorities=by_group)
     if dry_run or fmt:
         write_reanalysis(result, _format(fmt), result.provenance(inv.command), dry_run)
     log.info("%s", result.summary())

@@ -4,10 +4,11 @@ reviewed against, along each lineage it follows, each delivered exactly once.
 Rules (each one closes a way an alert was lost or invented):
 - a patient moves forward only along its own lineages (same source, same build), never back in
   time unless told (`allow_backwards`), and never onto a release marked suspect unless told;
-- every change at every priority is recorded in the report; `min_priority`, the panels
-  (`--genes`/`--regions`, a cohort group's) and `pass_only` only shape what is listed (terminal,
-  summary, notification, HTML pages): a change they leave out is recorded with its `in_panel`
-  and `filter` columns and counted, never used up unseen;
+- every change at every priority is recorded in the report; the listing threshold (each
+  patient's: its cohort group's `min_priority` unless `--min-priority` was given, else the
+  run's), the panels (`--genes`/`--regions`, a cohort group's) and `pass_only` only shape what
+  is listed (terminal, summary, notification, HTML pages): a change they leave out is recorded
+  with its `in_panel` and `filter` columns and counted, never used up unseen;
 - a gene symbol the user gave that none of the compared snapshots knows stops the run (exit 2)
   before anything is read or recorded;
 - a replaced VCF's newly carried and no longer carried alleles are delivered once;
@@ -15,9 +16,11 @@ Rules (each one closes a way an alert was lost or invented):
   hold a changed key, each checked against its CRC (a damaged index stops the run); a moved or
   deleted VCF is a warning, not a skipped patient; a patient that cannot be reanalyzed is
   listed and the run is partial (exit 6), never silently up to date;
-- the report folder is written first (staged, then renamed; `output/reports.py`), then the
-  patients are recorded as reviewed, then the run is appended to `runs.jsonl`: a run killed at
-  any moment is redone by the next one. When nothing changed, no folder is written.
+- the report folder is written first (staged, noted in the store, then renamed;
+  `output/reports.py`), then the patients are recorded as reviewed (and the note cleared), then
+  the run is appended to `runs.jsonl`: a run killed at any moment is redone by the next one,
+  which first removes the noted folder of a run never recorded (its changes would be delivered
+  twice otherwise). When nothing changed, no folder is written.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -71,6 +74,8 @@ CHANGE_COLUMNS = ["patient", "lineage", *PATIENT_COLUMNS]
 REANALYZE_COLUMNS = [*CHANGE_COLUMNS, "in_panel"]
 PASSING_FILTERS = ("PASS", ".")
 RUNS_FILE = "runs.jsonl"
+NO_GROUP = "(no group)"  # run.json's min_priority_by_group key for patients in no group
+PER_GROUP = "per group"  # run.json's min_priority_listed when the groups' thresholds differ
 
 
 class TrackState(StrEnum):
@@ -138,6 +143,9 @@ class ReanalysisResult:
     series: dict[str, list[Snapshot]] = field(default_factory=dict)
     panels: dict[str, Panel | None] = field(default_factory=dict)  # patient -> its panel
     pass_only: bool = False  # list only calls whose FILTER passed (all are recorded)
+    # group -> the listing threshold of its patients (its own min_priority, or the flag's);
+    # patients in no group, or in a group not named here, use `min_priority`
+    group_priorities: dict[str, Priority] = field(default_factory=dict)
     engine: EngineInfo | None = None  # what read the index (None: nothing to read)
     index_bytes_read: int = 0
     index_bytes_total: int = 0
@@ -172,9 +180,53 @@ class ReanalysisResult:
             seen.setdefault(c.to_snapshot.name, c.to_snapshot)
         return list(seen.values())
 
+    def min_priority_of(self, patient_id: str) -> Priority:
+        """The listing threshold of a reanalyzed patient (`min_priority` for anyone else)."""
+        return self._thresholds.get(patient_id, self.min_priority)
+
+    @functools.cached_property
+    def _thresholds(self) -> dict[str, Priority]:
+        return {t.patient.patient_id: self._threshold_of(t.patient.group)
+                for t in self.processed}
+
+    def _threshold_of(self, group: str | None) -> Priority:
+        return self.group_priorities.get(group, self.min_priority) if group else \
+            self.min_priority
+
+    def min_priority_by_group(self) -> dict[str, str]:
+        """The threshold of each group of the reanalyzed patients (`NO_GROUP`: those in
+        none)."""
+        groups = sorted({t.patient.group or NO_GROUP for t in self.processed})
+        return {g: self._threshold_of(None if g == NO_GROUP else g).value for g in groups}
+
+    def min_priority_listed(self) -> str:
+        """The one threshold of the reanalyzed patients, or "per group" when their groups'
+        differ (`min_priority_by_group` then says which)."""
+        used = set(self._thresholds.values()) or {self.min_priority}
+        return used.pop().value if len(used) == 1 else PER_GROUP
+
+    def _threshold_words(self) -> str:
+        listed = self.min_priority_listed()
+        if listed != PER_GROUP:
+            return listed
+        return "the min_priority of each patient's group (" + ", ".join(
+            f"{g}: {p}" for g, p in self.min_priority_by_group().items()) + ")"
+
+    def below_threshold(self) -> dict[str, dict[str, int]]:
+        """Patient -> priority -> its shown changes below its threshold (recorded, counted,
+        not listed)."""
+        below = self.shown().drop(index=self.listed().index)
+        if not len(below):
+            return {}
+        out: dict[str, dict[str, int]] = {}
+        for (pid, priority), n in below.groupby(["patient", "priority"]).size().items():
+            out.setdefault(str(pid), {})[str(priority)] = int(n)
+        return out
+
     def for_notification(self) -> NotificationView:
-        """What notify.summary_from_reanalysis reads: the listed rows only (a priority below
-        min_priority was not computed for the summary), patients by id, every target."""
+        """What notify.summary_from_reanalysis reads: the listed rows only, patients by id,
+        every target. A summary has one threshold: the lowest of the reanalyzed patients', so
+        that every listed priority is counted (a priority below it was not computed)."""
         return NotificationView(
             run_id=self.run_id,
             to_snapshot=_Names(", ".join(s.name for s in self.targets) or "(none)"),
@@ -186,7 +238,8 @@ class ReanalysisResult:
             problems=[SkippedPatient(t.patient.patient_id, t.problem or "failed")
                       for t in self.failures],
             out_dir=self.out_dir,
-            min_priority=self.min_priority.value)
+            min_priority=min(self._thresholds.values(), key=lambda p: p.rank,
+                             default=self.min_priority).value)
 
     def shown(self) -> pd.DataFrame:
         """The changes inside their patient's panel and, with `pass_only`, of calls whose
@@ -194,8 +247,8 @@ class ReanalysisResult:
         return self._shown
 
     def listed(self) -> pd.DataFrame:
-        """The shown changes at or above `min_priority`: what the terminal, the summary and
-        the notification list."""
+        """The shown changes at or above their patient's threshold (`min_priority_of`): what
+        the terminal, the summary and the notification list."""
         return self._listed
 
     # Computed once: the report, run.json, the summary and the notification all ask (each a
@@ -210,9 +263,14 @@ class ReanalysisResult:
     @functools.cached_property
     def _listed(self) -> pd.DataFrame:
         shown = self._shown
-        keep = shown["priority"].isin(
-            [p.value for p in Priority if p.rank >= self.min_priority.rank])
-        return shown[keep]
+        floors = set(self._thresholds.values()) | {self.min_priority}
+        if len(floors) == 1:  # one threshold for all (the common case): one isin
+            keep = shown["priority"].isin(
+                [p.value for p in Priority if p.rank >= self.min_priority.rank])
+            return shown[keep]
+        rank = {p.value: p.rank for p in Priority}
+        floor = shown["patient"].map({pid: p.rank for pid, p in self._thresholds.items()})
+        return shown[shown["priority"].map(rank) >= floor.fillna(self.min_priority.rank)]
 
     @functools.cached_property
     def outside_panel(self) -> dict[str, int]:
@@ -230,7 +288,7 @@ class ReanalysisResult:
     def not_listed(self) -> dict[str, int]:
         """Recorded changes left out of the listing, each counted once, under the first
         reason that applies: outside the panel, then a failed FILTER, then below
-        `min_priority`. With the listed ones they add up to every change."""
+        the patient's threshold. With the listed ones they add up to every change."""
         outside = sum(self.outside_panel.values())
         failing = sum(self.failing_filter.values())
         return {"outside_panel": outside, "failing_filter": failing,
@@ -274,7 +332,7 @@ class ReanalysisResult:
                 f"{len({t.patient.patient_id for t in self.failures})} failing"
                 + (f", {counts['out_of_scope']} out of scope (they follow other sources than "
                    "--to)" if counts["out_of_scope"] else "")
-                + f"; {len(listed)} change(s) at or above {self.min_priority.value} in "
+                + f"; {len(listed)} change(s) at or above {self._threshold_words()} in "
                 f"{listed['patient'].nunique() if len(listed) else 0} patient(s)"
                 + (f" ({', '.join(parts)})" if parts else ""))
         kept = " (recorded in the report)" if self.out_dir else ""
@@ -384,21 +442,24 @@ def reanalyze(store: Store, *, to: str | None = None,
               accept_suspect: bool = False, changes_code: bool = False,
               panel_for: PanelFor = _no_panel, pass_only: bool = False,
               choice: EngineChoice | None = None,
-              progress: Callable[[int, int], None] | None = None) -> ReanalysisResult:
+              progress: Callable[[int, int], None] | None = None,
+              group_priorities: Mapping[str, Priority] | None = None) -> ReanalysisResult:
     """Compare every patient not yet reviewed against the newest snapshot of each lineage it
     follows (or `to`) and, unless `dry_run`, deliver the report folder, record the patients
-    as reviewed and append the run to runs.jsonl. Every change is recorded; `panel_for` (a
+    as reviewed and append the run to runs.jsonl. Every change is recorded; each patient's
+    threshold (`group_priorities` of its cohort group, else `min_priority`), `panel_for` (a
     patient's panel) and `pass_only` only decide which are listed. A gene symbol given to a
     panel that no compared snapshot knows is a UsageError, before any work."""
+    groups = dict(group_priorities or {})
     if dry_run:
         with store.workdir() as workdir:
             return _reanalyze(store, to, min_priority, out, True, command, workdir,
                               allow_backwards, accept_suspect, changes_code, panel_for,
-                              pass_only, choice or EngineChoice(), progress)
+                              pass_only, choice or EngineChoice(), progress, groups)
     with store.lock("reanalyze"), store.workdir() as workdir:
         return _reanalyze(store, to, min_priority, out, False, command, workdir,
                           allow_backwards, accept_suspect, changes_code, panel_for, pass_only,
-                          choice or EngineChoice(), progress)
+                          choice or EngineChoice(), progress, groups)
 
 
 def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path | None,
@@ -406,12 +467,17 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
                accept_suspect: bool, changes_code: bool,
                panel_for: PanelFor = _no_panel, pass_only: bool = False,
                choice: EngineChoice | None = None,
-               progress: Callable[[int, int], None] | None = None) -> ReanalysisResult:
+               progress: Callable[[int, int], None] | None = None,
+               group_priorities: dict[str, Priority] | None = None) -> ReanalysisResult:
     import pandas as pd
 
     t0 = time.perf_counter()
     choice = choice or EngineChoice()
     registry = Registry.load(store)
+    if not dry_run:  # (under the lock) a folder published by a run killed before recording
+        from varreinterp.output.reports import discard_undelivered
+
+        discard_undelivered(store, registry.delivered_runs)
     if not registry.patients:
         raise UsageError("the cohort is empty: register patients with `cohort add` first")
     tracks = plan(store, registry, to=to, allow_backwards=allow_backwards,
@@ -444,7 +510,8 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
     rows = rows[CHANGE_COLUMNS].assign(in_panel=_in_panel(rows, panels))
     timings["total_s"] = time.perf_counter() - t0
     result = ReanalysisResult(rows, tracks, comparisons, min_priority, timings,
-                              panels=panels, pass_only=pass_only, engine=reads.engine,
+                              panels=panels, pass_only=pass_only,
+                              group_priorities=group_priorities or {}, engine=reads.engine,
                               index_bytes_read=reads.bytes_read,
                               index_bytes_total=registry.catalog.total_bytes)
     for t in result.failures:
@@ -465,6 +532,10 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
         registry.delivered_runs.append(result.run_id)
     work_committed()  # (again, when no report was written) recorded whatever signal comes
     _record_reviewed(store, registry, result)
+    if result.out_dir is not None:  # recorded: the folder is delivered
+        from varreinterp.output.reports import clear_pending_report
+
+        clear_pending_report(store)
     append_run(store, result, result.exit_code(changes_code))
     return result
 

@@ -64,21 +64,29 @@ def patient_report(*, patient_id: str, sample: str | None, source_file: str | No
                    rows: Sequence[Mapping[str, Any]], from_snapshot: Snapshot,
                    to_snapshot: Snapshot, timelines: Mapping[Any, Sequence[Mapping[str, Any]]],
                    min_priority: Priority, prov: Provenance, notes: Sequence[str] = (),
-                   hidden: int = 0,
+                   hidden: int | Mapping[str, int] = 0,
                    timeline_key: Callable[[Mapping[str, Any]], Any] = key_of) -> PatientReport:
     """The report of one patient from its change rows (`formats.frame_records`): the rows at or
-    above `min_priority`, most urgent first. The rows below, and `hidden` more the caller left
-    out already, are counted in a note, since the TSV beside the report holds them."""
+    above `min_priority`, most urgent first. The rows below, and those the caller left out
+    already (`hidden`: by priority, or only how many), are counted in a note, since the TSV
+    beside the report holds them. The summary counts every priority, listed or not (the page
+    marks those below `min_priority`): a count of 0 for changes that exist is a wrong answer."""
     rank = {p.value: i for i, p in enumerate(PRIORITY_ORDER)}
     shown = [r for r in rows if Priority(str(r["priority"])).rank >= min_priority.rank]
     shown.sort(key=lambda r: (rank.get(str(r["priority"]), 9), str(r.get("gene") or ""),
                               key_of(r)))
-    hidden += len(rows) - len(shown)
+    counts = {p.value: sum(1 for r in rows if r["priority"] == p.value) for p in Priority}
+    if isinstance(hidden, Mapping):
+        left_out = sum(hidden.values())
+        for priority, n in hidden.items():
+            counts[Priority(priority).value] += n
+    else:
+        left_out = int(hidden)
+    left_out += len(rows) - len(shown)
     extra = list(notes)
-    if hidden:
-        extra.append(f"{hidden} lower-priority change(s) (below {min_priority.value}) are not "
-                     "shown here; the TSV report lists every change.")
-    counts = {p.value: sum(1 for r in shown if r["priority"] == p.value) for p in Priority}
+    if left_out:
+        extra.append(f"{left_out} lower-priority change(s) (below {min_priority.value}) are "
+                     "not shown here; the TSV report lists every change.")
     return PatientReport(
         patient_id=patient_id, sample=sample, source_file=source_file,
         assembly=to_snapshot.manifest.assembly, from_snapshot=snapshot_ref(from_snapshot),
