@@ -45,6 +45,18 @@ review_status = "review"
 
 
 LAB_TOML = lab_mapping()
+# A mapping in any layout: fmt tsv or vcf, the column (or INFO key) names, and a release line.
+LAB_MAPPING = """[source]
+format = "{fmt}"
+name = "mylab"
+{release}
+[columns]
+contig = "{contig}"
+position = "{pos}"
+ref = "{ref}"
+alt = "{alt}"
+classification = "{cls}"
+"""
 SAMPLE_RELEASES = ("clinvar_GRCh38_2024-01-07.vcf", "clinvar_GRCh38_2024-06-02.vcf")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from builders import LAB_MAPPING
 from conftest import invoke
 
 from varreinterp import vcfscan
@@ -22,6 +23,7 @@ from varreinterp.assembly import (
     other_build,
 )
 
+_RELEASE = 'release_date = "2024-01-01"'
 HEADER38 = ("##fileformat=VCFv4.2\n##reference=GRCh38\n"
             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
 
@@ -155,18 +157,15 @@ def test_patient_accessions_match_only_on_their_own_build(tmp_path: Path) -> Non
 
 
 # ------------------------------------------------------------- mitochondria in snapshots
-_LAB_MAPPING = """[source]
-format = "{fmt}"
-name = "hglab"
-release_date = "2024-01-01"
 
-[columns]
-contig = "{contig}"
-position = "{pos}"
-ref = "{ref}"
-alt = "{alt}"
-classification = "{cls}"
-"""
+
+def _lab_mapping(tmp_path: Path, fmt: str) -> Path:
+    """The mapping of a lab table: TSV columns chrom pos ref alt class, or a VCF with INFO/CLS."""
+    names = (dict(contig="chrom", pos="pos", ref="ref", alt="alt", cls="class") if fmt == "tsv"
+             else dict(contig="CHROM", pos="POS", ref="REF", alt="ALT", cls="CLS"))
+    mapping = tmp_path / "lab.toml"
+    mapping.write_text(LAB_MAPPING.format(release=_RELEASE, fmt=fmt, **names))
+    return mapping
 
 
 def test_hg19_chrm_rows_of_a_lab_table_are_not_imported(tmp_path: Path) -> None:
@@ -176,9 +175,7 @@ def test_hg19_chrm_rows_of_a_lab_table_are_not_imported(tmp_path: Path) -> None:
     table = tmp_path / "lab.tsv"
     table.write_text("chrom\tpos\tref\talt\tclass\n"
                      "chrM\t12706\tT\tC\tPathogenic\n1\t949523\tC\tT\tBenign\n")
-    mapping = tmp_path / "lab.toml"
-    mapping.write_text(_LAB_MAPPING.format(fmt="tsv", contig="chrom", pos="pos", ref="ref",
-                                           alt="alt", cls="class"))
+    mapping = _lab_mapping(tmp_path, "tsv")
     res = invoke(store, "snapshot", "add", table, "--mapping", mapping, "--assembly", "GRCh37")
     assert res.code == 0, res.err
     assert "unverified_mitochondrion=1" in res.err
@@ -194,9 +191,7 @@ def test_a_16571_bp_chrm_of_a_lab_vcf_is_not_imported(tmp_path: Path) -> None:
                      "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
                      "chrM\t12706\t.\tT\tC\t.\t.\tCLS=Pathogenic\n"
                      "chr1\t949523\t.\tC\tT\t.\t.\tCLS=Benign\n")
-    mapping = tmp_path / "lab.toml"
-    mapping.write_text(_LAB_MAPPING.format(fmt="vcf", contig="CHROM", pos="POS", ref="REF",
-                                           alt="ALT", cls="CLS"))
+    mapping = _lab_mapping(tmp_path, "vcf")
     res = invoke(store, "snapshot", "add", table, "--mapping", mapping, "--assembly", "GRCh37")
     assert res.code == 0, res.err
     assert "non_rcrs_mitochondrion=1" in res.err
@@ -231,10 +226,8 @@ def test_a_lab_tables_numeric_classes_are_refused_unless_mapped(tmp_path: Path) 
     store = tmp_path / "store"
     table = tmp_path / "lab.tsv"
     table.write_text("chrom\tpos\tref\talt\tclass\n1\t949523\tC\tT\t5\n1\t955563\tG\tC\t3\n")
-    mapping = tmp_path / "lab.toml"
-    text = _LAB_MAPPING.format(fmt="tsv", contig="chrom", pos="pos", ref="ref", alt="alt",
-                               cls="class")
-    mapping.write_text(text)
+    mapping = _lab_mapping(tmp_path, "tsv")
+    text = mapping.read_text()
     res = invoke(store, "snapshot", "add", table, "--mapping", mapping, "--assembly", "GRCh37")
     assert res.code == 3
     assert "unknown classification term '" in res.err and "lab.tsv" in res.err

@@ -19,11 +19,9 @@ import csv
 import json
 import re
 import shutil
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import pandas as pd
 import pytest
 from builders import store_with_sample_releases
 from conftest import SAMPLES, CliResult, invoke, shared
+from loopback import Hook, serving
 
 from varreinterp.errors import UsageError
 from varreinterp.panels import Panel, check_known_symbols, load_bed, panel_membership
@@ -137,33 +136,6 @@ FILTERS = [
 ]
 
 
-class Hook(ThreadingHTTPServer):
-    """A loopback notification target that keeps every POST body."""
-
-    daemon_threads = False  # server_close() joins the handler threads
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _HookHandler)
-        self.bodies: list[bytes] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _HookHandler(BaseHTTPRequestHandler):
-    server: Hook
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-        self.server.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
-        pass
-
-
 # ------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -199,13 +171,8 @@ def cohort(base: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def hook() -> Iterator[Hook]:
-    server = Hook()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving() as server:
+        yield server
 
 
 def assert_nothing_left(store: Path, *config: str | Path) -> None:

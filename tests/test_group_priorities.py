@@ -20,15 +20,13 @@ import html
 import json
 import re
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from builders import write_clinvar, write_patient
 from conftest import CliResult, invoke
+from loopback import Hook, serving
 
 A, B = "clinvar-GRCh38-2024-01-01", "clinvar-GRCh38-2024-03-01"
 # (chrom, pos, ref, alt, CLNSIG in A, stars in A, CLNSIG in B, stars in B) -> priority
@@ -129,42 +127,10 @@ def config(tmp_path: Path) -> Path:
     return write_config(tmp_path / "config.toml")
 
 
-class Hook(ThreadingHTTPServer):
-    """A loopback notification target that keeps every POST body."""
-
-    daemon_threads = False
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _HookHandler)
-        self.bodies: list[bytes] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _HookHandler(BaseHTTPRequestHandler):
-    server: Hook
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
-        self.server.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
-        pass
-
-
 @pytest.fixture
 def hook() -> Iterator[Hook]:
-    server = Hook()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving() as server:
+        yield server
 
 
 # ------------------------------------------------------------------------------ the listing

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import LAB_MAPPING
 from conftest import MAPPINGS, CliResult, invoke, shared
 
 CUSTOM = "clinvar/custom_format"
@@ -328,17 +329,6 @@ def test_old_variant_summary_with_reference(tmp_path: Path,
 
 
 # ------------------------------------------------------- rows that can never match a patient
-LAB_MAPPING = """[source]
-format = "{fmt}"
-name = "mylab"
-{release}
-[columns]
-contig = "{contig}"
-position = "{pos}"
-ref = "{ref}"
-alt = "{alt}"
-classification = "{cls}"
-"""
 # (ref, alt, class) at 1:1000+i; what each row becomes: a stored key or a skip reason.
 ALLELE_ROWS: list[tuple[str, str, str, str]] = [
     ("G", "A", "Benign", "kept"),
