@@ -74,6 +74,8 @@ def _stored(store: Path) -> list[tuple[object, ...]]:
     ("hs1", {}, "hs1"),
     (None, {"chr1": 248387328}, "248,387,328"),  # CHM13's chr1, no name given
     (None, {"1": 247249719, "22": 49691432}, "247,249,719"),  # hg18's, no name given
+    ("/refs/chm13v2.0.fa", {}, "chm13v2"),
+    ("C:\\refs\\hg18.fa", {}, "hg18"),
 ])
 def test_another_build_is_named(reference: str | None, lengths: dict[str, int],
                                 names: str) -> None:
@@ -91,6 +93,13 @@ def test_another_build_is_named(reference: str | None, lengths: dict[str, int],
     ("file:///genomes/UCSC/hg19/genome.fa", {"chr1": 54321, "chrM": 16571}),
     (None, {"chr7": 67}),
     (None, {"chrUn_gl000220": 161802, "GL000207.1": 4262}),
+    # Folders are named anything; GRCh37/38 named or measured anywhere decides first.
+    ("file:///mnt/T2T-lab/refs/GRCh38_no_alt_analysis_set.fasta", {}),
+    ("/Volumes/T2T/hg38.fa", {}),
+    ("hg38_T2T-Y.fa", {}),
+    ("/mnt/hs1/genomes/hg19.fa", {}),
+    ("/data/projects/HG18-cohort/GRCh37/hs37d5.fa", {}),
+    ("/refs/T2T/ref.fa", {"chr1": 248956422}),
 ])
 def test_the_two_builds_and_cut_contigs_are_not_another_build(
         reference: str | None, lengths: dict[str, int]) -> None:
@@ -308,3 +317,64 @@ def test_pre_2017_numeric_release_skips_alleles_that_are_not_bases(tmp_path: Pat
     assert res.code == 0, res.err
     assert "invalid_allele=1" in res.err and "other_build_contig=1" in res.err
     assert [r[:3] for r in _stored(store)] == [("1", 100, "Pathogenic")]
+
+
+@pytest.mark.parametrize("header", [
+    "##fileformat=VCFv4.2\n##contig=<ID=NC_000001.11>\n",  # declared, no length
+    "##fileformat=VCFv4.2\n",  # nothing: the snapshot's build is assumed, with a warning
+])
+def test_accessions_of_a_file_that_states_no_build(tmp_path: Path, header: str) -> None:
+    store = tmp_path / "store"
+    release = _release(tmp_path / "clinvar_20240107.vcf",
+                       ["1 1000 A G Pathogenic criteria_provided,_single_submitter",
+                        "1 2000 C T Benign criteria_provided,_single_submitter"])
+    assert invoke(store, "snapshot", "add", release).code == 0
+    vcf = _patient(tmp_path / "p.vcf", [("NC_000001.11", 1000, "A", "G"),
+                                        ("NC_000001.10", 2000, "C", "T")],
+                   header + '##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">\n')
+    res = invoke(store, "annotate", vcf, "-f", "tsv")
+    assert res.code == 0, res.err
+    assert [(r[1], r[2], r[8]) for r in _tsv_rows(res.out)] == [
+        ("NC_000001.11", "1000", "Pathogenic")]
+    assert "other_build_contig 1" in res.err
+
+
+def test_a_release_whose_hg19_chrm_rows_are_refused_is_not_suspect(tmp_path: Path) -> None:
+    """A lab table stored with MT rows, then one spelling it chrM in GRCh37 (or one stored
+    before the rule): losing rows the contig rule refused is not a cut release."""
+    store = tmp_path / "store"
+    mapping = _lab_mapping(tmp_path, "tsv")
+    body = "".join(f"1\t{949000 + i}\tC\tT\tBenign\n" for i in range(30))
+    for date, mt in (("2024-01-01", "MT"), ("2024-02-01", "chrM")):
+        table = tmp_path / f"lab-{date}.tsv"
+        table.write_text(f"chrom\tpos\tref\talt\tclass\n{mt}\t12706\tT\tC\tPathogenic\n{body}")
+        mapping.write_text(mapping.read_text().replace(
+            mapping.read_text().split("\n")[3], f'release_date = "{date}"'))
+        res = invoke(store, "snapshot", "add", table, "--mapping", mapping,
+                     "--assembly", "GRCh37")
+        assert res.code == 0, res.err
+    assert "unverified_mitochondrion=1" in res.err
+    assert "write it MT" in res.err
+    listed = invoke(store, "snapshot", "list", "-f", "tsv")
+    assert "SUSPECT" not in listed.out, listed.out
+
+
+def test_a_bed_naming_accessions_is_refused_with_its_line(tmp_path: Path) -> None:
+    """A panel applies to either build: an accession would put GRCh37 regions on GRCh38."""
+    from varreinterp.errors import InputError
+    from varreinterp.panels import load_bed
+
+    bed = tmp_path / "panel.bed"
+    bed.write_text("chr17\t100\t200\nNC_000017.10\t43044294\t43125482\n")
+    with pytest.raises(InputError) as info:
+        load_bed(bed)
+    assert info.value.line == 2 and "RefSeq accession of GRCh37" in str(info.value)
+
+
+def test_a_filedate_with_a_time_is_its_date(tmp_path: Path) -> None:
+    release = _release(tmp_path / "clinvar_20240107.vcf",
+                       ["1 1000 A G Pathogenic criteria_provided,_single_submitter"],
+                       date="2024-01-07T12:00:00")
+    res = invoke(tmp_path / "store", "snapshot", "add", release)
+    assert res.code == 0, res.err
+    assert "release 2024-01-07" in res.err

@@ -81,6 +81,12 @@ def contig_sql(column: str) -> str:
 _CONTIG_LINE = re.compile(r"##contig=<(.*)>")
 
 
+def declared_contig_ids(lines: list[str]) -> list[str]:
+    """Every `##contig` ID of a VCF's header lines, with or without a length."""
+    return [m.group(1) for line in lines
+            if (m := re.match(r"##contig=<ID=([^,>]+)", line)) is not None]
+
+
 def declared_contig_lengths(lines: list[str]) -> dict[str, int]:
     """`##contig` lengths by ID, from a VCF's header lines (contigs without one left out)."""
     out = {}
@@ -118,15 +124,18 @@ def assembly_from_contig_lengths(lengths: dict[str, int]) -> Assembly | None:
 def other_build(reference: str | None, lengths: dict[str, int]) -> str | None:
     """Why a header (its `##reference` value and `##contig` lengths) is of a build that is
     neither GRCh37 nor GRCh38, or None. Such a file matches almost nothing, or worse, the
-    wrong variants, so callers refuse it. A primary chromosome at an unknown length counts
+    wrong variants, so callers refuse it. Only when the lengths and the names of GRCh37/38 do
+    not decide: then another build named in the reference's file name (hg18, T2T...), or a
+    primary chromosome at an unknown length. That length counts
     only when nothing else names the build and the length is a whole chromosome's (more than
     half of GRCh37's and GRCh38's): extracts and test references declare cut contigs
     (chr1 of 54,321 bp), while another build's chr1 is 247-248 Mb."""
-    named = _OTHER_BUILDS.search(reference or "")
-    if named:
-        return f"##reference={reference} names {named.group(1)}, neither GRCh37 nor GRCh38"
     if assembly_from_contig_lengths(lengths) or parse_assembly(reference or ""):
         return None
+    # The file name only: folders are named anything (/mnt/T2T-lab/refs/GRCh38.fa).
+    named = _OTHER_BUILDS.search(re.split(r"[/\\]", reference or "")[-1])
+    if named:
+        return f"##reference={reference} names {named.group(1)}, neither GRCh37 nor GRCh38"
     for name, length in lengths.items():
         expected = {a: known[key] for a, known in _CONTIG_LENGTHS.items()
                     if (key := normalize_contig(name)) in known}
@@ -188,7 +197,9 @@ class ContigPolicy:
         return None
 
     def explain(self, name: str, verdict: ContigSkip,
-                outcome: str = "its calls are not matched") -> str:
+                outcome: str = "its calls are not matched",
+                remedy: str = "declare ##contig=<ID=...,length=16569> or give --reference",
+                ) -> str:
         if verdict is ContigSkip.OTHER_BUILD_CONTIG:
             return (f"contig {name} is {accession_build(name)}'s chromosome "
                     f"{normalize_contig(name)}, but the file is "
@@ -202,5 +213,4 @@ class ContigPolicy:
                     f"hg19's chrM ({HG19_CHRM_LENGTH:,}); {outcome}")
         return (f"contig {name} has no declared length in a "
                 f"{self.build.value if self.build else 'build-less'} file: it may be UCSC "
-                f"hg19's chrM, which is not the rCRS; {outcome} (declare "
-                "##contig=<ID=...,length=16569> or give --reference)")
+                f"hg19's chrM, which is not the rCRS; {outcome} ({remedy})")

@@ -9,6 +9,7 @@ are expanded only for the matching alleles."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from varreinterp.patient_vcf import (
 )
 from varreinterp.store import Snapshot
 from varreinterp.vocabulary import Tier
+
+log = logging.getLogger("varreinterp")
 
 if TYPE_CHECKING:
     import duckdb
@@ -67,9 +70,10 @@ def prepare_inputs(vcfs: Sequence[Path], workdir: Path, *, assembly: str | None,
 
 
 def check_distinct_samples(headers: Sequence[VcfHeader], wanted: list[str] | None) -> None:
-    """Refuse one sample name in two input files (only the `wanted` samples, when given): the
-    output has no file column, so two people's calls (two files of a caller's default `SAMPLE`)
-    would be reported, and their zygosities merged, as one patient."""
+    """One sample name in two input files (only the `wanted` samples, when given) is read as
+    one patient: right for one person's files split by chromosome or variant type (SNVs and
+    indels), wrong for two people named by a caller's default (`SAMPLE`). The output has no
+    file column, so it is said, once; one file given twice is refused (every call twice)."""
     seen: dict[str, Path] = {}
     clashes: list[tuple[str, Path, Path]] = []
     for header in headers:
@@ -83,14 +87,14 @@ def check_distinct_samples(headers: Sequence[VcfHeader], wanted: list[str] | Non
     if not clashes:
         return
     name, first, second = clashes[0]
-    others = sorted({n for n, _, _ in clashes} - {name})
-    also = f" (also: {', '.join(others)})" if others else ""
     if first.resolve() == second.resolve():
         raise UsageError(f"{second} is given twice: its samples would be reported twice")
-    raise UsageError(f"sample {name} is in both {first} and {second}{also}: the output has no "
-                     "file column, so two people's calls would be reported as one patient; "
-                     "run the files separately, or give each sample its own name "
-                     "(bcftools reheader -s)")
+    others = sorted({n for n, _, _ in clashes} - {name})
+    also = f" (also: {', '.join(others)})" if others else ""
+    log.warning("sample %s is in both %s and %s%s: their calls are reported as one patient's "
+                "(right for one person's files split by chromosome or variant type; if they "
+                "are two people, run the files separately or rename one sample with "
+                "bcftools reheader -s)", name, first, second, also)
 
 
 def check_reference(header: VcfHeader, reference: FastaReference, assembly: str | None) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from varreinterp import db
-from varreinterp.assembly import contig_sql, normalize_contig
+from varreinterp.assembly import accession_build, contig_sql, normalize_contig
 from varreinterp.errors import EnvironmentIOError, InputError, UsageError, VarreinterpError
 
 if TYPE_CHECKING:
@@ -457,6 +457,11 @@ def _bed_record(line: str, path: Path, number: int) -> tuple[str, int, int]:
     contig, start_text, end_text = (f.strip() for f in fields[:3])
     if not contig:
         raise InputError("empty contig name", path, number)
+    if accession_build(contig) is not None:
+        # An accession names one build's coordinates, and a panel is applied to either build.
+        raise InputError(f"contig {contig} is a RefSeq accession of {accession_build(contig)}: "
+                         f"name it as a chromosome ({normalize_contig(contig)} or chr"
+                         f"{normalize_contig(contig)}) in a BED of that build", path, number)
     for label, text in (("start", start_text), ("end", end_text)):
         if not _INTEGER.fullmatch(text):
             raise InputError(f"{label} {text!r} is not a non-negative integer", path, number)

@@ -33,6 +33,7 @@ from varreinterp.assembly import (
     ContigSkip,
     assembly_from_contig_lengths,
     contig_sql,
+    declared_contig_ids,
     declared_contig_lengths,
     normalize_contig,
     other_build,
@@ -89,13 +90,15 @@ class VcfHeader:
     contigs: dict[str, int]
     reference: str | None
     workdir: Path  # private temporary folder of this run (inside the store)
+    # The build `check_assembly` assumed for a header that does not tell it (the snapshot's)
+    assumed: Assembly | None = None
 
     @property
     def n_lines(self) -> int:
         return len(self.lines)
 
     def assembly(self) -> Assembly | None:
-        by_length = assembly_from_contig_lengths(self.contigs)
+        by_length = assembly_from_contig_lengths(_with_accessions(self.lines, self.contigs))
         by_name = parse_assembly(self.reference) if self.reference else None
         if by_length and by_name and by_length != by_name:
             raise InputError(f"header contradicts itself: ##reference={self.reference} but "
@@ -197,7 +200,7 @@ def peek_assembly(path: Path) -> Assembly | None:
                      None)
     contigs = declared_contig_lengths(lines)
     _refuse_other_build(path, reference, contigs)
-    by_length = assembly_from_contig_lengths(contigs)
+    by_length = assembly_from_contig_lengths(_with_accessions(lines, contigs))
     return by_length or (parse_assembly(reference) if reference else None)
 
 
@@ -237,9 +240,16 @@ def _bcf_to_vcf(path: Path, workdir: Path) -> Path:
     return out
 
 
+def _with_accessions(lines: list[str], lengths: dict[str, int]) -> dict[str, int]:
+    """`##contig` lengths, plus the IDs declared without one (0: no length vote), whose RefSeq
+    accession names still tell the build."""
+    return {**dict.fromkeys(declared_contig_ids(lines), 0), **lengths}
+
+
 def check_assembly(header: VcfHeader, expected: str, what: str) -> None:
     found = header.assembly()
     if found is None:
+        header.assumed = Assembly(expected)
         log.warning("%s: the header does not tell the genome build (no ##reference, no known "
                     "##contig lengths); assuming %s like %s", header.path, expected, what)
     elif found.value != expected:
@@ -419,9 +429,9 @@ def contig_policy(header: VcfHeader, reference: FastaReference | None) -> Contig
     sequence = ({normalize_contig(k): v for k, v in reference.lengths().items()}
                 if reference is not None else {})  # the sequence itself decides
     try:
-        build = header.assembly()
+        build = header.assembly() or header.assumed
     except InputError:
-        build = None
+        build = header.assumed
     return ContigPolicy(dict(header.contigs), sequence, build)
 
 

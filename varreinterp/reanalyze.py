@@ -224,13 +224,20 @@ class ReanalysisResult:
         return out
 
     def for_notification(self) -> NotificationView:
-        """What notify.summary_from_reanalysis reads: the listed rows only, patients by id,
-        every target. A summary has one threshold: the lowest of the reanalyzed patients', so
-        that every listed priority is counted (a priority below it was not computed)."""
+        """What notify.summary_from_reanalysis reads: the listed rows, patients by id, every
+        target. A summary has one threshold: the lowest of the reanalyzed patients'. When the
+        groups' thresholds differ, it counts every shown change at or above that one, so that
+        'N low' is all the low changes, not only those of the groups that list them."""
+        lowest = min(self._thresholds.values(), key=lambda p: p.rank, default=self.min_priority)
+        rows = self.listed()
+        if len(set(self._thresholds.values()) | {self.min_priority}) > 1:
+            shown = self.shown()
+            rows = shown[shown["priority"].isin(
+                [p.value for p in Priority if p.rank >= lowest.rank])]
         return NotificationView(
             run_id=self.run_id,
             to_snapshot=_Names(", ".join(s.name for s in self.targets) or "(none)"),
-            rows=self.listed(),
+            rows=rows,
             processed=sorted({t.patient.patient_id for t in self.processed}),
             up_to_date=sorted({t.patient.patient_id for t in self.up_to_date}
                               - {t.patient.patient_id for t in self.processed}
@@ -238,8 +245,7 @@ class ReanalysisResult:
             problems=[SkippedPatient(t.patient.patient_id, t.problem or "failed")
                       for t in self.failures],
             out_dir=self.out_dir,
-            min_priority=min(self._thresholds.values(), key=lambda p: p.rank,
-                             default=self.min_priority).value)
+            min_priority=lowest.value)
 
     def shown(self) -> pd.DataFrame:
         """The changes inside their patient's panel and, with `pass_only`, of calls whose

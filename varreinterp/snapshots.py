@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from varreinterp import __version__, db
-from varreinterp.assembly import Assembly
+from varreinterp.assembly import Assembly, ContigSkip, accession_build, normalize_contig
 from varreinterp.errors import InputError, StoreError, UsageError
 from varreinterp.importers.common import SNAPSHOT_COLUMNS, finalize
 from varreinterp.store import (
@@ -219,10 +219,24 @@ def release_suspicion(store: Store, new: SnapshotManifest, max_drop_percent: flo
         reasons.append(f"{new.records:,} records against {prev.records:,} in {prev.name} "
                        f"({drop:.1f}% fewer, more than the {max_drop_percent:g}% allowed)")
     if prev.contigs is not None and new.contigs is not None:
-        lost = sorted(set(prev.contigs) - set(new.contigs))
+        lost = sorted(_keys_not_refused(prev.contigs, new) - set(new.contigs))
         if lost:
             reasons.append(f"contig(s) {', '.join(lost[:10])} of {prev.name} have no record")
     return "; ".join(reasons) or None
+
+
+def _keys_not_refused(contigs: list[str], new: SnapshotManifest) -> set[str]:
+    """An older release's contigs as today's keys, less those the new import refused by the
+    contig rules (assembly.ContigPolicy): a release stored before those rules may hold hg19's
+    chrM as MT, or accessions under their own names, and losing them is not a cut."""
+    keys = {normalize_contig(c) for c in contigs}
+    skipped = new.skipped or {}
+    if skipped.get(ContigSkip.NON_RCRS_MITOCHONDRION.value) or \
+            skipped.get(ContigSkip.UNVERIFIED_MITOCHONDRION.value):
+        keys.discard("MT")
+    if skipped.get(ContigSkip.OTHER_BUILD_CONTIG.value):
+        keys -= {normalize_contig(c) for c in contigs if accession_build(c) is not None}
+    return keys
 
 
 def _check_file_date(path: Path) -> None:

@@ -60,8 +60,14 @@ def info_sql(key: str, column: str = "info_") -> str:
     return f"nullif(split_part(split_part({column}, ';{literal}=', 2), ';', 1), '')"
 
 
+_WITH_TIME = re.compile(r"\s*(\d{4}-?\d{2}-?\d{2})[T ]\d{1,2}:\d{2}\S*\s*")
+
+
 def parse_file_date(text: str) -> date | None:
-    digits = re.sub(r"[^0-9]", "", text)
+    """A `##fileDate` (YYYYMMDD, YYYY-MM-DD and the like; a time after it, as some tools
+    write, is ignored); None when it is not one."""
+    timed = _WITH_TIME.fullmatch(text)
+    digits = re.sub(r"[^0-9]", "", timed.group(1) if timed else text)
     if len(digits) != 8:
         return None
     try:

@@ -76,8 +76,10 @@ def refused_contigs(source: StagedSource, names: Iterable[str]) -> dict[str, str
     for name in names:
         verdict = policy.verdict(name)
         if verdict is not None:
-            log.warning("%s: %s", source.path,
-                        policy.explain(name, verdict, "its rows are not imported"))
+            log.warning("%s: %s", source.path, policy.explain(
+                name, verdict, "its rows are not imported",
+                f"if it is the rCRS, write it MT, or declare ##contig=<ID={name},length=16569> "
+                "in a VCF"))
             refused[name] = verdict.value
     return refused
 
