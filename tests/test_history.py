@@ -81,8 +81,10 @@ def by_variant(rows: list[dict]) -> dict[tuple, list[dict]]:
 def check_against_readme(groups: dict[tuple, list[dict]]) -> None:
     for key, rows in groups.items():
         old, new = PATIENT01[key]
-        expected = [(OLD, "2024-01-07", classify(old).term)] if old else []
-        expected += [(NEW, "2024-06-02", classify(new).term)] if new else []
+        # Every release has its row: one that does not list the variant with no class (a
+        # script reading the TSV must see that ClinVar dropped it there).
+        expected = [(OLD, "2024-01-07", classify(old).term if old else None),
+                    (NEW, "2024-06-02", classify(new).term if new else None)]
         assert [(r["snapshot"], r["release_date"], r["classification"]) for r in rows] == \
             expected, key
         assert {r["sample"] for r in rows} == {"PATIENT01"}
@@ -94,7 +96,10 @@ def test_default_lists_only_the_four_changed_variants(store):
     assert set(groups) == CLASS_CHANGED
     assert len(groups) == 4  # UP1, DOWN, GONE, NEW1; renames are not changes
     check_against_readme(groups)
-    assert len(rows) == 6  # 2 + 2 rows for UP1 and DOWN, 1 each for GONE and NEW1
+    assert len(rows) == 8  # one per release for each: GONE and NEW1 with one absent row
+    gone = [r for r in rows if r["classification"] is None]
+    assert len(gone) == 2 and all(r["tier"] is None and r["stars"] is None for r in gone)
+    assert all(r["gene"] for r in rows)  # an absent row keeps the variant's gene (panels)
     up1 = groups[("chr13", 32332400, "G", "A")]
     assert [(r["tier"], r["stars"]) for r in up1] == [("uncertain", 1), ("pathogenic", 1)]
     assert groups[("chr17", 43057100, "G", "A")][0]["zygosity"] == "het"
@@ -177,3 +182,19 @@ def test_table_has_no_qc_legend_without_failed_calls(store):
     code, out, err = invoke(store, "history", SAMPLES / "trio.vcf", "--all", "--format", "table")
     assert code == 0, err
     assert "QC!" not in out
+
+
+def test_a_release_in_the_middle_that_dropped_the_variant_has_its_row(tmp_path):
+    """CFTR 7:117590501 CTG>C is LP in January, gone in June, LP again in September: TSV and
+    JSON showed January and September only, an unbroken LP to any script reading them."""
+    root = tmp_path / "store"
+    again = tmp_path / "clinvar_GRCh38_2024-09-01.vcf"
+    again.write_text((SAMPLES / "clinvar_GRCh38_2024-01-07.vcf").read_text().replace(
+        "##fileDate=2024-01-07", "##fileDate=2024-09-01"))
+    for path, name in ((SAMPLES / "clinvar_GRCh38_2024-01-07.vcf", "jan"),
+                       (SAMPLES / "clinvar_GRCh38_2024-06-02.vcf", "jun"), (again, "sep")):
+        add_snapshot(Store(root), path, name=name)
+    rows = by_variant(history_rows(root, SAMPLES / "patient_single.vcf.gz"))
+    cftr = rows[("chr7", 117590501, "CTG", "C")]
+    assert [(r["snapshot"], r["classification"]) for r in cftr] == [
+        ("jan", "Likely_pathogenic"), ("jun", None), ("sep", "Likely_pathogenic")]

@@ -79,23 +79,39 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
         f"AS release_date, {i} AS k, chrom, pos, ref, alt, gene, classification, tier, stars, "
         f"review_status FROM {db.parquet(s.variants)} WHERE classification IS NOT NULL"
         for i, s in enumerate(snaps))
+    releases = ", ".join(f"({i}, {db.quote(s.name)}, {db.quote(s.manifest.release_date)})"
+                         for i, s in enumerate(snaps))
     frames = []
     for header in inputs.headers:
         calls = load(con, header, select_samples(header, samples), inputs.reference,
                      pass_only)
         frames.append(con.execute(f"""
-            WITH h AS (
+            WITH c AS (
+                SELECT {unique_calls_columns()} FROM {calls.carried}
+                GROUP BY sample, key_chrom, pos, ref, alt),
+            m AS (
+                SELECT c.sample, c.key_chrom, c.pos, c.ref, c.alt, s.k, s.gene,
+                       s.classification, s.tier, s.stars, s.review_status
+                FROM c JOIN ({union}) s ON {key_match_sql('s', 'c')}),
+            known AS (  -- the calls some release lists, and their latest gene
+                SELECT sample, key_chrom, pos, ref, alt, arg_max(gene, k) AS last_gene
+                FROM m GROUP BY ALL),
+            h AS (  -- one row per release, absent ones included (classification NULL)
                 SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
-                       c.filter, s.snapshot, s.release_date, s.k, s.gene, s.classification,
-                       s.tier, s.stars, s.review_status
-                FROM (SELECT {unique_calls_columns()} FROM {calls.carried}
-                      GROUP BY sample, key_chrom, pos, ref, alt) c
-                JOIN ({union}) s
-                  ON {key_match_sql('s', 'c')}),
+                       c.filter, n.snapshot, n.release_date, n.k,
+                       coalesce(m.gene, c.last_gene) AS gene, m.classification, m.tier,
+                       m.stars, m.review_status
+                FROM (SELECT c.*, known.last_gene FROM c
+                      JOIN known USING (sample, key_chrom, pos, ref, alt)) c
+                CROSS JOIN (VALUES {releases}) n(k, snapshot, release_date)
+                LEFT JOIN m ON m.sample = c.sample AND m.key_chrom = c.key_chrom
+                           AND m.pos = c.pos AND m.ref = c.ref AND m.alt = c.alt
+                           AND m.k = n.k),
             changed AS (
                 SELECT sample, key_chrom, pos, ref, alt FROM h
                 GROUP BY ALL
-                HAVING count(DISTINCT classification) > 1 OR count(*) < {len(snaps)})
+                HAVING count(DISTINCT classification) > 1
+                    OR count(classification) < {len(snaps)})
             SELECT h.* EXCLUDE (key_chrom, k) FROM h
             {"" if show_all else "SEMI JOIN changed USING (sample, key_chrom, pos, ref, alt)"}
             ORDER BY sample, key_chrom, pos, ref, alt, k

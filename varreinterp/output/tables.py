@@ -238,6 +238,8 @@ def history_rows(records: Sequence[Mapping[str, Any]],
     differs from the one before."""
     by_key: dict[tuple[Any, ...], dict[str, Mapping[str, Any]]] = {}
     for r in records:
+        if r.get("classification") is None:
+            continue  # a release that does not list it: the gap below says "absent"
         key = (r.get("sample"), r.get("chrom"), r.get("pos"), r.get("ref"), r.get("alt"))
         by_key.setdefault(key, {})[str(r.get("snapshot"))] = r
     out: list[dict[str, Any]] = []
