@@ -81,23 +81,28 @@ def contig_sql(column: str) -> str:
 _CONTIG_LINE = re.compile(r"##contig=<(.*)>")
 
 
-def declared_contig_ids(lines: list[str]) -> list[str]:
-    """Every `##contig` ID of a VCF's header lines, with or without a length."""
-    return [m.group(1) for line in lines
-            if (m := re.match(r"##contig=<ID=([^,>]+)", line)) is not None]
-
-
-def declared_contig_lengths(lines: list[str]) -> dict[str, int]:
-    """`##contig` lengths by ID, from a VCF's header lines (contigs without one left out)."""
-    out = {}
+def _contig_fields(lines: list[str]) -> list[dict[str, str]]:
+    """The key=value fields of every `##contig` line that has an ID."""
+    out = []
     for line in lines:
         m = _CONTIG_LINE.match(line)
         if m:
             fields = dict(kv.split("=", 1)
                           for kv in re.split(r",(?=\w+=)", m.group(1)) if "=" in kv)
-            if "ID" in fields and fields.get("length", "").isdigit():
-                out[fields["ID"]] = int(fields["length"])
+            if "ID" in fields:
+                out.append(fields)
     return out
+
+
+def declared_contig_ids(lines: list[str]) -> list[str]:
+    """Every `##contig` ID of a VCF's header lines, with or without a length."""
+    return [f["ID"] for f in _contig_fields(lines)]
+
+
+def declared_contig_lengths(lines: list[str]) -> dict[str, int]:
+    """`##contig` lengths by ID, from a VCF's header lines (contigs without one left out)."""
+    return {f["ID"]: int(f["length"]) for f in _contig_fields(lines)
+            if f.get("length", "").isdigit()}
 
 
 def parse_assembly(text: str) -> Assembly | None:

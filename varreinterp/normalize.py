@@ -4,7 +4,18 @@ reference, left-align indels through repeats."""
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
+
+# A usable allele: bases only (any case). Everything else ('-', 'T/A', a trailing blank, IUPAC
+# codes) can never match, and every reader skips it as invalid_allele by this one rule.
+ALLELE = "[ACGTNacgtn]+"
+ALLELE_RE = re.compile(ALLELE)
+
+
+def invalid_allele_sql(*columns: str) -> str:
+    """SQL: true when any of `columns` is not a usable allele (the ALLELE rule)."""
+    return " OR ".join(f"NOT regexp_full_match({c}, '{ALLELE}')" for c in columns)
 
 
 class Reference(Protocol):

@@ -41,7 +41,7 @@ from varreinterp.assembly import (
 )
 from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
 from varreinterp.genotypes import GenotypeScan
-from varreinterp.normalize import left_align, needs_trim, trim
+from varreinterp.normalize import invalid_allele_sql, left_align, needs_trim, trim
 from varreinterp.prefilter import Prefiltered, Sites, prefilter
 from varreinterp.textfile import header_lines_of, open_text, raw_field
 
@@ -353,8 +353,7 @@ def skip_sql(a: str, n_alt: str, pass_only: bool) -> str:
         WHEN {a} IN ('<NON_REF>', '<*>') THEN '{Skip.NON_REF_ALLELE.value}'
         WHEN {a} = '*' THEN '{Skip.STAR.value}'
         WHEN {a} LIKE '%<%' OR {a} LIKE '%[%' OR {a} LIKE '%]%' THEN '{Skip.SYMBOLIC.value}'
-        WHEN NOT regexp_full_match({a}, '[ACGTNacgtn]+')
-          OR NOT regexp_full_match(ref, '[ACGTNacgtn]+') THEN '{Skip.INVALID.value}'
+        WHEN {invalid_allele_sql(a, 'ref')} THEN '{Skip.INVALID.value}'
         {"WHEN filter NOT IN ('PASS', '.') THEN '" + Skip.FILTERED.value + "'"
          if pass_only else ""}
         END"""

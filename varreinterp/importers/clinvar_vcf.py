@@ -25,6 +25,7 @@ from varreinterp.assembly import (
 from varreinterp.db import MAX_POS
 from varreinterp.errors import InputError
 from varreinterp.importers.common import STAGED_COLUMNS, StagedSource, refused_contigs
+from varreinterp.normalize import ALLELE_RE, invalid_allele_sql
 from varreinterp.textfile import header_lines, open_text, parse_table
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 VCF_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info"]
 _POS = re.compile(r"[0-9]{1,10}")
-_ALLELE = re.compile(r"[ACGTNacgtn]+")
 
 # staged column -> INFO key (ClinVar names)
 INFO_FIELDS = {
@@ -260,8 +260,7 @@ def _staged_sql(keys: list[str], rows: str) -> str:
                    CASE WHEN alt IS NULL OR alt = '.' OR alt = '' THEN 'alt_missing'
                         WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
                         WHEN alt LIKE '%,%' THEN 'multi_allelic_row'
-                        WHEN NOT regexp_full_match(ref, '[ACGTNacgtn]+')
-                          OR NOT regexp_full_match(alt, '[ACGTNacgtn]+') THEN 'invalid_allele'
+                        WHEN {invalid_allele_sql('ref', 'alt')} THEN 'invalid_allele'
                    END AS skip
             FROM {rows}"""
 
@@ -359,7 +358,7 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
             if alt in (".", "*") or alt.startswith("<"):
                 skipped["alt_missing" if alt == "." else "symbolic_alt"] += 1
                 continue
-            if not (_ALLELE.fullmatch(ref) and _ALLELE.fullmatch(alt)):
+            if not (ALLELE_RE.fullmatch(ref) and ALLELE_RE.fullmatch(alt)):
                 skipped["invalid_allele"] += 1  # the rule of _staged_sql
                 continue
             chosen.add(idx)

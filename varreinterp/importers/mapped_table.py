@@ -52,6 +52,7 @@ from varreinterp.importers.clinvar_vcf import (
     parse_file_date,
 )
 from varreinterp.importers.common import StagedSource, refused_contigs
+from varreinterp.normalize import invalid_allele_sql
 from varreinterp.textfile import header_lines, open_text, parse_table
 from varreinterp.vocabulary import fold_term_list
 
@@ -70,11 +71,10 @@ _VCF_FIXED = {"CHROM": "chrom", "POS": "pos", "ID": "id", "REF": "ref", "ALT": "
 # NULL keeps it. The same expression counts the skipped rows and selects the kept ones. A REF or
 # ALT that is not plain bases (`-`, `T/A`, `G ` with an export's trailing blank) can never match
 # a patient allele, which annotate skips by the same rule (patient_vcf.Skip.INVALID).
-_SKIP_SQL = """(CASE WHEN alt IS NULL THEN 'alt_missing'
+_SKIP_SQL = f"""(CASE WHEN alt IS NULL THEN 'alt_missing'
                     WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
                     WHEN alt LIKE '%,%' THEN 'multi_allelic_row'
-                    WHEN NOT regexp_full_match(ref, '[ACGTN]+')
-                      OR NOT regexp_full_match(alt, '[ACGTN]+') THEN 'invalid_allele'
+                    WHEN {invalid_allele_sql('ref', 'alt')} THEN 'invalid_allele'
                     WHEN raw_classification IS NULL THEN 'no_classification' END)"""
 
 
