@@ -5,7 +5,12 @@ A selector is resolved within a context (a build and/or a lineage, from the comm
 patient VCF's build, the other snapshot of a diff). A selector that still matches releases of
 several lineages or builds is ambiguous: a usage error (exit 2) listing at most ten candidates,
 never a guess. A selector is refused (exit 4) while a snapshot it could mean cannot be read:
-choosing among the readable ones would silently pick an older release."""
+choosing among the readable ones would silently pick an older release.
+
+A snapshot name cannot read as a selector (`snapshots.check_name`). A store of an older version
+may hold one (`--name latest`): while the two readings disagree, it is refused as ambiguous
+(exit 2) instead of either being picked; `name:NAME` always means the snapshot named NAME (to
+show or remove it)."""
 
 from __future__ import annotations
 
@@ -16,13 +21,32 @@ from varreinterp.store import Snapshot, Store
 
 _DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 _BUILDS = ("GRCh37", "GRCh38")
+_RELATIVE = ("latest", "previous")
+EXACT = "name:"  # `name:NAME`: the snapshot named NAME, never a selector
+
+
+def reads_as_selector(text: str) -> bool:
+    """Whether `text` would be read as a selector (`latest`, `previous`, a date or a month,
+    any of them qualified `:...`), so it cannot be a snapshot's name."""
+    head = text.strip().partition(":")[0]
+    return head in _RELATIVE or bool(_DATE.match(head))
 
 
 def resolve(store: Store, selector: str, *, build: str | None = None,
             lineage: str | None = None, what: str = "snapshot") -> Snapshot:
     """The snapshot `selector` names (read, not yet verified: callers `store.use` it)."""
+    if selector.startswith(EXACT):
+        return store.get(selector[len(EXACT):])
     if store.exists(selector):
-        return store.get(selector)
+        named = store.get(selector)
+        if reads_as_selector(selector):
+            _refuse_double_reading(store, named, selector, build, lineage, what)
+        return named
+    return _select(store, selector, build, lineage, what)
+
+
+def _select(store: Store, selector: str, build: str | None, lineage: str | None,
+            what: str) -> Snapshot:
     text = selector.strip()
     head, _, qualifier = text.partition(":")
     if qualifier:
@@ -38,12 +62,12 @@ def resolve(store: Store, selector: str, *, build: str | None = None,
 
 def _pick(store: Store, head: str, build: str | None, lineage: str | None, base: str | None,
           selector: str, what: str) -> Snapshot:
-    if head in ("latest", "previous") or _DATE.match(head):
+    if head in _RELATIVE or _DATE.match(head):
         _refuse_broken(store, build, lineage, base, selector, what)
     pool = [s for s in store.snapshots()
             if build in (None, s.manifest.assembly) and lineage in (None, s.lineage)
             and base in (None, s.lineage.split("/")[0])]
-    if head in ("latest", "previous"):
+    if head in _RELATIVE:
         lineages = sorted({s.lineage for s in pool})
         if len(lineages) > 1:
             newest = [[s for s in pool if s.lineage == lin][-1].name for lin in lineages]
@@ -84,6 +108,24 @@ def _refuse_broken(store: Store, build: str | None, lineage: str | None, base: s
         raise StoreError(f"{what} {selector!r}: {which} cannot be read ({error}), so the "
                          "releases to choose from are unknown: repair or remove it (see "
                          "`snapshot verify`), or name an intact snapshot in full")
+
+
+def _refuse_double_reading(store: Store, named: Snapshot, selector: str, build: str | None,
+                           lineage: str | None, what: str) -> None:
+    """UsageError unless `selector`, the name of a stored snapshot (made by an older version),
+    reads as a selector for that same snapshot: otherwise either reading is a silent guess."""
+    try:
+        chosen = _select(store, selector, build, lineage, what)
+    except (UsageError, StoreError) as exc:  # (not found is a StoreError too)
+        reading = f"as a selector it reads otherwise ({exc.one_line()})"
+    else:
+        if chosen.name == named.name:
+            return
+        reading = f"as a selector it means {chosen.name}"
+    raise UsageError(f"{what} {selector!r} is ambiguous: a stored snapshot is named "
+                     f"{selector!r} and {reading}; give the release's full name, or rename "
+                     f"the snapshot named {selector!r} (`snapshot remove {EXACT}{selector}`, "
+                     "then add its file again under another --name)")
 
 
 def _candidates(names: list[str]) -> str:

@@ -20,12 +20,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,12 @@ from varreinterp.errors import (
 log = logging.getLogger("varreinterp")
 
 STORE_SCHEMA_VERSION = 1
+STORE_FILE = "store.json"
+# The names of what this tool puts in STORE/tmp/ (store.workdir and cohort.index_batch:
+# work-<pid>-; staging: stage-; remove: trash-; engine.check_store: engine-probe-; reports:
+# .report.stage-<pid>-, and older versions' .<folder>.stage- and .trash-). Only these are
+# cleaned: a --store pointed at someone's folder must not lose their tmp/.
+_TMP_NAMES = re.compile(r"^(?:work-|stage-|trash-|engine-probe-|\.trash-|\..+\.stage-)")
 MANIFEST_SCHEMA_VERSION = 2
 VARIANTS_FILE = "variants.parquet"
 MANIFEST_FILE = "manifest.json"
@@ -74,13 +82,42 @@ V1_COLUMNS = [
 ]
 
 
-def lineage_of(source_kind: str, name: str, assembly: str) -> str:
+def lineage_of(source_kind: str, name: str, assembly: str, table: str | None = None) -> str:
     """The series a snapshot belongs to: ClinVar VCF releases, variant_summary releases, or one
-    lab table's releases (by its name), each per build: `clinvar/GRCh38`, `macarthur/GRCh38`."""
+    lab table's releases, each per build: `clinvar/GRCh38`, `macarthur/GRCh38`. A lab table's
+    series is `table`, its mapping's `[source] name`: a snapshot imported under a `--name` of
+    the lab's own making stays in it. Without `table` (a manifest written before lineages were
+    stored, a registry of schema 1), it is guessed from the snapshot's name."""
     base = {"clinvar-vcf": "clinvar", "variant-summary": "clinvar-summary"}.get(source_kind)
-    if base is None:  # a lab table: the name's part before the build
-        base = name.split(f"-{assembly}-")[0] if f"-{assembly}-" in name else name
+    if base is None:
+        base = table or (name.split(f"-{assembly}-")[0] if f"-{assembly}-" in name else name)
     return f"{base}/{assembly}"
+
+
+def release_order(manifest: SnapshotManifest) -> tuple[str, tuple[int, int], str]:
+    """The sort key of a release within its lineage: release date, then import time, then
+    name. A corrected reissue carries the date of the release it replaces; imported later, it
+    is the newer one whatever its name (ordering by name made `latest` and reanalyze depend on
+    how a `--name` happened to sort). An import time that cannot be read (a manifest edited by
+    hand) counts as the earliest of its date; ties (older manifests stamp whole seconds) fall
+    back to the name, so the order is always the same."""
+    return (manifest.release_date or "", _import_time(manifest.imported_at), manifest.name)
+
+
+def _import_time(stamp: str) -> tuple[int, int]:
+    """(1, microseconds since 1970) of an `imported_at` stamp, (0, 0) when it is not one.
+    Parsed, not compared as text: `...:05Z` (whole seconds, older manifests) sorts after
+    `...:05.500000Z` as a string."""
+    try:
+        when = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return (0, 0)
+    if when.tzinfo is None:  # written in UTC, whether or not it says so
+        when = when.replace(tzinfo=UTC)
+    return (1, (when - _EPOCH) // timedelta(microseconds=1))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -206,8 +243,10 @@ class Store:
         """Create the store with owner-only permissions (it holds patient data). An existing
         directory keeps its mode (a shared 1777 folder must not become private to us); when
         others can read it, a warning says so once, since everything we create inside is
-        owner-only anyway."""
+        owner-only anyway. An existing folder holding anything else but no store.json is not
+        ours: refused, since a writer cleans tmp/ and rewrites lock (exit 4)."""
         try:
+            self.refuse_foreign()
             created = not self.root.exists()
             for d in (self.root, self.snapshots_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -218,15 +257,30 @@ class Store:
                 log.warning("store %s is readable by other users (mode %o): it holds patient "
                             "data; consider chmod 700", self.root,
                             self.root.stat().st_mode & 0o777)
-            meta = self.root / "store.json"
+            meta = self.root / STORE_FILE
             if not meta.exists():
                 write_json_atomic(meta, {"schema_version": STORE_SCHEMA_VERSION})
         except OSError as exc:
             raise EnvironmentIOError.from_os_error(exc, exc.filename or self.root) from exc
         self._check_schema()
 
+    def refuse_foreign(self) -> None:
+        """StoreError when `root` is a folder with content but no store.json. What `ensure`
+        makes before store.json (empty snapshots/ and tmp/, the half-written store.json of a
+        killed run) does not count, so a store whose creation was interrupted is finished."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root}: not a varreinterp store (not a folder)")
+        if (self.root / STORE_FILE).exists() or not self.root.is_dir():
+            return
+        foreign = sorted(entry.name for entry in self.root.iterdir() if not _made_first(entry))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise StoreError(f"{self.root}: not a varreinterp store (no {STORE_FILE}, and it "
+                             f"holds {shown}); nothing in it was touched: choose a new or "
+                             "empty folder for the store")
+
     def _check_schema(self) -> None:
-        meta = self.root / "store.json"
+        meta = self.root / STORE_FILE
         try:
             version = json.loads(meta.read_text()).get("schema_version")
         except OSError as exc:
@@ -246,7 +300,10 @@ class Store:
             return
         self.ensure()
         path = self.root / "lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:  # never O_TRUNC: the file is emptied only once the flock is ours
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise store_os_error(exc, path, "cannot open the lock") from exc
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -282,17 +339,23 @@ class Store:
             os.close(fd)
 
     def _clean_tmp(self) -> None:
-        """Leftovers of a killed writer; only ever removed while holding the lock. A reader's
-        working folder (`work-<pid>-...`) is left alone while that process lives."""
+        """Leftovers of a killed writer; only ever removed while holding the lock, and only
+        under the names this tool gives them (`_TMP_NAMES`): anything else was put there by
+        someone else. A reader's working folder (`work-<pid>-...`) is left alone while that
+        process lives."""
         for leftover in self.tmp_dir.iterdir():
-            if _owner_alive(leftover.name):
+            if not _TMP_NAMES.match(leftover.name) or _owner_alive(leftover.name):
                 continue
-            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
     def reclaim(self) -> None:
         """Remove the working folders of processes that died (kill -9): any command that opens
-        the store does this, not only the writers."""
-        if not self.tmp_dir.is_dir():
+        the store does this, not only the writers (and only in a store: a folder without
+        store.json is not ours to clean)."""
+        if not self.tmp_dir.is_dir() or not (self.root / STORE_FILE).is_file():
             return
         for leftover in self.tmp_dir.glob("work-*"):
             if not _owner_alive(leftover.name):
@@ -329,17 +392,16 @@ class Store:
         return sorted(p.name for p in self.snapshots_dir.iterdir() if p.is_dir())
 
     def snapshots(self) -> list[Snapshot]:
-        """Every readable snapshot, by build then release date. A snapshot whose manifest
-        cannot be read is left out and listed in `broken()`: it affects only what depends on
-        it (see `broken_lineages`)."""
+        """Every readable snapshot, by build then release (`release_order`), so each lineage's
+        newest release is its last. A snapshot whose manifest cannot be read is left out and
+        listed in `broken()`: it affects only what depends on it (see `broken_lineages`)."""
         found = []
         for name in self.snapshot_names():
             try:
                 found.append(self.get(name))
             except StoreError:
                 continue
-        return sorted(found, key=lambda s: (s.manifest.assembly, s.manifest.release_date or "",
-                                            s.name))
+        return sorted(found, key=lambda s: (s.manifest.assembly, release_order(s.manifest)))
 
     def broken(self) -> dict[str, str]:
         """Snapshots whose manifest cannot be read: name -> the error."""
@@ -522,6 +584,15 @@ def _stat_key(path: Path) -> tuple[int, int, int]:
     except OSError:
         return (0, 0, 0)
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _made_first(entry: Path) -> bool:
+    """Whether `entry` of a folder without store.json is what `ensure` creates before it (an
+    interrupted creation): empty snapshots/ or tmp/, or store.json's own temporary file."""
+    if entry.name.startswith(f".{STORE_FILE}."):
+        return entry.is_file() and not entry.is_symlink()
+    return (entry.name in ("snapshots", "tmp") and entry.is_dir() and not entry.is_symlink()
+            and not any(entry.iterdir()))
 
 
 def _owner_alive(name: str, prefix: str = "work") -> bool:
