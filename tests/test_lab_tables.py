@@ -316,7 +316,8 @@ def test_old_variant_summary_with_reference(tmp_path: Path,
     fasta = write_fasta(tmp_path / "small.fa", "22", seq)
     store = tmp_path / "store"
     rows = import_summary(store, path, "--reference", fasta)
-    deletion = ("22", 119, seq[118:122], seq[118])  # POS=Start-1, REF=anchor+deleted
+    # POS=Start-1, REF=anchor+deleted (119 GTAG>G), then left-aligned as bcftools norm -f does
+    deletion = ("22", 118, seq[117:121], seq[117])
     insertion = ("22", 160, seq[159], seq[159] + "TTG")  # POS=Start, ALT=anchor+inserted
     mnv = "".join(other_base(b) for b in seq[79:81])
     assert set(rows) == {("22", 50, seq[49], other_base(seq[49])), ("22", 80, seq[79:81], mnv),

@@ -35,6 +35,14 @@ def needs_trim(ref: str, alt: str) -> bool:
     return len(ref) > 1 and len(alt) > 1 and (ref[-1] == alt[-1] or ref[0] == alt[0])
 
 
+def can_shift_left_sql(pos: str = "pos", ref: str = "ref", alt: str = "alt") -> str:
+    """SQL: true when `left_align` would move this (trimmed) allele, decided without the
+    reference: an indel whose REF and ALT end in the same base (`G>GG`, `AAA>A`) can drop that
+    base for the one before it, unless it starts at the contig's first base. A trimmed allele
+    for which this is false is already what `left_align` returns."""
+    return (f"(length({ref}) <> length({alt}) AND {ref}[-1] = {alt}[-1] AND {pos} > 1)")
+
+
 _WINDOW = 128
 
 

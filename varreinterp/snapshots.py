@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from varreinterp import __version__, db
 from varreinterp.assembly import Assembly, ContigSkip, accession_build, normalize_contig
 from varreinterp.errors import InputError, StoreError, UsageError
-from varreinterp.importers.common import SNAPSHOT_COLUMNS, finalize
+from varreinterp.importers.common import SNAPSHOT_COLUMNS, STORED_AS_GIVEN, finalize
+from varreinterp.selectors import reads_as_selector
 from varreinterp.store import (
     VARIANTS_FILE,
     Snapshot,
@@ -23,6 +25,9 @@ from varreinterp.store import (
     sha256_file,
 )
 from varreinterp.textfile import header_lines, header_lines_of, open_text
+
+if TYPE_CHECKING:
+    from varreinterp.importers.mapped_table import Mapping
 
 log = logging.getLogger("varreinterp")
 
@@ -38,8 +43,14 @@ class SourceFormat(StrEnum):
 
 
 def check_name(name: str) -> str:
+    """`name` if it can name a snapshot: a name that also reads as a selector (`latest`,
+    `previous`, a date or month) would be chosen by `--snapshot latest` in place of the
+    newest release, silently."""
     if not _NAME.match(name):
         raise UsageError(f"invalid snapshot name {name!r}: use letters, digits, '.', '_', '-'")
+    if reads_as_selector(name):
+        raise UsageError(f"invalid snapshot name {name!r}: it would read as a selector "
+                         "(latest, previous, a release date or month); choose another name")
     return name
 
 
@@ -115,6 +126,7 @@ def add_snapshot(
         from varreinterp.importers.mapped_table import load_mapping
 
         mapping = load_mapping(mapping_path)
+    table = _table_name(mapping)
     source_sha = sha256_file(path)
 
     with store.lock("snapshot add"):
@@ -122,6 +134,12 @@ def add_snapshot(
             source_sha, assembly.value if assembly else None,
             sha256_file(mapping_path) if mapping_path else None)
         if existing:
+            given = {k: v for k, v in existing.manifest.skipped.items() if k in STORED_AS_GIVEN}
+            if reference_path is not None and given:
+                raise UsageError(
+                    f"{path} is already stored as snapshot {existing.name}, imported without "
+                    f"this --reference ({', '.join(f'{k} {v}' for k, v in given.items())}): "
+                    f"remove it first (snapshot remove {existing.name}), then add it again")
             return AddResult(existing, already_stored=True)
         if name and store.exists(name):
             raise StoreError(f"snapshot {name!r} already exists with different content "
@@ -131,28 +149,30 @@ def add_snapshot(
             _check_file_date(path)
         with store.staging() as staged_dir, store.workdir() as workdir:
             con = db.connect(workdir)
+            reference = None
+            if reference_path:  # every importer's: finalize left-aligns the indels against it
+                from varreinterp.patient_vcf import FastaReference
+
+                reference = FastaReference(reference_path, workdir)
             if fmt is SourceFormat.CLINVAR_VCF:
                 from varreinterp.importers.clinvar_vcf import stage_clinvar_vcf
 
-                source = stage_clinvar_vcf(con, path, assembly, workdir)
+                source = stage_clinvar_vcf(con, path, assembly, workdir, reference)
             elif fmt is SourceFormat.VARIANT_SUMMARY:
                 from varreinterp.importers.variant_summary import stage_variant_summary
-                from varreinterp.patient_vcf import FastaReference
 
-                reference = (FastaReference(reference_path, workdir) if reference_path
-                             else None)
                 source = stage_variant_summary(con, path, assembly, workdir, reference)
             else:
                 from varreinterp.importers.mapped_table import stage_mapped_table
 
                 assert mapping is not None
-                source = stage_mapped_table(con, path, mapping, assembly, workdir)
+                source = stage_mapped_table(con, path, mapping, assembly, workdir, reference)
             if source.assembly is None:
                 raise UsageError(f"{path}: the file does not say its assembly; "
                                  "give --assembly GRCh37|GRCh38")
             release = _release_date(path, source.release_date, release_date)
             prefix = {"clinvar-vcf": "clinvar", "variant-summary": "clinvar-summary"}.get(
-                source.kind, (mapping.name or mapping.path.stem) if mapping else "table")
+                source.kind, table or "table")
             final_name = name or f"{prefix}-{source.assembly.value}-{release.isoformat()}"
             check_name(final_name)
             if store.exists(final_name):
@@ -179,11 +199,13 @@ def add_snapshot(
                 skipped=result.skipped,
                 unknown_terms=result.unknown_terms,
                 tool_version=__version__,
-                imported_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                # Microseconds: it orders releases of one date (store.release_order), and
+                # two imports of a second are common in scripts.
+                imported_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 files={VARIANTS_FILE: sha256_file(staged_dir / VARIANTS_FILE)},
                 mapping=({"file": mapping_path.name, "sha256": sha256_file(mapping_path)}
                          if mapping_path else None),
-                lineage=lineage_of(source.kind, final_name, source.assembly.value),
+                lineage=lineage_of(source.kind, final_name, source.assembly.value, table),
                 contigs=result.contigs,
                 columns=list(SNAPSHOT_COLUMNS),
             )
@@ -194,6 +216,18 @@ def add_snapshot(
                             final_name, manifest.suspect)
             snap = store.commit_snapshot(staged_dir, manifest)
     return AddResult(snap, already_stored=False)
+
+
+def _table_name(mapping: Mapping | None) -> str | None:
+    """A lab table's name, its mapping's `[source] name` (else the mapping file's stem): the
+    lineage its releases form, whatever each is named with --name."""
+    if mapping is None:
+        return None
+    table = mapping.name or mapping.path.stem
+    if not table or "/" in table:  # the lineage is `<table>/<build>`
+        raise UsageError(f"{mapping.path}: [source] name {table!r} cannot name a lab table's "
+                         "series: use letters, digits, '.', '_', '-'")
+    return table
 
 
 def release_suspicion(store: Store, new: SnapshotManifest, max_drop_percent: float

@@ -24,12 +24,19 @@ from varreinterp.assembly import (
 )
 from varreinterp.db import MAX_POS
 from varreinterp.errors import InputError
-from varreinterp.importers.common import STAGED_COLUMNS, StagedSource, refused_contigs
+from varreinterp.importers.common import (
+    STAGED_COLUMNS,
+    StagedSource,
+    check_reference,
+    refused_contigs,
+)
 from varreinterp.normalize import ALLELE_RE, invalid_allele_sql
 from varreinterp.textfile import header_lines, open_text, parse_table
 
 if TYPE_CHECKING:
     import duckdb
+
+    from varreinterp.patient_vcf import FastaReference
 
 VCF_COLUMNS = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info"]
 _POS = re.compile(r"[0-9]{1,10}")
@@ -123,8 +130,10 @@ def locate_info(path: Path, header_lines: int, key: str, raw: str) -> int | None
 
 def stage_clinvar_vcf(
     con: duckdb.DuckDBPyConnection, path: Path, assembly_option: Assembly | None,
-    workdir: Path,
+    workdir: Path, reference: FastaReference | None = None,
 ) -> StagedSource:
+    """Stage a ClinVar VCF (either era). With `reference`, finalize left-aligns its indels:
+    pre-2017 files hold right-shifted ones (11:108151707 T>TT in the 2017-04-04 release)."""
     header, n_header = header_lines(path)
     columns = check_vcf_header(path, header)
     info_keys = declared_info(header)
@@ -134,14 +143,17 @@ def stage_clinvar_vcf(
             "classifies nothing (for a lab table use --format table --mapping FILE)", path)
     file_date = header_value(header, "fileDate")
     release = parse_file_date(file_date) if file_date else None
-    reference = header_value(header, "reference")
-    declared = parse_assembly(reference) if reference else None
+    named = header_value(header, "reference")
+    declared = parse_assembly(named) if named else None
     if declared and assembly_option and declared != assembly_option:
         raise InputError(
-            f"--assembly {assembly_option.value} contradicts the file's ##reference={reference}",
+            f"--assembly {assembly_option.value} contradicts the file's ##reference={named}",
             path)
-    source = StagedSource("clinvar-vcf", path, release, declared or assembly_option)
+    source = StagedSource("clinvar-vcf", path, release, declared or assembly_option,
+                          reference=reference)
     source.declared_contigs = declared_contig_lengths(header)
+    if reference is not None:  # before staging a release (10 s for 3M rows); finalize rechecks
+        check_reference(source, reference)
     if "CLNALLE" in info_keys:
         source.numeric_codes = True
         _stage_numeric(con, source, n_header)

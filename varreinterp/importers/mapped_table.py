@@ -59,6 +59,8 @@ from varreinterp.vocabulary import fold_term_list
 if TYPE_CHECKING:
     import duckdb
 
+    from varreinterp.patient_vcf import FastaReference
+
 log = logging.getLogger("varreinterp")
 
 REQUIRED_FIELDS = ["contig", "position", "ref", "alt", "classification"]
@@ -189,8 +191,10 @@ def _vcf_layout(path: Path) -> tuple[list[str], int, list[str]]:
 
 def stage_mapped_table(
     con: duckdb.DuckDBPyConnection, path: Path, mapping: Mapping, assembly: Assembly | None,
-    workdir: Path,
+    workdir: Path, reference: FastaReference | None = None,
 ) -> StagedSource:
+    """Stage a lab table as `mapping` describes it. Labs often write indels HGVS-style,
+    shifted right (`G>GG` for a C>CG call): with `reference` finalize left-aligns them."""
     text = bgzf.decompressed_text(path, workdir)
     if mapping.format == "vcf":
         header, skip, names = _vcf_layout(path)
@@ -256,7 +260,7 @@ def stage_mapped_table(
                          skip + int(bad[0]) + 1)
     if mapping.release_date:
         release = parse_file_date(mapping.release_date)
-    source = StagedSource("table", path, release, assembly)
+    source = StagedSource("table", path, release, assembly, reference=reference)
     source.declared_contigs = declared
     names_found = [n for (n,) in con.execute("SELECT DISTINCT chrom FROM raw").fetchall()]
     for name, reason in refused_contigs(source, names_found).items():

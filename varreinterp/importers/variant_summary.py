@@ -5,7 +5,8 @@ Layouts: since 2017 (34 columns, 40 from 2024) coordinates come from the *VCF co
 30-column layout has only Start/Stop/ReferenceAllele/AlternateAllele, which lack VCF's anchor
 base for indels: substitutions are taken as they are, indels are built against `--reference`
 (the base before them read from the FASTA, the deleted bases checked against it) or else
-skipped and counted (`indel_needs_reference`)."""
+skipped and counted (`indel_needs_reference`). Start is HGVS's, shifted right through repeats:
+finalize then left-aligns the built indel against the same FASTA."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from varreinterp import bgzf, db
 from varreinterp.assembly import Assembly, contig_sql
 from varreinterp.errors import InputError, UsageError
-from varreinterp.importers.common import StagedSource
+from varreinterp.importers.common import AlleleNote, StagedSource
 from varreinterp.textfile import open_text, parse_table
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def stage_variant_summary(
             raise UsageError(f"{path}: rows for {', '.join(known) or 'no known assembly'}; "
                              "choose one with --assembly GRCh37|GRCh38")
         assembly = Assembly(known[0])
-    source = StagedSource("variant-summary", path, None, assembly)
+    source = StagedSource("variant-summary", path, None, assembly, reference=reference)
     other = con.execute(f"SELECT count(*) FROM raw WHERE {col['Assembly']} IS DISTINCT FROM "
                         f"{db.quote(assembly.value)}").fetchall()[0][0]
     if other:
@@ -177,7 +178,7 @@ def _coordinates_from_old_columns(con: duckdb.DuckDBPyConnection, path: Path,
             continue
         seq = reference.fetch(chrom, anchor_pos - 1, anchor_pos + len(ref)).upper()
         if seq[1:] != ref:
-            skipped["ref_mismatch"] += 1
+            skipped[AlleleNote.REF_MISMATCH.value] += 1
             continue
         out.append((row_id, anchor_pos, seq, seq[0] + alt))
     source.skipped.update({k: v for k, v in skipped.items() if v})
