@@ -15,12 +15,16 @@ from varreinterp.matching import (
     candidate_alleles_sql,
     carried_at,
     check_matched_refs,
+    count_ref_mismatch_calls,
+    count_repeats,
     key_match_sql,
+    merged_calls_sql,
     prepare_inputs,
+    snapshot_filter_sql,
     snapshot_relation_sql,
 )
 from varreinterp.panels import Panel, filter_relation
-from varreinterp.patient_vcf import ReadStats, Skip, VcfHeader, load, select_samples
+from varreinterp.patient_vcf import ReadStats, VcfHeader, load, select_samples
 from varreinterp.prefilter import load_sites
 from varreinterp.store import Snapshot, Store
 from varreinterp.vocabulary import TIER_ORDER, Tier, tier_order_sql
@@ -78,6 +82,10 @@ class AnnotationResult:
     con: duckdb.DuckDBPyConnection
     panel: Panel | None = None
     outside_panel: int = 0  # matched calls the panel left out
+    # --tier/--min-stars as the user gave them ('' when neither) and the matched calls they
+    # left out (counted before the panel: each left-out call is counted once)
+    selection: str = ""
+    excluded: int = 0
     _rows: pd.DataFrame | None = field(default=None, repr=False)
 
     def ordered_sql(self, extra: Sequence[tuple[str, object]] = ()) -> str:
@@ -100,6 +108,8 @@ class AnnotationResult:
         return (f"{sum(by_tier.values())} classified variant call(s) in {samples} "
                 f"sample(s) against {self.snapshot.name} ({self.snapshot.manifest.release_date})"
                 + (f": {', '.join(parts)}" if parts else "")
+                + (f"; {self.excluded} excluded by {self.selection}" if self.selection
+                   else "")
                 + (f"; {self.outside_panel} outside {self.panel.summary()}" if self.panel
                    else ""))
 
@@ -117,6 +127,16 @@ def parse_tiers(values: Sequence[str] | None) -> list[Tier] | None:
     return out
 
 
+def selection_words(tiers: Sequence[Tier] | None, min_stars: int | None) -> str:
+    """--tier/--min-stars as the summary names them ('' when neither selects anything)."""
+    words = []
+    if tiers:
+        words.append("--tier " + ",".join(t.value for t in tiers))
+    if min_stars:
+        words.append(f"--min-stars {int(min_stars)}")
+    return " and ".join(words)
+
+
 def annotate(
     store: Store,
     vcfs: Sequence[Path],
@@ -130,8 +150,9 @@ def annotate(
     min_stars: int | None = None,
     panel: Panel | None = None,
 ) -> AnnotationResult:
-    """Match every carried allele of `vcfs` against snapshot `snapshot_name` (only calls in
-    `panel`, when given: the others are counted).
+    """Match every carried allele of `vcfs` against snapshot `snapshot_name` (only calls of
+    `tiers`/`min_stars` and in `panel`, when given: the others are counted). One sample in
+    several files is one patient: one row per sample and allele, its repeats counted.
 
     Every input is checked first (headers, build, samples, FASTA). `workdir` holds the run's
     temporary files and must outlive the result (its rows stay in DuckDB)."""
@@ -141,32 +162,41 @@ def annotate(
                             reference_path=reference_path)
     con = db.connect(workdir)
     stats = []
-    matches = snapshot_relation_sql(snapshot, _PAYLOAD, tiers, min_stars)
+    # Every classified variant is matched: --tier/--min-stars apply to the matched calls, so
+    # that the calls they leave out are counted, as a panel's are.
+    matches = snapshot_relation_sql(snapshot, _PAYLOAD)
     sites = load_sites(con, matches)
-    tables = []
+    tables: list[str] = []
     for n, header in enumerate(inputs.headers):
         calls = load(con, header, select_samples(header, samples), inputs.reference, pass_only,
                      sites)
+        count_ref_mismatch_calls(calls)
         st = calls.stats
         table = carried_at(calls, matches, f"hits_{n}", _PAYLOAD)
         if inputs.reference is not None:
-            st.skipped[Skip.REF_MISMATCH.value] += check_matched_refs(
-                con, inputs.reference, table)
-        matched = db.count(con, table)
+            check_matched_refs(con, inputs.reference, table, st)
+        matched = db.count(con, table) - count_repeats(con, table, tables, st)
         log.info("%s: %d records, %d alleles after splitting, %d carried calls, %d matched "
                  "in %s; not reported: %s", header.path, st.records, st.alleles, st.carried,
                  matched, snapshot.name, st.not_reported())
         stats.append(st)
-        tables.append(f"SELECT {n} AS f, *, {db.quote(snapshot.name)} AS snapshot "
-                      f"FROM {table}")
-    con.execute(f"CREATE TEMP VIEW annotation_all AS {' UNION ALL '.join(tables)}")
+        tables.append(table)
+    merged = merged_calls_sql(tables, _PAYLOAD)
+    con.execute(f"CREATE TEMP TABLE annotation_all AS SELECT *, "
+                f"{db.quote(snapshot.name)} AS snapshot FROM ({merged})")
+    selection, selected = selection_words(tiers, min_stars), "annotation_all"
+    excluded = 0
+    if selection:
+        chosen = snapshot_filter_sql(tiers, min_stars)
+        excluded = int(db.scalar(con, f"SELECT count(*) FROM annotation_all s "
+                                      f"WHERE ({chosen}) IS NOT TRUE") or 0)
+        selected = f"(SELECT * FROM annotation_all s WHERE {chosen})"
     outside = 0
     if panel is not None:
-        kept, outside = filter_relation(con, panel, "annotation_all")
-        con.execute(f"CREATE TEMP VIEW annotation AS SELECT * FROM {kept}")
-    else:
-        con.execute("CREATE TEMP VIEW annotation AS SELECT * FROM annotation_all")
-    return AnnotationResult(snapshot, stats, con, panel, outside)
+        con.execute(f"CREATE TEMP VIEW annotation_selected AS SELECT * FROM {selected}")
+        selected, outside = filter_relation(con, panel, "annotation_selected")
+    con.execute(f"CREATE TEMP VIEW annotation AS SELECT * FROM {selected}")
+    return AnnotationResult(snapshot, stats, con, panel, outside, selection, excluded)
 
 
 # ------------------------------------------------------------------------------ VCF output

@@ -132,8 +132,15 @@ def side_sql(alias: str, snap: Snapshot, positions: str | None = None, wide: boo
 
 
 def select_change_columns(a: Snapshot, b: Snapshot) -> str:
-    """The report columns of a change, from the prefixed `a_`/`b_` columns of both sides."""
-    return f"""coalesce(b_gene, a_gene) AS gene, change, priority,
+    """The report columns of a change, from the prefixed `a_`/`b_` columns of both sides. The
+    gene is the newer release's symbols followed by any the older one had beside them (a
+    renamed symbol, a variant moved to another gene: `NEWSYM|OLDSYM`), so a panel naming the
+    gene the variant was reported under still holds the change."""
+    both = ("array_to_string(list_concat(string_split(b_gene, '|'), list_filter("
+            "string_split(a_gene, '|'), lambda s: NOT list_contains(string_split(b_gene, '|'), "
+            "s))), '|')")
+    return f"""CASE WHEN a_gene IS NULL OR b_gene IS NULL OR a_gene = b_gene
+                    THEN coalesce(b_gene, a_gene) ELSE {both} END AS gene, change, priority,
                a_cls AS before, b_cls AS after, a_tier AS tier_before, b_tier AS tier_after,
                a_stars AS stars_before, b_stars AS stars_after,
                a_rev AS review_before, b_rev AS review_after,

@@ -30,13 +30,16 @@ from varreinterp.errors import AssemblyMismatchError, StoreError, UsageError
 from varreinterp.matching import (
     carried_at,
     check_matched_refs,
+    count_ref_mismatch_calls,
+    count_repeats,
     distinct_zygosities_sql,
     key_match_sql,
+    merged_calls_sql,
     prepare_inputs,
     snapshot_keys_sql,
 )
 from varreinterp.panels import Panel, filter_frame
-from varreinterp.patient_vcf import ReadStats, Skip, load, select_samples
+from varreinterp.patient_vcf import ReadStats, load, select_samples
 from varreinterp.prefilter import load_sites
 from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
@@ -94,6 +97,7 @@ class ReclassificationReport:
     transitions: pd.DataFrame | None = None  # snapshot diff: from-tier x to-tier counts
     panel: Panel | None = None
     outside_panel: int = 0  # changes the panel left out
+    below_min_priority: int = 0  # changes below `min_priority`: not in `rows`, counted
 
     def restrict(self, panel: Panel | None) -> ReclassificationReport:
         """Only the changes inside `panel`; the others are counted."""
@@ -119,6 +123,9 @@ class ReclassificationReport:
                 f"from {self.from_snapshot.name} ({self.from_snapshot.manifest.release_date}) to "
                 f"{self.to_snapshot.name} ({self.to_snapshot.manifest.release_date})"
                 + (f": {', '.join(parts)}" if parts else "")
+                + (f"; {self.below_min_priority} lower-priority change(s) (below "
+                   f"{self.min_priority.value}) not listed (--all lists them)"
+                   if self.below_min_priority else "")
                 + (f"; {self.outside_panel} outside {self.panel.summary()}" if self.panel
                    else ""))
 
@@ -145,8 +152,11 @@ def diff_snapshots(store: Store, from_name: str, to_name: str,
         FROM changes WHERE {priority_filter_sql(min_priority)}
         ORDER BY {priority_order_sql()}, chrom, pos, ref, alt
     """).df()
+    below = int(db.scalar(con, f"SELECT count(*) FROM changes "
+                               f"WHERE NOT {priority_filter_sql(min_priority)}") or 0)
     con.close()
-    return ReclassificationReport(a, b, rows, min_priority, transitions=transitions)
+    return ReclassificationReport(a, b, rows, min_priority, transitions=transitions,
+                                  below_min_priority=below)
 
 
 def diff_patients(store: Store, vcfs: Sequence[Path], from_name: str, to_name: str,
@@ -155,7 +165,8 @@ def diff_patients(store: Store, vcfs: Sequence[Path], from_name: str, to_name: s
                   min_priority: Priority = Priority.MEDIUM, cross_lineage: bool = False,
                   accept_suspect: bool = False, pass_only: bool = False
                   ) -> ReclassificationReport:
-    """The changes from `from_name` to `to_name` among the variants these patients carry."""
+    """The changes from `from_name` to `to_name` among the variants these patients carry
+    (one sample in several files is one patient: each change once, its repeats counted)."""
     a, b = store.use(from_name), store.use(to_name)
     check_comparable(a, b, cross_lineage=cross_lineage, accept_suspect=accept_suspect)
     inputs = prepare_inputs(vcfs, workdir, assembly=a.manifest.assembly,
@@ -165,29 +176,33 @@ def diff_patients(store: Store, vcfs: Sequence[Path], from_name: str, to_name: s
     warm = threading.Thread(target=_import_quietly, args=("pandas",), daemon=True)
     warm.start()
     con = db.connect(workdir)
-    frames, stats = [], []
+    stats: list[ReadStats] = []
+    tables: list[str] = []
     keys = snapshot_keys_sql(a, b)
     sites = load_sites(con, keys)
-    for header in inputs.headers:
+    for n, header in enumerate(inputs.headers):
         calls = load(con, header, select_samples(header, samples), inputs.reference,
                      pass_only, sites)
+        count_ref_mismatch_calls(calls)
         # patient_changes joins both snapshots itself: no separate key join here
-        carried = carried_at(calls, keys, "carried_hits", join_keys=False)
+        carried = carried_at(calls, keys, f"carried_{n}", join_keys=False)
         if inputs.reference is not None:  # as annotate does: a REF the FASTA contradicts
-            calls.stats.skipped[Skip.REF_MISMATCH.value] += check_matched_refs(
-                con, inputs.reference, carried, keys)
-        frames.append(patient_changes(con, carried, a, b, min_priority))
-        log.info("%s: %d records, %d carried calls, %d change(s) at or above %s; not "
-                 "reported: %s", header.path, calls.stats.records, calls.stats.carried,
-                 len(frames[-1]), min_priority.value, calls.stats.not_reported())
+            check_matched_refs(con, inputs.reference, carried, calls.stats, keys)
+        count_repeats(con, carried, tables, calls.stats)
         stats.append(calls.stats)
+        tables.append(carried)
+    con.execute(f"CREATE TEMP TABLE carried_hits AS {merged_calls_sql(tables)}")
+    rows, below = patient_changes(con, "carried_hits", a, b, min_priority)
     con.close()
     warm.join()
-    import pandas as pd
-
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=PATIENT_COLUMNS)
-    return ReclassificationReport(a, b, rows, min_priority, stats=stats)
+    # Each change is counted in the first file holding its call.
+    per_file = rows.pop("f").value_counts().to_dict()
+    for n, st in enumerate(stats):
+        log.info("%s: %d records, %d carried calls, %d change(s) at or above %s; not "
+                 "reported: %s", st.path, st.records, st.carried, per_file.get(n, 0),
+                 min_priority.value, st.not_reported())
+    return ReclassificationReport(a, b, rows, min_priority, stats=stats,
+                                  below_min_priority=below)
 
 
 def _import_quietly(module: str) -> None:
@@ -197,39 +212,47 @@ def _import_quietly(module: str) -> None:
 
 
 def patient_changes(con: duckdb.DuckDBPyConnection, carried: str, a: Snapshot, b: Snapshot,
-                    min_priority: Priority) -> pd.DataFrame:
-    """Changes for the (sample, allele) rows of table `carried` (columns sample, chrom,
-    key_chrom, pos, ref, alt, zygosity)."""
+                    min_priority: Priority) -> tuple[pd.DataFrame, int]:
+    """(the changes at or above `min_priority` for the (sample, allele) rows of table
+    `carried` (columns f, sample, chrom, key_chrom, pos, ref, alt, zygosity, filter), with
+    their file `f`; how many changes below `min_priority` were left out)."""
     # Changes are found on the narrow status columns of every carried allele; the wide text
     # columns (gene, identifiers, conditions) are read for the few changed ones only.
     narrow = ", ".join(f"{{s}}.{{s}}_{c}" for c in ("cls", "tier", "stars", "rev"))
-    return con.execute(f"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE changed_calls AS
         WITH j AS (
-            SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity, c.filter,
-                   {narrow.format(s="a")}, {narrow.format(s="b")}
+            SELECT c.f, c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
+                   c.filter, {narrow.format(s="a")}, {narrow.format(s="b")}
             FROM {carried} c
             LEFT JOIN {side_sql('a', a, carried, wide=False)} a
               ON {key_match_sql('a', 'c')}
             LEFT JOIN {side_sql('b', b, carried, wide=False)} b
               ON {key_match_sql('b', 'c')}
-            WHERE a.a_cls IS NOT NULL OR b.b_cls IS NOT NULL),
-        changed AS (
-            SELECT sample, min(chrom) AS chrom, key_chrom, pos, ref, alt,
-                   {distinct_zygosities_sql()} AS zygosity,
-                   arg_min(filter, chrom) AS filter,
-                   any_value(COLUMNS('^[ab]_')), any_value(change) AS change,
-                   any_value(priority) AS priority
-            FROM (SELECT *, {change_sql()} AS change, {priority_sql()} AS priority FROM j)
-            WHERE change IS NOT NULL AND {priority_filter_sql(min_priority)}
-            GROUP BY sample, key_chrom, pos, ref, alt),
+            WHERE a.a_cls IS NOT NULL OR b.b_cls IS NOT NULL)
+        SELECT min(f) AS f, sample, min(chrom) AS chrom, key_chrom, pos, ref, alt,
+               {distinct_zygosities_sql()} AS zygosity,
+               arg_min(filter, chrom) AS filter,
+               any_value(COLUMNS('^[ab]_')), any_value(change) AS change,
+               any_value(priority) AS priority
+        FROM (SELECT *, {change_sql()} AS change, {priority_sql()} AS priority FROM j)
+        WHERE change IS NOT NULL
+        GROUP BY sample, key_chrom, pos, ref, alt
+    """)
+    below = int(db.scalar(con, f"SELECT count(*) FROM changed_calls "
+                               f"WHERE NOT {priority_filter_sql(min_priority)}") or 0)
+    rows = con.execute(f"""
+        WITH changed AS (
+            SELECT * FROM changed_calls WHERE {priority_filter_sql(min_priority)}),
         c AS (
             SELECT ch.*, {wide_columns('wa', 'a')}, {wide_columns('wb', 'b')}
             FROM changed ch
             LEFT JOIN {side_sql('a', a, "changed")} wa ON {key_match_sql('wa', 'ch')}
             LEFT JOIN {side_sql('b', b, "changed")} wb ON {key_match_sql('wb', 'ch')})
-        SELECT sample, chrom, pos, ref, alt, zygosity, filter, {select_change_columns(a, b)}
+        SELECT sample, chrom, pos, ref, alt, zygosity, filter, {select_change_columns(a, b)}, f
         FROM c ORDER BY sample, {priority_order_sql()}, key_chrom, pos, ref, alt
     """).df()
+    return rows, below
 
 
 def wide_columns(table: str, side: str) -> str:

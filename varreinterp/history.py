@@ -11,9 +11,18 @@ from typing import TYPE_CHECKING, Any
 from varreinterp import db
 from varreinterp.assembly import normalize_contig
 from varreinterp.errors import StoreError, UsageError
-from varreinterp.matching import key_match_sql, prepare_inputs, unique_calls_columns
-from varreinterp.panels import Panel, filter_frame
-from varreinterp.patient_vcf import load, select_samples
+from varreinterp.matching import (
+    carried_at,
+    check_matched_refs,
+    count_ref_mismatch_calls,
+    count_repeats,
+    key_match_sql,
+    merged_calls_sql,
+    prepare_inputs,
+    snapshot_keys_sql,
+)
+from varreinterp.panels import Panel, check_known_symbols, panel_membership
+from varreinterp.patient_vcf import ReadStats, load, select_samples
 from varreinterp.provenance import Provenance
 from varreinterp.store import Snapshot, Store
 
@@ -48,9 +57,8 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
     """Each carried variant's classification in every snapshot of one lineage (`source`:
     clinvar, clinvar-summary or a lab table's name; default: the only one of the VCFs' build,
     else clinvar), oldest first; by default only variants whose classification differs
-    somewhere."""
-    import pandas as pd
-
+    somewhere. One sample in several files is one patient: each variant once, its repeats
+    counted."""
     inputs = prepare_inputs(vcfs, workdir, assembly=None, what="", samples=samples,
                             reference_path=reference_path)
     assembly = {a for h in inputs.headers if (a := h.assembly()) is not None}
@@ -72,7 +80,9 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
         raise StoreError(f"a snapshot of {lineage} cannot be read "
                          f"({broken.get(lineage) or broken['*']}): the history would be "
                          "incomplete")
-    snaps = [store.use(s.name) for s in stored if s.lineage == lineage]
+    snaps = trusted_series(store, lineage)
+    if panel is not None:  # a typo would empty the history silently, as it would a diff
+        check_known_symbols([panel], snaps)
     con = db.connect(workdir)
     union = " UNION ALL ".join(
         f"SELECT {db.quote(s.name)} AS snapshot, {db.quote(s.manifest.release_date)} "
@@ -81,14 +91,22 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
         for i, s in enumerate(snaps))
     releases = ", ".join(f"({i}, {db.quote(s.name)}, {db.quote(s.manifest.release_date)})"
                          for i, s in enumerate(snaps))
-    frames = []
-    for header in inputs.headers:
+    stats: list[ReadStats] = []
+    tables: list[str] = []
+    for n, header in enumerate(inputs.headers):
         calls = load(con, header, select_samples(header, samples), inputs.reference,
                      pass_only)
-        frames.append(con.execute(f"""
-            WITH c AS (
-                SELECT {unique_calls_columns()} FROM {calls.carried}
-                GROUP BY sample, key_chrom, pos, ref, alt),
+        count_ref_mismatch_calls(calls)
+        # the calls some release lists, one row per sample and allele (repeats counted)
+        table = carried_at(calls, snapshot_keys_sql(*snaps), f"carried_{n}")
+        if inputs.reference is not None:  # as annotate and diff do: a REF the FASTA contradicts
+            check_matched_refs(con, inputs.reference, table, calls.stats)
+        count_repeats(con, table, tables, calls.stats)
+        stats.append(calls.stats)
+        tables.append(table)
+    con.execute(f"CREATE TEMP TABLE history_calls AS {merged_calls_sql(tables)}")
+    rows = con.execute(f"""
+            WITH c AS (SELECT * FROM history_calls),
             m AS (
                 SELECT c.sample, c.key_chrom, c.pos, c.ref, c.alt, s.k, s.gene,
                        s.classification, s.tier, s.stars, s.review_status
@@ -97,8 +115,8 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
                 SELECT sample, key_chrom, pos, ref, alt, arg_max(gene, k) AS last_gene
                 FROM m GROUP BY ALL),
             h AS (  -- one row per release, absent ones included (classification NULL)
-                SELECT c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt, c.zygosity,
-                       c.filter, n.snapshot, n.release_date, n.k,
+                SELECT c.f, c.sample, c.chrom, c.key_chrom, c.pos, c.ref, c.alt,
+                       c.zygosity, c.filter, n.snapshot, n.release_date, n.k,
                        coalesce(m.gene, c.last_gene) AS gene, m.classification, m.tier,
                        m.stars, m.review_status
                 FROM (SELECT c.*, known.last_gene FROM c
@@ -115,18 +133,41 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
             SELECT h.* EXCLUDE (key_chrom, k) FROM h
             {"" if show_all else "SEMI JOIN changed USING (sample, key_chrom, pos, ref, alt)"}
             ORDER BY sample, key_chrom, pos, ref, alt, k
-        """).df())
-        log.info("%s: %d records, %d carried calls, %d history row(s) over %d snapshot(s) of "
-                 "%s; not reported: %s", header.path, calls.stats.records, calls.stats.carried,
-                 len(frames[-1]), len(snaps), lineage, calls.stats.not_reported())
+        """).df()
     con.close()
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=HISTORY_COLUMNS)
+    # Each row is counted in the first file holding its call.
+    per_file = rows["f"].value_counts().to_dict()
+    for n, st in enumerate(stats):
+        log.info("%s: %d records, %d carried calls, %d history row(s) over %d snapshot(s) of "
+                 "%s; not reported: %s", st.path, st.records, st.carried, per_file.get(n, 0),
+                 len(snaps), lineage, st.not_reported())
     rows = rows[HISTORY_COLUMNS]
     outside = 0
     if panel is not None:
-        rows, outside = filter_frame(panel, rows)
+        # A variant is in the panel when any release puts it there (a renamed gene symbol):
+        # its whole history is kept, not only the releases that name the panel's gene.
+        inside = panel_membership(panel, rows)
+        key = ["sample", "chrom", "pos", "ref", "alt"]
+        keep = inside.groupby([rows[c] for c in key], dropna=False).transform("any")
+        outside = int((~keep).sum())
+        rows = rows[keep].reset_index(drop=True)
     return HistoryResult(snaps, rows, panel, outside)
+
+
+def trusted_series(store: Store, lineage: str, keep: Sequence[str] = ()) -> list[Snapshot]:
+    """The releases of a lineage for a history or a report's timeline, oldest first, without
+    those marked suspect (partial: a variant missing from one would read "absent", as if
+    ClinVar had dropped it), except those named in `keep` (a target the user accepted)."""
+    series, left_out = [], []
+    for s in store.lineage(lineage):
+        if s.manifest.suspect and s.name not in keep:
+            left_out.append(s.name)
+        else:
+            series.append(store.use(s.name))
+    if left_out:
+        log.warning("%s: left out of the history the release(s) marked suspect (partial): %s",
+                    lineage, ", ".join(left_out))
+    return series
 
 
 def _choose_lineage(lineages: list[str], source: str | None, build: str) -> str:

@@ -21,10 +21,12 @@ from varreinterp.errors import AssemblyMismatchError, InputError, UsageError
 from varreinterp.patient_vcf import (
     FastaReference,
     PatientCalls,
+    ReadStats,
     Skip,
     VcfHeader,
     check_assembly,
     check_samples_exist,
+    genotype_status,
     read_header,
     skip_sql,
 )
@@ -215,16 +217,98 @@ def distinct_zygosities_sql(column: str = "zygosity") -> str:
 
 
 def check_matched_refs(con: duckdb.DuckDBPyConnection, reference: FastaReference,
-                       table: str, keys: str | None = None) -> int:
-    """With a FASTA, also check the REF of every matched allele of `table` (of those whose key
-    is in relation `keys`, when given) that did not go through normalization (SNVs mostly);
-    mismatches are removed from `table` and counted. Contigs the FASTA lacks are not checked:
-    `patient_vcf.load` warned about each of them."""
+                       table: str, stats: ReadStats, keys: str | None = None) -> int:
+    """With a FASTA, also check the REF of every matched allele of `table` (a `carried_at`
+    table; of those whose key is in relation `keys`, when given) that did not go through
+    normalization (SNVs mostly). The calls of a mismatch are removed from `table` and moved in
+    `stats` from carried (and duplicate_record, for their repeats) to ref_mismatch: one count
+    per call, the unit of `count_ref_mismatch_calls`. Returns the calls removed. Contigs the
+    FASTA lacks are not checked: `patient_vcf.load` warned about each of them."""
     among = f" SEMI JOIN {keys} k ON {key_match_sql('k', 't')}" if keys else ""
     rows = con.execute(f"SELECT DISTINCT t.chrom, t.pos, t.ref FROM {table} t{among}"
                        ).fetchall()
     bad = [(c, p, r) for c, p, r in rows
            if reference.has(c) and reference.fetch(c, p - 1, p - 1 + len(r)).upper() != r]
-    if bad:
-        con.executemany(f"DELETE FROM {table} WHERE chrom = ? AND pos = ? AND ref = ?", bad)
-    return len(bad)
+    if not bad:
+        return 0
+    sites = ", ".join(f"({db.quote(c)}, {int(p)}, {db.quote(r)})" for c, p, r in bad)
+    where = f"(chrom, pos, ref) IN (SELECT * FROM (VALUES {sites}) v(chrom, pos, ref))"
+    calls, repeats = con.execute(f"SELECT coalesce(sum(copies), 0), "
+                                 f"coalesce(sum(copies - 1), 0) FROM {table} WHERE {where}"
+                                 ).fetchall()[0]
+    con.execute(f"DELETE FROM {table} WHERE {where}")
+    stats.carried -= int(calls)
+    _add(stats, Skip.DUPLICATE_RECORD.value, -int(repeats))
+    _add(stats, Skip.REF_MISMATCH.value, int(calls))
+    return int(calls)
+
+
+def count_ref_mismatch_calls(calls: PatientCalls) -> None:
+    """Count the alleles `load` marked ref_mismatch (an indel or trimmed allele whose REF the
+    FASTA contradicts: marked while normalizing, before genotypes are read) per call, as
+    `check_matched_refs` counts the alleles checked after matching: a genotype carrying the
+    allele is one ref_mismatch call, any other genotype keeps its own reason (hom_ref,
+    no_call...). `load` counted each such allele once and none of its calls, so three samples
+    carrying one bad indel read as "ref_mismatch 1" beside SNVs counted per call."""
+    con, stats = calls.con, calls.stats
+    mismatch = Skip.REF_MISMATCH.value
+    alleles = int(db.scalar(con, f"SELECT count(*) FROM {calls.allele} WHERE skip = ?",
+                            [mismatch]) or 0)
+    if not alleles:
+        return
+    _add(stats, mismatch, -alleles)
+    for ai, code, n in con.execute(f"""
+            SELECT a.ai, c.code, sum(c.n)::BIGINT FROM {calls.allele} a
+            JOIN {calls.gtcounts} c USING (rid) WHERE a.skip = ? GROUP BY ALL""",
+                                   [mismatch]).fetchall():
+        status, _ = genotype_status(calls.code_text[code], ai)
+        stats.calls += int(n)
+        _add(stats, mismatch if status == "carried" else status, int(n))
+
+
+def _add(stats: ReadStats, reason: str, n: int) -> None:
+    """Add `n` (may be negative) to a reason's count; a reason back at 0 is dropped, so the
+    JSON counts do not list it."""
+    total = stats.skipped[reason] + n
+    if total:
+        stats.skipped[reason] = total
+    else:
+        stats.skipped.pop(reason, None)
+
+
+# ------------------------------------------------------------ one patient over several files
+_CALL_KEY = "sample, key_chrom, pos, ref, alt"
+
+
+def count_repeats(con: duckdb.DuckDBPyConnection, table: str, earlier: Sequence[str],
+                  stats: ReadStats) -> int:
+    """The rows of `table` (one file's `carried_at` table) whose sample and allele an
+    `earlier` file's table already holds: one sample in two files is one patient, so such a
+    call is a repeated record, counted in this file's `stats` as duplicate_record (as a
+    repeat inside one file is). Returns how many."""
+    if not earlier:
+        return 0
+    seen = " UNION ALL ".join(f"SELECT {_CALL_KEY} FROM {t}" for t in earlier)
+    repeats = int(db.scalar(con, f"SELECT count(*) FROM {table} SEMI JOIN ({seen}) p "
+                                 f"USING ({_CALL_KEY})") or 0)
+    _add(stats, Skip.DUPLICATE_RECORD.value, repeats)
+    return repeats
+
+
+def merged_calls_sql(tables: Sequence[str], payload: Sequence[str] = ()) -> str:
+    """One row per (sample, allele) over the `carried_at` tables of several files, read as
+    one patient's: `f` is the first file holding the call (its index in `tables`), whose
+    coordinates and FILTER the row keeps; zygosities are combined as inside one file."""
+    if len(tables) == 1:  # nothing to merge: spare the grouping
+        return f"SELECT 0 AS f, * FROM {tables[0]}"
+    union = " UNION ALL BY NAME ".join(f"SELECT {n} AS f, * FROM {t}"
+                                       for n, t in enumerate(tables))
+    first = "(f, rid)"
+    extra = "".join(f", arg_min({p}, {first}) AS {p}" for p in payload)
+    zygosities = "flatten(list(string_split(zygosity, ',')))"
+    return (f"SELECT min(f) AS f, sample, arg_min(rid, {first}) AS rid, "
+            f"arg_min(ai, {first}) AS ai, arg_min(chrom, {first}) AS chrom, key_chrom, pos, "
+            f"ref, alt, arg_min(filter, {first}) AS filter, "
+            f"nullif(array_to_string(list_sort(list_distinct({zygosities})), ','), '') "
+            f"AS zygosity, sum(copies) AS copies{extra} "
+            f"FROM ({union}) GROUP BY {_CALL_KEY}")

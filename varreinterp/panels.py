@@ -118,11 +118,13 @@ class Panel:
 
     @classmethod
     def from_parts(cls, name: str, genes: Iterable[str] | str | Path | None,
-                   regions: Iterable[tuple[str, int, int]] | str | Path | None) -> Panel:
+                   regions: Iterable[tuple[str, int, int]] | str | Path | None,
+                   genes_file: Path | None = None) -> Panel:
         """A named panel from the config file. `genes`: symbols, or a string read like
-        `--genes` (file, comma list or built-in name), or a Path to a genes file. `regions`:
+        `--genes` (file, comma list or built-in name), or a Path to a genes file; `genes_file`
+        adds its genes to them (a panel's inline list plus its file: both count). `regions`:
         (contig, start, end) BED-style tuples (0-based, half-open), or the path of a BED file.
-        Both given: the intersection."""
+        Genes and regions both given: the intersection."""
         parts: list[Panel] = []
         if isinstance(genes, Path):
             parts.append(load_gene_file(genes))
@@ -130,6 +132,13 @@ class Panel:
             parts.append(parse_genes_option(genes, source=f"panel {name}"))
         elif genes is not None:
             parts.append(_gene_list_panel(list(genes), f"panel {name}"))
+        if genes_file is not None:
+            listed = load_gene_file(genes_file)
+            if parts and parts[0].genes is not None and listed.genes is not None:
+                parts[0] = _gene_list_panel(sorted(parts[0].genes | listed.genes),
+                                            f"panel {name}")
+            else:
+                parts.insert(0, listed)
         if isinstance(regions, (str, Path)):
             parts.append(load_bed(Path(regions)))
         elif regions is not None:

@@ -13,10 +13,10 @@ from varreinterp import db
 from varreinterp.changes import Priority
 from varreinterp.diff import ReclassificationReport, diff_patients
 from varreinterp.errors import UsageError
-from varreinterp.history import Key, key_of, timelines
+from varreinterp.history import Key, key_of, timelines, trusted_series
 from varreinterp.matching import prepare_inputs
 from varreinterp.panels import Panel
-from varreinterp.store import Snapshot, Store
+from varreinterp.store import Snapshot, Store, release_order
 
 
 @dataclass
@@ -48,10 +48,9 @@ def report_data(store: Store, vcf: Path, from_name: str, to_name: str, workdir: 
                             cross_lineage=cross_lineage, accept_suspect=accept_suspect,
                             pass_only=pass_only).restrict(panel)
     b = changes.to_snapshot
-    series = [store.use(s.name) for s in store.lineage(b.lineage)]
+    series = trusted_series(store, b.lineage, keep=(changes.from_snapshot.name, b.name))
     if changes.from_snapshot.name not in {s.name for s in series}:
-        series = sorted([changes.from_snapshot, *series],
-                        key=lambda s: s.manifest.release_date or "")
+        series = sorted([changes.from_snapshot, *series], key=lambda s: release_order(s.manifest))
     keys = [key_of(r) for r in changes.rows.to_dict(orient="records")]
     con = db.connect(workdir)
     try:
