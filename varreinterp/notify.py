@@ -359,6 +359,25 @@ class RunSummary:
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=True)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
+        """The summary `as_dict` wrote (a notification noted before it was sent). Raises
+        KeyError, TypeError or ValueError for anything else."""
+        changes, patients = data["changes"], data["patients"]
+        return cls(
+            run_id=str(data["run_id"]),
+            finished_at=datetime.fromisoformat(str(data["finished_at"])),
+            tool_version=str(data["tool_version"]), to_snapshot=str(data["to_snapshot"]),
+            min_priority=str(data["min_priority"]),
+            counts={p: changes[p] for p in PRIORITIES},
+            high_priority_patients=tuple(str(p) for p in patients["high_priority"]),
+            patients_with_changes=int(patients["with_changes"]),
+            patients_reanalyzed=int(patients["reanalyzed"]),
+            patients_up_to_date=int(patients["up_to_date"]),
+            skipped=tuple(SkippedPatient(str(s["patient_id"]), str(s["problem"]))
+                          for s in patients["skipped"]),
+            report_path=None if data["report_path"] is None else str(data["report_path"]))
+
     def subject(self) -> str:
         n_high = len(self.high_priority_patients)
         text = (f"varreinterp run {self.run_id}: {n_high} patient(s) with high-priority "

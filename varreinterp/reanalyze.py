@@ -25,6 +25,7 @@ Rules (each one closes a way an alert was lost or invented):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -53,17 +54,19 @@ from varreinterp.cohort_index import HitTask, ScanTask, bins_dir, run_task
 from varreinterp.diff import PATIENT_COLUMNS, priority_counts
 from varreinterp.engine import EngineChoice, EngineInfo, engine
 from varreinterp.errors import ExitCode, StoreError, UsageError
-from varreinterp.history import Key, keys_of, timelines
+from varreinterp.history import Key, keys_of, timelines, trusted_series
 from varreinterp.matching import key_match_sql
 from varreinterp.notify import SkippedPatient
 from varreinterp.panels import Panel, check_known_symbols, panel_membership
 from varreinterp.provenance import Provenance
-from varreinterp.store import Snapshot, Store
+from varreinterp.store import Snapshot, Store, read_json
 
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
     import pyarrow as pa
+
+    from varreinterp.notify import RunSummary
 
 log = logging.getLogger("varreinterp")
 
@@ -147,6 +150,7 @@ class ReanalysisResult:
     # patients in no group, or in a group not named here, use `min_priority`
     group_priorities: dict[str, Priority] = field(default_factory=dict)
     engine: EngineInfo | None = None  # what read the index (None: nothing to read)
+    notification: RunSummary | None = None  # noted before recording; the caller sends it
     index_bytes_read: int = 0
     index_bytes_total: int = 0
 
@@ -449,13 +453,16 @@ def reanalyze(store: Store, *, to: str | None = None,
               panel_for: PanelFor = _no_panel, pass_only: bool = False,
               choice: EngineChoice | None = None,
               progress: Callable[[int, int], None] | None = None,
-              group_priorities: Mapping[str, Priority] | None = None) -> ReanalysisResult:
+              group_priorities: Mapping[str, Priority] | None = None,
+              notify: Sequence[str] = ()) -> ReanalysisResult:
     """Compare every patient not yet reviewed against the newest snapshot of each lineage it
     follows (or `to`) and, unless `dry_run`, deliver the report folder, record the patients
     as reviewed and append the run to runs.jsonl. Every change is recorded; each patient's
     threshold (`group_priorities` of its cohort group, else `min_priority`), `panel_for` (a
     patient's panel) and `pass_only` only decide which are listed. A gene symbol given to a
-    panel that no compared snapshot knows is a UsageError, before any work."""
+    panel that no compared snapshot knows is a UsageError, before any work. With `notify`
+    (target URLs) and something to tell, the notification is noted in the store before the
+    patients are recorded (see `note_notification`); the caller sends it."""
     groups = dict(group_priorities or {})
     if dry_run:
         with store.workdir() as workdir:
@@ -465,7 +472,7 @@ def reanalyze(store: Store, *, to: str | None = None,
     with store.lock("reanalyze"), store.workdir() as workdir:
         return _reanalyze(store, to, min_priority, out, False, command, workdir,
                           allow_backwards, accept_suspect, changes_code, panel_for, pass_only,
-                          choice or EngineChoice(), progress, groups)
+                          choice or EngineChoice(), progress, groups, notify)
 
 
 def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path | None,
@@ -474,7 +481,8 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
                panel_for: PanelFor = _no_panel, pass_only: bool = False,
                choice: EngineChoice | None = None,
                progress: Callable[[int, int], None] | None = None,
-               group_priorities: dict[str, Priority] | None = None) -> ReanalysisResult:
+               group_priorities: dict[str, Priority] | None = None,
+               notify: Sequence[str] = ()) -> ReanalysisResult:
     import pandas as pd
 
     t0 = time.perf_counter()
@@ -537,6 +545,8 @@ def _reanalyze(store: Store, to: str | None, min_priority: Priority, out: Path |
                                              result.provenance(command))
         registry.delivered_runs.append(result.run_id)
     work_committed()  # (again, when no report was written) recorded whatever signal comes
+    if notify and (len(rows) or result.failures):
+        result.notification = note_notification(store, result, notify)
     _record_reviewed(store, registry, result)
     if result.out_dir is not None:  # recorded: the folder is delivered
         from varreinterp.output.reports import clear_pending_report
@@ -603,7 +613,9 @@ def _add_timelines(store: Store, workdir: Path, result: ReanalysisResult) -> Non
     con = db.connect(workdir)
     try:
         for lineage, group in result.rows.groupby("lineage"):
-            series = [store.use(s.name) for s in store.lineage(str(lineage))]
+            targets = {str(n) for n in group["to_snapshot"]} | {
+                str(n) for n in group["from_snapshot"]}
+            series = trusted_series(store, str(lineage), keep=sorted(targets))
             keys = keys_of(group)
             result.series[str(lineage)] = series
             result.timelines[str(lineage)] = timelines(con, series, keys)
@@ -874,15 +886,82 @@ def cohort_index_summary(store: Store) -> dict[str, Any]:
             "index_engine": engine.get("engine"), "index_workers": engine.get("workers")}
 
 
-def record_notifications(store: Store, result: ReanalysisResult,
+def record_notifications(store: Store, run_id: str, out_dir: Path | None,
                          outcomes: Sequence[dict[str, Any]]) -> None:
     """What each notification target answered: added to the delivered run.json, and to the
-    run log as a line of its own (the log is append-only)."""
+    run log as a line of its own (the log is append-only). The run's notification is then no
+    longer pending."""
     from varreinterp.atomic import write_json_atomic
 
-    if result.out_dir is not None and (result.out_dir / "run.json").is_file():
-        report = json.loads((result.out_dir / "run.json").read_text())
+    if out_dir is not None and (out_dir / "run.json").is_file():
+        report = json.loads((out_dir / "run.json").read_text())
         report["notifications"] = list(outcomes)
-        write_json_atomic(result.out_dir / "run.json", report)
-    _append_log(store, {"time": now(), "run_id": result.run_id,
-                        "notifications": list(outcomes)})
+        write_json_atomic(out_dir / "run.json", report)
+    _append_log(store, {"time": now(), "run_id": run_id, "notifications": list(outcomes)})
+    path = _notification_path(store)
+    with contextlib.suppress(OSError):
+        if read_json(path, "pending notification").get("summary", {}).get("run_id") == run_id:
+            path.unlink()
+
+
+# A run killed (kill -9, a power cut) while it notifies has recorded its patients: the next
+# run finds nothing new, so without this note its notification would never be sent.
+_NOTIFICATION_FILE = "pending_notification.json"
+
+
+def _notification_path(store: Store) -> Path:
+    return store.root / "cohort" / _NOTIFICATION_FILE
+
+
+def note_notification(store: Store, result: ReanalysisResult,
+                      targets: Sequence[str]) -> RunSummary:
+    """Note durably, before the patients are recorded, what this run is about to send and to
+    whom (the store is private to its owner, like the configuration the URLs come from)."""
+    from varreinterp.atomic import write_json_atomic
+    from varreinterp.notify import summary_from_reanalysis
+
+    summary = summary_from_reanalysis(result.for_notification())
+    path = _notification_path(store)
+    write_json_atomic(path, {"summary": summary.as_dict(), "targets": list(targets)})
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return summary
+
+
+def notification_noted(store: Store) -> bool:
+    return _notification_path(store).exists()
+
+
+def pending_notification(store: Store) -> tuple[RunSummary, list[str]] | None:
+    """The notification of an earlier run that was noted and never answered (that run was
+    killed while notifying), if that run recorded its patients; a note of a run killed before
+    recording is dropped: the run is redone, and notifies, in full. A note that cannot be
+    read is a StoreError (exit 4): it stands for a notification that may be lost."""
+    from varreinterp.notify import RunSummary
+
+    path = _notification_path(store)
+    if not path.exists():
+        return None
+    note = read_json(path, "pending notification")
+    try:
+        summary = RunSummary.from_dict(note["summary"])
+        targets = [str(t) for t in note["targets"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{path}: unreadable pending notification ({exc}); look at it, then "
+                         "remove it to go on") from exc
+    if not _run_recorded(store, summary.run_id):
+        path.unlink()
+        return None
+    return summary, targets
+
+
+def _run_recorded(store: Store, run_id: str) -> bool:
+    path = store.root / RUNS_FILE
+    if not path.exists():
+        return False
+    needle = f'"run_id": {json.dumps(run_id)}'
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return any(needle in line and '"exit_code"' in line for line in fh)
