@@ -23,6 +23,14 @@ os.environ.pop("VARREINTERP_CONFIG", None)
 MAPPINGS = ROOT / "examples" / "mappings"
 
 
+def tsv_lines(out: str) -> list[str]:
+    """The lines of a TSV a command printed, after the '#' provenance line every TSV starts
+    with (checked here)."""
+    first, *rest = out.splitlines()
+    assert first.startswith("#tool=varreinterp tool_version="), first
+    return rest
+
+
 def shared(relative: str) -> Path:
     """A file from ../shared/data, or skip the test with the reason."""
     path = SHARED / relative

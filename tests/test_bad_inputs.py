@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import tsv_lines
 
 HEADER = """##fileformat=VCFv4.1
 ##fileDate=2023-07-10
@@ -47,7 +48,7 @@ def assert_refused(cli, res, code: int, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     listed = cli("snapshot", "list", "--format", "tsv")
-    assert listed.out.splitlines()[1:] == []
+    assert tsv_lines(listed.out)[1:] == []
     return lines[0]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import typer.main
-from conftest import ROOT
+from conftest import ROOT, tsv_lines
 
 from varreinterp import __version__
 from varreinterp.cli import app
@@ -146,25 +146,25 @@ def test_data_on_stdout_messages_on_stderr(tmp_path):
                              text=True, timeout=60)
     assert listing.returncode == 0
     assert listing.stderr == ""
-    lines = listing.stdout.splitlines()
+    lines = tsv_lines(listing.stdout)
     assert len(lines) == 2
     assert lines[0].split("\t")[:5] == ["name", "assembly", "release_date", "source_kind",
                                         "records"]
     assert lines[1].split("\t")[:6] == ["clinvar-GRCh38-2024-01-07", "GRCh38", "2024-01-07",
                                         "clinvar-vcf", "1", "1"]
 
-    # Piped without --format: TSV, the same bytes.
+    # Piped without --format: TSV, the same rows.
     piped = subprocess.run([*base, "snapshot", "list"], capture_output=True, text=True,
                            timeout=60)
     assert piped.returncode == 0
-    assert piped.stdout == listing.stdout
+    assert tsv_lines(piped.stdout) == lines
 
     # --quiet silences the info line but never the data.
     quiet = subprocess.run([*base, "--quiet", "snapshot", "verify", "--format", "tsv"],
                            capture_output=True, text=True, timeout=60)
     assert quiet.returncode == 0
     assert quiet.stderr == ""
-    assert quiet.stdout == "snapshot\tproblem\n"
+    assert tsv_lines(quiet.stdout) == ["snapshot\tproblem"]
 
 
 def test_binary_output_to_a_text_only_stdout_keeps_split_characters(monkeypatch) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MAPPINGS, SAMPLES, CliResult, invoke
+from conftest import MAPPINGS, SAMPLES, CliResult, invoke, tsv_lines
 
 OLD = "clinvar-GRCh38-2024-01-07"
 NEW = "clinvar-GRCh38-2024-06-02"
@@ -331,7 +331,7 @@ def test_cohort_add_into_full_store(tmpfs: Mounter, tmp_path: Path,
     assert tree(store) == before, "a failed cohort add changed the store"
     assert_tmp_empty(store)
     listed = invoke(store, "cohort", "list", "-f", "tsv")
-    assert listed.code == 0 and listed.out.splitlines()[1:] == [], listed
+    assert listed.code == 0 and tsv_lines(listed.out)[1:] == [], listed
 
 
 @needs_root
@@ -367,6 +367,22 @@ def test_annotate_output_on_full_disk(tmpfs: Mounter, big_inputs: dict[str, Path
     assert sorted(p.name for p in mount.iterdir()) == [], "output or hidden temp file left"
     assert tree(store) == before
     assert_tmp_empty(store)
+
+
+@needs_root
+@pytest.mark.parametrize("fmt", ["tsv", "json", "vcf"])
+def test_unbuffered_stdout_on_full_disk_is_an_error(tmpfs: Mounter, big_inputs: dict[str, Path],
+                                                     fmt: str) -> None:
+    """With PYTHONUNBUFFERED (set in most Python container images) stdout is a raw file whose
+    write may take only part of the data: the rest must not vanish with exit 0."""
+    mount = tmpfs("fs", "64k")
+    out = mount / f"stdout.{fmt}"
+    args = [*cli_command(), "--store", str(big_inputs["store"]), "annotate",
+            str(big_inputs["patient"]), "--snapshot", "clinvar-GRCh38-2024-03-01", "-f", fmt]
+    with open(out, "wb") as fh:
+        done = subprocess.run(args, stdout=fh, stderr=subprocess.PIPE, timeout=120,
+                              check=False, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert_env_error(Proc(done.returncode, "", done.stderr.decode()), "<stdout>", NO_SPACE)
 
 
 # ------------------------------------------------------------------------------ /dev/full, dirs

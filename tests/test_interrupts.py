@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, invoke
+from conftest import SAMPLES, invoke, tsv_lines
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(),
                                 reason="reading a process's signal mask needs Linux /proc")
@@ -244,7 +244,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     cohort_seconds = ref.seconds
     listed = invoke(cohort_store, "cohort", "list", "-f", "tsv")
     assert listed.code == 0, listed.err
-    cohort_rows = sorted(listed.out.splitlines()[1:])
+    cohort_rows = sorted(tsv_lines(listed.out)[1:])
     assert len(cohort_rows) == COHORT_FILES
     return Setup(base, release, patient, cohort_files, empty_store, store, snapshot_seconds,
                  _annotate_seconds(store, patient, base), annotate_rows, cohort_seconds,
@@ -323,7 +323,7 @@ def test_cohort_add_interrupted(setup: Setup, tmp_path: Path, signum: int) -> No
                       signum, delay)
         if run.code == 0:
             listed = invoke(store, "cohort", "list", "-f", "tsv")
-            assert sorted(listed.out.splitlines()[1:]) == setup.cohort_rows, what
+            assert sorted(tsv_lines(listed.out)[1:]) == setup.cohort_rows, what
         else:
             assert_interrupted(run, signum, what)
             after = tree(store)
@@ -331,7 +331,7 @@ def test_cohort_add_interrupted(setup: Setup, tmp_path: Path, signum: int) -> No
                 f"{what}: the store changed; new: {sorted(set(after) - set(before))}")
             listed = invoke(store, "cohort", "list", "-f", "tsv")
             assert listed.code == 0, (what, listed.err)
-            assert listed.out.splitlines()[1:] == [], f"{what}: patients registered"
+            assert tsv_lines(listed.out)[1:] == [], f"{what}: patients registered"
             interrupted += 1
         assert_tmp_empty(store, what)
     assert interrupted >= MOMENTS // 2 + 1, f"only {interrupted} of {MOMENTS} interrupted"

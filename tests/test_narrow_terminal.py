@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES, invoke
+from conftest import SAMPLES, invoke, tsv_lines
 
 from varreinterp.output import tables, words
 from varreinterp.reanalyze import TrackState
@@ -113,7 +113,7 @@ def test_cohort_status_machine_formats_keep_machine_values(
     assert "up to date" in out and "up_to_date" not in out
     for identifier in PATIENTS:
         assert_not_split(out, identifier)
-    tsv = invoke(store, "cohort", "status", "--format", "tsv").out.splitlines()
+    tsv = tsv_lines(invoke(store, "cohort", "status", "--format", "tsv").out)
     header = tsv[0].split("\t")
     assert {dict(zip(header, ln.split("\t"), strict=True))["state"] for ln in tsv[1:]} == \
         {"up_to_date"}

@@ -61,3 +61,14 @@ def test_a_diff_back_in_time_says_so(tmp_path: Path) -> None:
     assert ahead.code == 0 and "back in time" not in ahead.err
     snap = invoke(store, "snapshot", "diff", NEW, OLD, "-f", "tsv")
     assert snap.code == 0 and "comparing back in time" in snap.err
+
+
+def test_all_with_min_priority_is_refused(tmp_path: Path) -> None:
+    """--all lists every change; a threshold given beside it would be silently dropped."""
+    store = store_with_sample_releases(tmp_path / "store")
+    for args in (["diff", PATIENT, "--from", OLD, "--to", NEW],
+                 ["snapshot", "diff", OLD, NEW]):
+        res = invoke(store, *args, "--all", "--min-priority", "high", "-f", "tsv")
+        assert res.code == 2, res.err
+        assert "--all lists every change" in res.err
+        assert invoke(store, *args, "--all", "-f", "tsv").code == 0

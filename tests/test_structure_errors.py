@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES, CliResult, invoke, shared
+from conftest import SAMPLES, CliResult, invoke, shared, tsv_lines
 
 OLD = "clinvar-GRCh38-2024-01-07"
 OLD_VCF = SAMPLES / "clinvar_GRCh38_2024-01-07.vcf"
@@ -250,7 +250,7 @@ def test_reference_of_another_build_hg19_chr20(tmp_path: Path, command: str) -> 
                               if command == "annotate"
                               else ["cohort", "add", vcf, "--baseline", OLD])
     assert_names_both(invoke(own, *args, "--reference", fasta), vcf, fasta)
-    assert invoke(own, "cohort", "list", "-f", "tsv").out.splitlines()[1:] == []
+    assert tsv_lines(invoke(own, "cohort", "list", "-f", "tsv").out)[1:] == []
 
 
 def test_reference_of_another_build_without_contig_lines(store: Path, tmp_path: Path) -> None:

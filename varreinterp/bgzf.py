@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, cast
@@ -281,3 +281,41 @@ def open_verified(path: Path) -> IO[bytes]:
         return open(path, "rb")
     check_file(path)
     return cast(IO[bytes], gzip.open(path, "rb"))
+
+
+_BLOCK_DATA = 0xFF00  # bytes of text per block, as bgzip writes them
+
+
+class BgzfWriter:
+    """Text written as BGZF blocks (SAM/BAM specification, section 4.1) to a binary stream, so
+    an output named .vcf.gz is what `tabix` and `bcftools` expect, not plain text."""
+
+    def __init__(self, out: IO[bytes]):
+        self.out = out
+        self.pending = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.pending += data
+        while len(self.pending) >= _BLOCK_DATA:
+            self._block(bytes(self.pending[:_BLOCK_DATA]))
+            del self.pending[:_BLOCK_DATA]
+        return len(data)
+
+    def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def close(self) -> None:
+        """Flush the last block and write the end-of-file marker (the stream stays open)."""
+        if self.pending:
+            self._block(bytes(self.pending))
+            self.pending.clear()
+        self.out.write(EOF_MARKER)
+
+    def _block(self, text: bytes) -> None:
+        packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+        data = packer.compress(text) + packer.flush()
+        size = 18 + len(data) + 8  # header with its BC field, deflate data, CRC32 and ISIZE
+        self.out.write(b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00"
+                       + struct.pack("<H", size - 1) + data
+                       + struct.pack("<II", zlib.crc32(text), len(text)))

@@ -12,13 +12,14 @@ import dataclasses
 import functools
 import inspect
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast, get_type_hints
 
 import typer
 
@@ -28,9 +29,10 @@ from varreinterp.errors import ExitCode, UsageError, VarreinterpError
 if TYPE_CHECKING:
     from varreinterp.changes import Priority
     from varreinterp.config import Settings
+    from varreinterp.notify import RunSummary
     from varreinterp.output.formats import Format
     from varreinterp.panels import Panel
-    from varreinterp.reanalyze import ReanalysisResult
+    from varreinterp.provenance import Provenance
     from varreinterp.store import Snapshot, Store
 
 log = logging.getLogger("varreinterp")
@@ -95,6 +97,8 @@ class Invocation:
         from varreinterp.store import Store
 
         store = Store(self.settings.store)
+        # Readers too: "no such release" in a folder that is no store at all would mislead.
+        store.refuse_foreign()
         store.reclaim()  # working folders of killed commands, whatever the command
         return store
 
@@ -103,6 +107,28 @@ def _inv(ctx: typer.Context) -> Invocation:
     obj = ctx.find_root().obj
     assert isinstance(obj, Invocation)
     return obj
+
+
+def _refuse_overwriting_inputs(ctx: typer.Context, output: Path | None) -> None:
+    """-o naming a file this command reads (the patient's VCF, a FASTA, a gene list) would
+    replace that input with the report: refuse before reading anything."""
+    if output is None or str(output) == "-" or not output.is_file():
+        return
+    for name, value in ctx.params.items():
+        for given in value if isinstance(value, list | tuple) else [value]:
+            if name == "output" or not isinstance(given, Path | str) or not given:
+                continue
+            with contextlib.suppress(OSError):
+                if Path(given).is_file() and os.path.samefile(given, output):
+                    raise UsageError(f"-o {output} is an input of this command ({given}): "
+                                     "refusing to overwrite it; write the output elsewhere")
+
+
+def _listing(ctx: typer.Context) -> Provenance:
+    """The provenance of an output that lists the store or the settings: tool and command."""
+    from varreinterp.provenance import Provenance
+
+    return Provenance(_inv(ctx).command)
 
 
 def _version(value: bool) -> None:
@@ -201,6 +227,9 @@ def _priority(inv: Invocation, value: str | None, show_all: bool = False) -> Pri
     from varreinterp.changes import Priority
 
     if show_all:
+        if value is not None:
+            raise UsageError(f"--all lists every change: --min-priority {value} would not "
+                             "apply; give one of them")
         return Priority.LOW
     return inv.with_flags(min_priority=value).min_priority
 
@@ -221,7 +250,7 @@ def _panel(inv: Invocation, genes: str | None, regions: Path | None) -> Panel | 
     spec = inv.settings.panels.get(genes) if genes else None
     if spec is None:
         return build_panel(genes=genes, regions=regions)
-    panel = Panel.from_parts(spec.name, spec.genes or spec.genes_file, spec.regions)
+    panel = Panel.from_parts(spec.name, spec.genes or None, spec.regions, spec.genes_file)
     if regions is not None:
         other = build_panel(regions=regions)
         assert other is not None
@@ -261,10 +290,18 @@ def _resolve(store: Store, selector: str, *, build: str | None = None,
     return resolve(store, selector, build=build, lineage=lineage, what=what)
 
 
+def _stored_name(store: Store, text: str | None) -> bool:
+    """`text` names a stored snapshot and cannot be read as a selector (a store written by an
+    older version may hold a snapshot called `latest`: the resolver refuses that ambiguity)."""
+    from varreinterp.selectors import reads_as_selector
+
+    return text is not None and store.exists(text) and not reads_as_selector(text)
+
+
 def _pair(store: Store, old: str, new: str | None, build: str | None) -> tuple[str, str]:
     """--from / --to selectors: --to defaults to the latest of --from's lineage and build."""
     target = None
-    if new is not None and store.exists(new):
+    if new is not None and _stored_name(store, new):
         target = store.get(new)
     a = _resolve(store, old, build=build or (target.manifest.assembly if target else None),
                  lineage=target.lineage if target else None, what="--from")
@@ -377,8 +414,10 @@ def snapshot_add(
         help="Import unknown classification terms as tier 'other' (counted) instead of "
         "failing.")] = False,
     reference: Annotated[Path | None, typer.Option(
-        metavar="FASTA", help="FASTA of the release's build: an older variant_summary (no "
-        "*VCF columns) needs it to anchor indels (else they are skipped and counted).")] = None,
+        metavar="FASTA", help="FASTA of the release's build: indels are left-aligned and REF "
+        "checked as for patients (without it, an indel stored right-shifted is counted as "
+        "not_left_aligned and matches only a call spelled the same way); an older "
+        "variant_summary (no *VCF columns) needs it to anchor indels.")] = None,
     max_drop: Annotated[float, typer.Option(
         "--max-drop", min=0, max=100, metavar="PERCENT", help="Mark the release suspect when "
         "it has more than this percentage fewer records than the previous release of its "
@@ -409,10 +448,14 @@ def _log_added(source: object, snap: Snapshot, already: bool) -> None:
         log.info("%s is already stored as snapshot %s (same content); nothing to do", source,
                  m.name)
         return
-    skipped = ", ".join(f"{k}={v}" for k, v in sorted(m.skipped.items())) or "none"
-    log.info("added snapshot %s: %d records (%s), release %s, %s; skipped: %s", m.name,
+    from varreinterp.importers.common import STORED_AS_GIVEN
+
+    skipped = ", ".join(f"{k}={v}" for k, v in sorted(m.skipped.items())
+                        if k not in STORED_AS_GIVEN) or "none"
+    given = ", ".join(f"{k}={v}" for k, v in sorted(m.skipped.items()) if k in STORED_AS_GIVEN)
+    log.info("added snapshot %s: %d records (%s), release %s, %s; skipped: %s%s", m.name,
              m.records, ", ".join(f"{k} {v}" for k, v in m.tiers.items() if v), m.release_date,
-             m.assembly, skipped)
+             m.assembly, skipped, f"; stored as given: {given}" if given else "")
 
 
 @snapshot_app.command("fetch", epilog="\b\nExample: varreinterp snapshot fetch --assembly GRCh38 "
@@ -476,13 +519,13 @@ def snapshot_list(ctx: typer.Context, fmt: FormatOpt = None) -> int:
             for s in snaps]
     rows += [{"name": name, "state": f"unreadable: {error}"} for name, error in broken.items()]
     if chosen is Format.JSON:
-        write_rows(rows, _LIST_COLUMNS, chosen, title="")
+        write_rows(rows, _LIST_COLUMNS, chosen, title="", prov=_listing(ctx))
     else:
         if chosen is Format.TABLE:
             for r in rows:
                 r["source_sha256"] = str(r.get("source_sha256") or "")[:12]
         write_rows(rows, _LIST_COLUMNS, chosen, title=f"Snapshots in {store.root}",
-                   caption=f"{len(rows)} snapshot(s); varreinterp {__version__}")
+                   caption=f"{len(rows)} snapshot(s)", prov=_listing(ctx))
     damaged = sorted([*broken, *(s.name for s in snaps if not s.manifest.is_sealed())])
     if damaged:
         from varreinterp.errors import StoreError
@@ -505,10 +548,10 @@ def snapshot_show(ctx: typer.Context,
     store = _inv(ctx).store()
     m = store.get(_resolve(store, name).name).manifest.to_json()
     if chosen is Format.JSON:
-        write_rows([m], list(m), chosen, title="")
+        write_rows([m], list(m), chosen, title="", prov=_listing(ctx))
         return
     write_rows([{"field": k, "value": v} for k, v in m.items()], ["field", "value"], chosen,
-               title=f"Snapshot {m['name']}")
+               title=f"Snapshot {m['name']}", prov=_listing(ctx))
 
 
 @snapshot_app.command("remove", epilog="\b\nExample: varreinterp snapshot remove "
@@ -536,11 +579,11 @@ def snapshot_verify(ctx: typer.Context,
 
     chosen = _format(fmt)
     store = _inv(ctx).store()
-    target = _resolve(store, name).name if name and not store.exists(name) else name
+    target = name if _stored_name(store, name) else _resolve(store, name).name if name else None
     problems = store.verify(target)
     rows = [{"snapshot": p.snapshot, "problem": p.problem} for p in problems]
     if rows or chosen is not Format.TABLE:
-        write_rows(rows, ["snapshot", "problem"], chosen, title="Problems")
+        write_rows(rows, ["snapshot", "problem"], chosen, title="Problems", prov=_listing(ctx))
     checked = 1 if target else len(store.snapshot_names())
     if problems:
         raise StoreError(f"{len(problems)} problem(s) in {checked} snapshot(s) of store "
@@ -613,6 +656,7 @@ def annotate_cmd(
     from varreinterp.provenance import Provenance
 
     inv = _inv(ctx)
+    _refuse_overwriting_inputs(ctx, output)
     chosen = _format(fmt, "table", "tsv", "json", "vcf", "parquet")
     tiers = core.parse_tiers(tier)
     if chosen is Format.VCF:
@@ -642,7 +686,14 @@ def annotate_cmd(
                                       reference_path=reference, tiers=tiers,
                                       min_stars=min_stars, pass_only=pass_only)
             with output_stream(output, binary=True) as fh:
-                write_annotated_vcf(vcf, fh, prov)
+                if output is not None and output.suffix in (".gz", ".bgz"):
+                    from varreinterp.bgzf import BgzfWriter
+
+                    packed = BgzfWriter(fh)
+                    write_annotated_vcf(vcf, cast(IO[bytes], packed), prov)
+                    packed.close()
+                else:
+                    write_annotated_vcf(vcf, fh, prov)
             log.info("%s: %d records written, %d with a classified ALT in %s", vcfs[0],
                      vcf.stats.records, len(vcf.additions), snap.name)
             return
@@ -670,6 +721,7 @@ def diff_cmd(
     from varreinterp.output.results import write_changes
 
     inv = _inv(ctx)
+    _refuse_overwriting_inputs(ctx, listing.output)
     chosen = listing.format()
     store, a, b, panel, priority = query.resolve(inv, vcfs[0] if vcfs else None)
     with store.workdir() as workdir:
@@ -707,6 +759,7 @@ def history_cmd(
     from varreinterp.output.results import write_history
 
     inv = _inv(ctx)
+    _refuse_overwriting_inputs(ctx, listing.output)
     chosen = listing.format()
     store = inv.store()
     panel = _panel(inv, genes, regions)
@@ -743,6 +796,7 @@ def report_cmd(
     from varreinterp.report import report_data
 
     inv = _inv(ctx)
+    _refuse_overwriting_inputs(ctx, output)
     store, a, b, panel, priority = query.resolve(inv, vcf)
     pass_only = query.pass_only
     with store.workdir() as workdir:
@@ -881,7 +935,7 @@ def cohort_list_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> None:
         return
     cols = ["patient", "sample", "assembly", "reviewed", "alleles", "replaced", "group",
             "source"]
-    write_rows(rows, cols, chosen, title="Cohort", caption=caption)
+    write_rows(rows, cols, chosen, title="Cohort", caption=caption, prov=_listing(ctx))
 
 
 @cohort_app.command("show", epilog="\b\nExample: varreinterp cohort show NA12878")
@@ -897,10 +951,10 @@ def cohort_show_cmd(ctx: typer.Context,
     chosen = _format(fmt)
     p = asdict(cohort.Registry.load(_inv(ctx).store()).get(patient))
     if chosen is Format.JSON:
-        write_rows([p], list(p), chosen, title="")
+        write_rows([p], list(p), chosen, title="", prov=_listing(ctx))
     else:
         write_rows([{"field": k, "value": v} for k, v in p.items()], ["field", "value"],
-                   chosen, title=f"Patient {patient}")
+                   chosen, title=f"Patient {patient}", prov=_listing(ctx))
 
 
 @cohort_app.command("remove", epilog="\b\nExample: varreinterp cohort remove NA12878")
@@ -990,7 +1044,8 @@ def cohort_status_cmd(ctx: typer.Context, fmt: FormatOpt = None) -> int:
         tables.print_rows(sys.stdout, tables.STATUS_COLUMNS, tables.status_rows(rows),
                           title="Cohort status", caption=tables.status_caption(rows, caption))
     else:
-        write_rows(rows, columns, chosen, title="Cohort status", caption=caption)
+        write_rows(rows, columns, chosen, title="Cohort status", caption=caption,
+                   prov=_listing(ctx))
     log.info("%s; %s", summary or "no patients registered", where)
     return ExitCode.PARTIAL if states.get("failing") else ExitCode.OK
 
@@ -1055,19 +1110,23 @@ def reanalyze_cmd(
     priority = _priority(inv, min_priority)
     # Each group's own min_priority, unless --min-priority was given (then it is everyone's).
     by_group = {name: inv.settings.min_priority_for(name) for name in inv.settings.groups}
+    # before this run notes its own notification
+    delivered = True if dry_run else _notify_interrupted(store)
     with _progress("Reading the cohort index", 2) as advance:
         result = reanalyze(store, to=to, min_priority=priority, out=output,
                            dry_run=dry_run, command=inv.command,
                            allow_backwards=allow_backwards, accept_suspect=accept_suspect,
                            changes_code=exit_code, panel_for=_panels_by_group(inv, panel),
                            pass_only=pass_only, choice=_engine_choice(inv, scheduler, workers),
-                           progress=advance, group_priorities=by_group)
+                           progress=advance, group_priorities=by_group,
+                           notify=settings.notify if targets else ())
     if dry_run or fmt:
         write_reanalysis(result, _format(fmt), result.provenance(inv.command), dry_run)
     log.info("%s", result.summary())
     code = result.exit_code(exit_code)
-    if (targets and result.run_id and (len(result.rows) or result.failures)
-            and not _notify(store, result, targets) and code != ExitCode.PARTIAL):
+    if result.notification is not None:
+        delivered = _notify(store, result.notification, result.out_dir, targets) and delivered
+    if not delivered and code != ExitCode.PARTIAL:
         code = ExitCode.NOTIFY_FAILED
     return code
 
@@ -1091,8 +1150,8 @@ def _panels_by_group(inv: Invocation, panel: Panel | None) -> Any:
         group = patient.group
         if group not in cache:
             spec = inv.settings.panel_for(group)
-            mine = PanelType.from_parts(spec.name, spec.genes or spec.genes_file,
-                                        spec.regions) if spec else None
+            mine = PanelType.from_parts(spec.name, spec.genes or None, spec.regions,
+                                        spec.genes_file) if spec else None
             cache[group] = (mine.intersect(panel) if mine and panel else mine or panel)
         return cache[group]
 
@@ -1105,15 +1164,34 @@ def _notify_targets(urls: tuple[str, ...]) -> list[Any]:
     return parse_targets(list(urls)) if urls else []
 
 
-def _notify(store: Store, result: ReanalysisResult, targets: list[Any]) -> bool:
+def _notify_interrupted(store: Store) -> bool:
+    """Send the notification of an earlier run that was killed while notifying (its patients
+    are recorded, so nothing else would ever tell the lab). False when it failed again."""
+    from varreinterp.notify import parse_targets
+    from varreinterp.reanalyze import notification_noted, pending_notification
+
+    if not notification_noted(store):
+        return True
+    with store.lock("reanalyze (an interrupted notification)"):
+        pending = pending_notification(store)
+        if pending is None:
+            return True
+        summary, urls = pending
+        log.warning("the notification of run %s was never answered (that run was stopped "
+                    "while notifying): sending it now", summary.run_id)
+        report = Path(summary.report_path) if summary.report_path else None
+        return _notify(store, summary, report, parse_targets(urls))
+
+
+def _notify(store: Store, summary: RunSummary, report: Path | None,
+            targets: list[Any]) -> bool:
     """Tell the lab; a failed notification never loses the report (it is already delivered):
     it is recorded and changes the exit code."""
-    from varreinterp.notify import send_notifications, summary_from_reanalysis
+    from varreinterp.notify import send_notifications
     from varreinterp.reanalyze import record_notifications
 
-    outcomes = send_notifications(targets,
-                                  summary_from_reanalysis(result.for_notification()))
-    record_notifications(store, result, [o.as_dict() for o in outcomes])
+    outcomes = send_notifications(targets, summary)
+    record_notifications(store, summary.run_id, report, [o.as_dict() for o in outcomes])
     for o in outcomes:
         if o.ok:
             log.info("notified %s", o.target)
@@ -1133,7 +1211,8 @@ def config_show(ctx: typer.Context, fmt: FormatOpt = None) -> None:
     chosen = _format(fmt)
     rows = [{"key": s.key, "value": s.text, "source": s.source}
             for s in effective_settings(_inv(ctx).settings)]
-    write_rows(rows, ["key", "value", "source"], chosen, title="Configuration")
+    write_rows(rows, ["key", "value", "source"], chosen, title="Configuration",
+               prov=_listing(ctx))
 
 
 def _reflow_help(*apps: typer.Typer) -> None:
@@ -1242,6 +1321,16 @@ def _framework_exit(exc: BaseException, args: list[str]) -> int | None:
                              "...\n")
         return ExitCode.USAGE
     return None
+
+
+def _vanished_file(exc: BaseException) -> str | None:
+    """The file DuckDB found gone between planning a read and doing it: a store file removed
+    by another command (`snapshot remove` takes the writer lock, readers take none)."""
+    text = str(exc)
+    if type(exc).__name__ != "IOException" or "No files found that match the pattern" not in text:
+        return None
+    quoted = text.split('"')
+    return quoted[1] if len(quoted) > 2 else "a store file"
 
 
 def _command_words(args: list[str]) -> list[str]:
@@ -1391,6 +1480,11 @@ def _run(args: list[str], debug: bool, signals: _Signals) -> int:
         framework_code = _framework_exit(exc, args)
         if framework_code is not None:
             return framework_code
+        vanished = _vanished_file(exc)
+        if vanished is not None:
+            sys.stderr.write(f"varreinterp: error: {vanished}: removed while this command was "
+                             "reading it (a snapshot removed meanwhile?); run it again\n")
+            return ExitCode.STORE
         if debug:
             import traceback
 

@@ -37,6 +37,9 @@ def connect(spill_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     con = duckdb.connect()
+    # A query slower than two seconds would draw DuckDB's progress bar on stdout, inside the
+    # data (a TSV piped to a file), whatever the terminal.
+    con.execute("SET enable_progress_bar = false")
     con.execute("SET preserve_insertion_order = true")
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     if spill_dir is not None:

@@ -7,6 +7,18 @@ import signal
 import sys
 
 
+def _ignore_sigint_in_worker_processes() -> None:
+    """A terminal's Ctrl-C reaches the whole process group, worker processes included. They
+    leave it to the command (which stops them and exits 130 with one line) instead of dying
+    with tracebacks. A worker started with multiprocessing's spawn re-runs the console script
+    as its main module, so this runs in it early, before it imports the worker code."""
+    if "__mp_main__" in sys.modules:  # multiprocessing's name for a child's main module
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+_ignore_sigint_in_worker_processes()
+
+
 def main() -> int:
     received: list[int] = []
 
@@ -28,4 +40,8 @@ def main() -> int:
     # still joins threads and runs atexit hooks; an ignored signal stays ignored.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    if code == 130 and "--debug" not in sys.argv:
+        # A Ctrl-C while the Dask cluster was starting leaves it half-built; distributed's
+        # own atexit hook then fails to close it and prints a traceback under our one line.
+        sys.unraisablehook = lambda unraisable: None
     return code

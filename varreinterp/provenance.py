@@ -20,9 +20,28 @@ TOOL = "varreinterp"
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:
-    """The command as a shell would repeat it (default: this process's own arguments)."""
+    """The command as a shell would repeat it (default: this process's own arguments), on one
+    line: an argument holding a control character (a newline in a file name) is written in
+    bash's $'...' form, so the TSV '#' line and the VCF header line stay one line each."""
     args = ["varreinterp", *argv] if argv is not None else sys.argv
-    return " ".join(shlex.quote(a) for a in args)
+    return " ".join(_shell_word(a) for a in args)
+
+
+def _one_line(value: object) -> str:
+    """A provenance value with its control characters (from a file name) escaped, so the line
+    that carries it stays one line."""
+    text = str(value)
+    if not any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return text
+    return "".join(c if ord(c) >= 32 and ord(c) != 127 else f"\\x{ord(c):02x}" for c in text)
+
+
+def _shell_word(arg: str) -> str:
+    if not any(ord(c) < 32 or ord(c) == 127 for c in arg):
+        return shlex.quote(arg)
+    named = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\", "'": "\\'"}
+    return "$'" + "".join(named.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127
+                                           else c) for c in arg) + "'"
 
 
 @dataclass(frozen=True)
@@ -105,12 +124,13 @@ class Provenance:
 
     def tsv_line(self) -> str:
         """The first line of every TSV we write: `#key=value ...`, the command last."""
-        return "#" + " ".join(f"{k}={'' if v is None else v}" for k, v in self.flat().items())
+        return "#" + " ".join(f"{k}={'' if v is None else _one_line(v)}"
+                              for k, v in self.flat().items())
 
     def vcf_header(self) -> str:
         """`##varreinterp=<...>` for the annotated VCF (one snapshot)."""
         def esc(text: object) -> str:
-            return str(text).replace("\\", "\\\\").replace('"', '\\"')
+            return _one_line(text).replace("\\", "\\\\").replace('"', '\\"')
 
         parts = [f'Version="{esc(self.tool_version)}"']
         for role, stamp in self.snapshots:
@@ -130,7 +150,7 @@ class Provenance:
 
     def caption(self) -> str:
         """One line under a terminal table."""
-        snaps = "; ".join(f"{role.replace('_', ' ')} {stamp.short()}"
-                          for role, stamp in self.snapshots)
-        facts = "".join(f"; {k} {v}" for k, v in self.facts)
-        return f"{TOOL} {self.tool_version}; {snaps}{facts}"
+        parts = [f"{TOOL} {self.tool_version}"]
+        parts += [f"{role.replace('_', ' ')} {stamp.short()}" for role, stamp in self.snapshots]
+        parts += [f"{k} {v}" for k, v in self.facts]
+        return "; ".join(parts)

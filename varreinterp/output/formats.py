@@ -5,9 +5,11 @@ messages go to stderr."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -52,12 +54,13 @@ def output_stream(out: Path | None, binary: bool = False) -> Iterator[IO[Any]]:
     """stdout, or a temporary file beside `out` renamed into place only on success, so a failed
     run never leaves a half-written report."""
     if out is None or str(out) == "-":
+        buffer = getattr(sys.stdout, "buffer", None)
         if not binary:
             yield sys.stdout
-        elif hasattr(sys.stdout, "buffer"):
-            yield sys.stdout.buffer
-        else:  # a text-only stdout (an embedding caller, a test runner): UTF-8 text
+        elif buffer is None:  # a text-only stdout (an embedding caller, a test runner)
             yield cast(IO[bytes], _TextSink(sys.stdout))
+        else:
+            yield cast(IO[bytes], _WriteAll(buffer))
         return
     if out.exists() and not out.is_file() and not out.is_dir():  # /dev/null, a FIFO
         try:
@@ -69,6 +72,37 @@ def output_stream(out: Path | None, binary: bool = False) -> Iterator[IO[Any]]:
         return
     with atomic_file(out, binary=binary, commits=True) as fh:  # the output is the result
         yield fh
+
+
+class _WriteAll:
+    """Binary stdout. Unbuffered (python -u, PYTHONUNBUFFERED) it is a raw file, which may
+    write only part of what it is given on a full disk; callers (shutil.copyfileobj, the VCF
+    writer) do not look at the count, so the rest would be lost without an error. Each write
+    loops until every byte is out; a refused write names <stdout> (exit 74)."""
+
+    def __init__(self, raw: IO[bytes]):
+        self.raw = raw
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                written = self.raw.write(view)
+                if not written:
+                    raise OSError(errno.EAGAIN, "standard output accepted no data")
+                view = view[written:]
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise EnvironmentIOError.from_os_error(exc, "<stdout>") from exc
+        return len(data)
+
+    def writelines(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
 
 
 class _TextSink:
@@ -93,6 +127,9 @@ class _TextSink:
         self.stream.flush()
 
 
+_TSV_BREAKS = re.compile("[\t\n\r]")
+
+
 def tsv_value(value: object) -> str:
     if value is None:
         return ""
@@ -100,7 +137,23 @@ def tsv_value(value: object) -> str:
         return ""
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True)
-    return str(value).replace("\t", " ").replace("\n", " ")
+    return _TSV_BREAKS.sub(" ", str(value))
+
+
+def tsv_text(frame: pd.DataFrame) -> str:
+    """A frame as TSV text under the same rule as `tsv_value`: no quoting (a `"` stays as it
+    is, so every command writes a sample or condition name the same way), and a tab or line
+    break inside a value becomes a space, so every row has the header's column count."""
+    import csv
+
+    clean = frame.copy(deep=False)
+    for column in clean.columns:
+        values = clean[column]
+        if values.dtype == object or str(values.dtype) in ("str", "string"):
+            clean[column] = values.str.replace(_TSV_BREAKS.pattern, " ", regex=True)
+    text: str = clean.to_csv(sep="\t", index=False, na_rep="", lineterminator="\n",
+                             quoting=csv.QUOTE_NONE)
+    return text
 
 
 def write_tsv(fh: IO[str], columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
@@ -227,7 +280,7 @@ def write_frame(frame: pd.DataFrame, columns: Sequence[str], fmt: Format, output
     with output_stream(output) as fh:
         if fmt is Format.TSV:
             fh.write(prov.tsv_line() + "\n")
-            rows.to_csv(fh, sep="\t", index=False, na_rep="", lineterminator="\n")
+            fh.write(tsv_text(rows))
         elif fmt is Format.JSON:
             extra = row_provenance(prov)
             for record in rows.to_dict(orient="records"):
@@ -250,16 +303,17 @@ def row_provenance(prov: Provenance) -> dict[str, Any]:
 
 
 def write_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Format, *,
-               title: str, caption: str = "", prov: Provenance | None = None) -> None:
-    """A small list of records (snapshots, patients) to stdout."""
+               title: str, prov: Provenance, caption: str = "") -> None:
+    """A small list of records (snapshots, patients, settings) to stdout, with the provenance
+    as every other output carries it: the TSV '#' line, `provenance_*` fields on each JSON
+    Lines row, the table's caption."""
     out = sys.stdout
     if fmt is Format.JSON:
-        write_jsonl(out, rows)
+        extra = row_provenance(prov)
+        write_jsonl(out, [{**r, **extra} for r in rows])
     elif fmt is Format.TSV:
-        if prov is not None:
-            out.write(prov.tsv_line() + "\n")
+        out.write(prov.tsv_line() + "\n")
         write_tsv(out, columns, rows)
     else:
         print_table(out, columns, rows, title=title,
-                    caption="\n".join(c for c in (caption, prov.caption() if prov else "") if c)
-                    or None)
+                    caption="\n".join(c for c in (caption, prov.caption()) if c))

@@ -86,7 +86,8 @@ def patient_report(*, patient_id: str, sample: str | None, source_file: str | No
     extra = list(notes)
     if left_out:
         extra.append(f"{left_out} lower-priority change(s) (below {min_priority.value}) are "
-                     "not shown here; the TSV report lists every change.")
+                     "not shown here: a lower --min-priority shows them (a nightly run's "
+                     "changes.tsv lists every change).")
     return PatientReport(
         patient_id=patient_id, sample=sample, source_file=source_file,
         assembly=to_snapshot.manifest.assembly, from_snapshot=snapshot_ref(from_snapshot),

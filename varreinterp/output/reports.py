@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from varreinterp.atomic import DIR_MODE, FILE_MODE, work_committed
 from varreinterp.errors import EnvironmentIOError, StoreError, UsageError
+from varreinterp.output.formats import tsv_text
 from varreinterp.provenance import Provenance
 
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ def _remove_merged(note: PendingReport) -> str | None:
 def _write_tsv(path: Path, frame: pd.DataFrame, columns: list[str], prov: Provenance) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(prov.tsv_line() + "\n")
-        frame[columns].to_csv(fh, sep="\t", index=False, na_rep="", lineterminator="\n")
+        fh.write(tsv_text(frame[columns]))
     os.chmod(path, FILE_MODE)
 
 
@@ -237,7 +238,7 @@ def _write_tsvs(folder: Path, frame: pd.DataFrame, columns: list[str],
     """changes.tsv, and patients/<id>.tsv for every patient cut from the same rendering of
     the whole table (one pandas call instead of one per patient: a thousand patients took 7 s
     the other way, and rendering the table twice 5 s more at 10,000)."""
-    text = frame[columns].to_csv(sep="\t", index=False, na_rep="", lineterminator="\n")
+    text = tsv_text(frame[columns])
     with open(folder / "changes.tsv", "w", encoding="utf-8") as fh:
         fh.write(prov.tsv_line() + "\n")
         fh.write(text)

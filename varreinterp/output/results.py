@@ -19,6 +19,7 @@ from varreinterp.output.formats import (
     output_stream,
     print_table,
     row_provenance,
+    tsv_text,
     write_frame,
 )
 
@@ -88,8 +89,7 @@ def write_changes(report: ReclassificationReport, columns: list[str], fmt: Forma
     if fmt is Format.TSV:
         with output_stream(output) as fh:
             fh.write(prov.tsv_line() + "\n")
-            report.rows[columns].to_csv(fh, sep="\t", index=False, na_rep="",
-                                        lineterminator="\n")
+            fh.write(tsv_text(report.rows[columns]))
         return
     caption = "\n".join([*report.per_sample_summary(), report.summary(), tables.LEGEND,
                          prov.caption()])
