@@ -6,6 +6,7 @@ back in time says that its upgrades read backwards."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from pathlib import Path
 
@@ -72,3 +73,19 @@ def test_all_with_min_priority_is_refused(tmp_path: Path) -> None:
         assert res.code == 2, res.err
         assert "--all lists every change" in res.err
         assert invoke(store, *args, "--all", "-f", "tsv").code == 0
+
+
+def test_baseline_given_with_replace_is_said_not_applied(tmp_path: Path) -> None:
+    """A replacement keeps what the patient was reported against; a --baseline beside it
+    that would move it was dropped without a word (the next run then repeats changes)."""
+    store = store_with_sample_releases(tmp_path / "store")
+    assert invoke(store, "cohort", "add", PATIENT, "--baseline", OLD).code == 0
+    recalled = tmp_path / "recalled.vcf"
+    recalled.write_text(gzip.decompress(PATIENT.read_bytes()).decode().replace(
+        "\tPASS\t", "\t.\t", 1))
+    res = invoke(store, "cohort", "add", recalled, "--replace", "--baseline", NEW)
+    assert res.code == 0, res.err
+    assert f"--baseline {NEW} was not applied to patient PATIENT01 (replaced)" in res.err
+    assert _reviewed(store) == {"PATIENT01": f"clinvar/GRCh38: {OLD}"}
+    same = invoke(store, "cohort", "add", recalled, "--replace", "--baseline", OLD)
+    assert same.code == 0 and "not applied" not in same.err

@@ -621,6 +621,13 @@ def _plan_file(store: Store, registry: Registry, vcf: Path, samples: list[str] |
                 patient.reviewed[base_snap.lineage] = base_snap.name
                 log.info("patient %s: now also follows %s from %s", pid, base_snap.lineage,
                          base_snap.name)
+            elif base_snap is not None and old.reviewed[base_snap.lineage] != base_snap.name:
+                # Moving its reviewed release would skip or repeat changes the lab may not
+                # have seen: the replacement keeps it, and says so.
+                log.warning("--baseline %s was not applied to patient %s (replaced): it keeps "
+                            "what it was reported against on %s (%s); to restart it from %s, "
+                            "`cohort remove` it and add it again", base_snap.name, pid,
+                            base_snap.lineage, old.reviewed[base_snap.lineage], base_snap.name)
         staged.append(_Staged(patient, AddOutcome(pid, sample, status, 0), True))
         todo.append((i, patient.number))
     job = FileJob(header, todo, str(reference_path) if reference_path else None,
