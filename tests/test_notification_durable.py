@@ -39,8 +39,11 @@ DRIVER = textwrap.dedent('''
         os._exit(9)
 
 
-    if os.environ["NOTIFY_TEST_STEP"] == "while_notifying":
+    STEP = os.environ["NOTIFY_TEST_STEP"]
+    if STEP == "while_notifying":
         notify.send_notifications = crash
+    elif STEP == "before_logging":
+        core.append_run = crash
     else:
         core._record_reviewed = crash
 
@@ -101,6 +104,20 @@ def test_a_run_killed_while_notifying_is_notified_by_the_next(store: Path,
         # sent once: the next run has nothing to say
         ok(invoke(store, "reanalyze", "--notify", hook.url))
         assert len(hook.bodies) == 1
+
+
+def test_a_run_killed_after_recording_before_its_log_line_is_notified(store: Path,
+                                                                     tmp_path: Path) -> None:
+    """The patients are recorded (the registry holds the run's report) but runs.jsonl never
+    got the run: that is still a recorded run, whose notification the next run sends."""
+    with serving() as hook:
+        crashed_run(store, "before_logging", hook.url, tmp_path)
+        assert (store / NOTE).is_file()
+        res = ok(invoke(store, "reanalyze", "--notify", hook.url))
+        assert "was never answered" in res.err
+        (body,) = [json.loads(b) for b in hook.bodies]
+        assert body["changes"]["total"] > 0 and Path(body["report_path"]).is_dir()
+        assert "0 patient(s) reanalyzed" in res.err  # nothing redone: it was recorded
 
 
 def test_a_run_killed_before_recording_is_redone_and_notified_once(store: Path,

@@ -132,6 +132,8 @@ def test_frames_and_records_follow_one_tsv_rule() -> None:
     assert tsv_text(frame) == records.getvalue().replace("\tnan\n", "\t\n")
     assert tsv_text(frame).splitlines() == [
         "name\tn", 'a"b\t1', "tab here\t2", "two lines\t3", "cr end\t4", "\t5"]
+    mixed = pd.DataFrame({"v": pd.Series(["x\ty", 3, None, True, ["a", "b"]], dtype=object)})
+    assert tsv_text(mixed).splitlines() == ["v", "x y", "3", "", "True", '["a", "b"]']
 
 
 # ------------------------------------------------------------------------- provenance

@@ -316,3 +316,29 @@ def test_the_sql_rule_is_exactly_when_left_align_moves_a_trimmed_allele() -> Non
                            ).fetchall()[0][0]
     assert disagree == 0
     assert sum(moved for *_, moved in cases) > 300  # the rule is exercised both ways
+
+
+def test_an_hg19_mitochondrion_in_the_fasta_is_not_used_for_mt(tmp_path: Path) -> None:
+    """UCSC hg19's chrM (16,571 bp, NC_001807) is not the rCRS that ClinVar's MT is on: its
+    sequence would refuse (ref_mismatch) or shift ClinVar's MT indels. They are stored as
+    given, counted, and the FASTA's chrM is named in a warning."""
+    import random
+
+    import pysam
+
+    rng = random.Random(7)
+    rcrs = "".join(rng.choice("ACGT") for _ in range(16_569))
+    hg19 = rcrs[:310] + "CC" + rcrs[310:]  # two more bases after m.310: 16,571 bp
+    path = tmp_path / "hg19like.fa"
+    path.write_text(">chrM\n" + "\n".join(hg19[i:i + 60] for i in range(0, len(hg19), 60))
+                    + "\n")
+    pysam.faidx(str(path))
+    pos = 3002
+    ref, alt = rcrs[pos - 1:pos + 1], rcrs[pos - 1]  # a deletion of one base on the rCRS
+    src = write_clinvar(tmp_path / "mt.vcf", [("MT", pos, ref, alt, "Pathogenic", 2, None,
+                                                None)], assembly="GRCh37")
+    store = tmp_path / "store"
+    res = add(store, src, "--reference", path)
+    assert set(stored(store)) == {("MT", pos, ref, alt)}
+    assert manifest(store)["skipped"].get("no_reference_sequence") == 1
+    assert "16,571 bp: UCSC hg19's chrM" in res.err

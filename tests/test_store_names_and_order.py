@@ -240,11 +240,24 @@ def test_a_lab_table_imported_under_its_own_name_stays_in_its_lineage(cli: Cli,
     assert shown(cli, "mylab-may-2024")["suspect"]
 
 
-def test_a_lab_table_without_a_name_is_its_mapping_file(cli: Cli, tmp_path: Path) -> None:
+def test_a_lab_table_keeps_the_lineage_of_its_mapping(cli: Cli, tmp_path: Path) -> None:
+    """A mapping with no [source] name names no lab (two labs' files may both be called
+    mapping.toml): the first release's lineage comes from its snapshot name, as older
+    versions made it, and later releases read with the same mapping file stay in it whatever
+    their --name. A release that starts another lab lineage of the build is said."""
     lab = mapping(tmp_path / "otherlab.toml", name=None)
     ok(cli("snapshot", "add", lab_table(tmp_path / "t_2024-01-10.tsv", "VUS"), "--format",
            "table", "--mapping", lab, "--assembly", "GRCh38", "--name", "spring"))
-    assert shown(cli, "spring")["lineage"] == "otherlab/GRCh38"
+    assert shown(cli, "spring")["lineage"] == "spring/GRCh38"
+    later = ok(cli("snapshot", "add", lab_table(tmp_path / "t_2024-06-10.tsv", "LP"),
+                   "--format", "table", "--mapping", lab, "--assembly", "GRCh38",
+                   "--name", "summer"))
+    assert shown(cli, "summer")["lineage"] == "spring/GRCh38"
+    assert "new lineage" not in later.err
+    named = mapping(tmp_path / "named.toml", name="otherlab")
+    other = ok(cli("snapshot", "add", lab_table(tmp_path / "t_2024-07-10.tsv", "LP"),
+                   "--format", "table", "--mapping", named, "--assembly", "GRCh38"))
+    assert "starts a new lineage otherlab/GRCh38 beside spring/GRCh38" in other.err
 
 
 # ------------------------------------------------------------- 4. a folder that is not a store

@@ -1091,7 +1091,7 @@ def reanalyze_cmd(
     reanalyzed, 7 stale (with --fail-if-stale), 8 a notification failed."""
     from varreinterp.errors import StaleSnapshotError
     from varreinterp.output.results import write_reanalysis
-    from varreinterp.reanalyze import reanalyze
+    from varreinterp.reanalyze import notifying, reanalyze
 
     inv = _inv(ctx)
     settings = inv.with_flags(notify=tuple(notify) if notify else None)
@@ -1110,22 +1110,25 @@ def reanalyze_cmd(
     priority = _priority(inv, min_priority)
     # Each group's own min_priority, unless --min-priority was given (then it is everyone's).
     by_group = {name: inv.settings.min_priority_for(name) for name in inv.settings.groups}
-    # before this run notes its own notification
-    delivered = True if dry_run else _notify_interrupted(store)
-    with _progress("Reading the cohort index", 2) as advance:
-        result = reanalyze(store, to=to, min_priority=priority, out=output,
-                           dry_run=dry_run, command=inv.command,
-                           allow_backwards=allow_backwards, accept_suspect=accept_suspect,
-                           changes_code=exit_code, panel_for=_panels_by_group(inv, panel),
-                           pass_only=pass_only, choice=_engine_choice(inv, scheduler, workers),
-                           progress=advance, group_priorities=by_group,
-                           notify=settings.notify if targets else ())
-    if dry_run or fmt:
-        write_reanalysis(result, _format(fmt), result.provenance(inv.command), dry_run)
-    log.info("%s", result.summary())
-    code = result.exit_code(exit_code)
-    if result.notification is not None:
-        delivered = _notify(store, result.notification, result.out_dir, targets) and delivered
+    with contextlib.nullcontext() if dry_run else notifying(store):
+        # an earlier run's notification first, before this run notes its own
+        delivered = True if dry_run else _notify_interrupted(store)
+        with _progress("Reading the cohort index", 2) as advance:
+            result = reanalyze(store, to=to, min_priority=priority, out=output,
+                               dry_run=dry_run, command=inv.command,
+                               allow_backwards=allow_backwards, accept_suspect=accept_suspect,
+                               changes_code=exit_code, panel_for=_panels_by_group(inv, panel),
+                               pass_only=pass_only,
+                               choice=_engine_choice(inv, scheduler, workers),
+                               progress=advance, group_priorities=by_group,
+                               notify=settings.notify if targets else ())
+        if dry_run or fmt:
+            write_reanalysis(result, _format(fmt), result.provenance(inv.command), dry_run)
+        log.info("%s", result.summary())
+        code = result.exit_code(exit_code)
+        if result.notification is not None:
+            delivered = _notify(store, result.notification, result.out_dir,
+                                targets) and delivered
     if not delivered and code != ExitCode.PARTIAL:
         code = ExitCode.NOTIFY_FAILED
     return code
@@ -1172,15 +1175,14 @@ def _notify_interrupted(store: Store) -> bool:
 
     if not notification_noted(store):
         return True
-    with store.lock("reanalyze (an interrupted notification)"):
-        pending = pending_notification(store)
-        if pending is None:
-            return True
-        summary, urls = pending
-        log.warning("the notification of run %s was never answered (that run was stopped "
-                    "while notifying): sending it now", summary.run_id)
-        report = Path(summary.report_path) if summary.report_path else None
-        return _notify(store, summary, report, parse_targets(urls))
+    pending = pending_notification(store)
+    if pending is None:
+        return True
+    summary, urls = pending
+    log.warning("the notification of run %s was never answered (that run was stopped while "
+                "notifying): sending it now", summary.run_id)
+    report = Path(summary.report_path) if summary.report_path else None
+    return _notify(store, summary, report, parse_targets(urls))
 
 
 def _notify(store: Store, summary: RunSummary, report: Path | None,

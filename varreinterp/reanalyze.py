@@ -32,7 +32,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -53,7 +53,13 @@ from varreinterp.cohort import Patient, Registry, now
 from varreinterp.cohort_index import HitTask, ScanTask, bins_dir, run_task
 from varreinterp.diff import PATIENT_COLUMNS, priority_counts
 from varreinterp.engine import EngineChoice, EngineInfo, engine
-from varreinterp.errors import ExitCode, StoreError, UsageError
+from varreinterp.errors import (
+    ExitCode,
+    StoreError,
+    UsageError,
+    VarreinterpError,
+    store_os_error,
+)
 from varreinterp.history import Key, keys_of, timelines, trusted_series
 from varreinterp.matching import key_match_sql
 from varreinterp.notify import SkippedPatient
@@ -899,7 +905,7 @@ def record_notifications(store: Store, run_id: str, out_dir: Path | None,
         write_json_atomic(out_dir / "run.json", report)
     _append_log(store, {"time": now(), "run_id": run_id, "notifications": list(outcomes)})
     path = _notification_path(store)
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, VarreinterpError, AttributeError):
         if read_json(path, "pending notification").get("summary", {}).get("run_id") == run_id:
             path.unlink()
 
@@ -935,6 +941,31 @@ def notification_noted(store: Store) -> bool:
     return _notification_path(store).exists()
 
 
+@contextlib.contextmanager
+def notifying(store: Store) -> Iterator[None]:
+    """One process at a time sends (or re-sends) notifications of this store, from before
+    its run notes one until that one is answered: a second run waits here instead of sending
+    the first one's again. The kernel drops the lock of a process that dies."""
+    import fcntl
+
+    path = _notification_path(store).with_name("notify.lock")
+    if not path.parent.is_dir():  # no cohort: nothing to notify (and no folder to make)
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise store_os_error(exc, path, "cannot open the notification lock") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def pending_notification(store: Store) -> tuple[RunSummary, list[str]] | None:
     """The notification of an earlier run that was noted and never answered (that run was
     killed while notifying), if that run recorded its patients; a note of a run killed before
@@ -959,6 +990,10 @@ def pending_notification(store: Store) -> tuple[RunSummary, list[str]] | None:
 
 
 def _run_recorded(store: Store, run_id: str) -> bool:
+    """Whether a run recorded its patients: its report folder is in the registry's delivered
+    runs (saved with the patients), or the run is in the run log (written after them)."""
+    if run_id in Registry.load(store).delivered_runs:
+        return True
     path = store.root / RUNS_FILE
     if not path.exists():
         return False

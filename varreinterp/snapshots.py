@@ -172,7 +172,7 @@ def add_snapshot(
                                  "give --assembly GRCh37|GRCh38")
             release = _release_date(path, source.release_date, release_date)
             prefix = {"clinvar-vcf": "clinvar", "variant-summary": "clinvar-summary"}.get(
-                source.kind, table or "table")
+                source.kind, table or (mapping.path.stem if mapping else "table"))
             final_name = name or f"{prefix}-{source.assembly.value}-{release.isoformat()}"
             check_name(final_name)
             if store.exists(final_name):
@@ -205,7 +205,8 @@ def add_snapshot(
                 files={VARIANTS_FILE: sha256_file(staged_dir / VARIANTS_FILE)},
                 mapping=({"file": mapping_path.name, "sha256": sha256_file(mapping_path)}
                          if mapping_path else None),
-                lineage=lineage_of(source.kind, final_name, source.assembly.value, table),
+                lineage=_lineage(store, source.kind, final_name, source.assembly.value, table,
+                                 sha256_file(mapping_path) if mapping_path else None),
                 contigs=result.contigs,
                 columns=list(SNAPSHOT_COLUMNS),
             )
@@ -218,12 +219,36 @@ def add_snapshot(
     return AddResult(snap, already_stored=False)
 
 
+def _lineage(store: Store, kind: str, name: str, assembly: str, table: str | None,
+             mapping_sha: str | None) -> str:
+    """The lineage of a new snapshot. A lab table's: that of the releases already imported
+    with the same mapping file (a store whose lab lineage an older version took from --name
+    keeps it), else its mapping's `[source] name`, else (a mapping with no name: a file name
+    such as mapping.toml names no lab) the snapshot's name, as older versions did. A new lab
+    lineage beside others of the build is said: patients follow a lineage, not a table."""
+    if kind != "table":
+        return lineage_of(kind, name, assembly)
+    tables = [s for s in store.snapshots()
+              if s.manifest.source_kind == kind and s.manifest.assembly == assembly]
+    same = [s for s in tables if mapping_sha and (s.manifest.mapping or {}).get("sha256")
+            == mapping_sha]
+    if same:
+        return same[-1].lineage
+    lineage = lineage_of(kind, name, assembly, table)
+    others = sorted({s.lineage for s in tables} - {lineage})
+    if others and lineage not in {s.lineage for s in tables}:
+        log.warning("lab table %s starts a new lineage %s beside %s: patients following those "
+                    "will not move onto it; if it is their next release, give its mapping "
+                    "that lineage's [source] name", name, lineage, ", ".join(others))
+    return lineage
+
+
 def _table_name(mapping: Mapping | None) -> str | None:
-    """A lab table's name, its mapping's `[source] name` (else the mapping file's stem): the
-    lineage its releases form, whatever each is named with --name."""
-    if mapping is None:
+    """A lab table's name, its mapping's `[source] name`: the lineage its releases form,
+    whatever each is named with --name. None for a mapping that names no lab."""
+    if mapping is None or not mapping.name:
         return None
-    table = mapping.name or mapping.path.stem
+    table = mapping.name
     if not table or "/" in table:  # the lineage is `<table>/<build>`
         raise UsageError(f"{mapping.path}: [source] name {table!r} cannot name a lab table's "
                          "series: use letters, digits, '.', '_', '-'")

@@ -216,8 +216,9 @@ def _normalize_alleles(con: duckdb.DuckDBPyConnection, source: StagedSource) -> 
     fixed: list[tuple[int, int, str, str]] = []
     mismatched: list[tuple[int, str, int, str, str]] = []
     unsequenced: Counter[str] = Counter()
+    usable = _sequenced(source, reference) if reference is not None else set()
     for rowid, chrom, pos, ref, alt in rows:
-        if reference is not None and reference.has(chrom):
+        if reference is not None and normalize_contig(chrom) in usable:
             if reference.fetch(chrom, pos - 1, pos - 1 + len(ref)).upper() != ref:
                 mismatched.append((rowid, chrom, pos, ref, alt))
                 continue
@@ -230,6 +231,23 @@ def _normalize_alleles(con: duckdb.DuckDBPyConnection, source: StagedSource) -> 
             fixed.append((rowid, *new))
     _apply(con, fixed, [m[0] for m in mismatched])
     _count_notes(con, source, mismatched, unsequenced)
+
+
+def _sequenced(source: StagedSource, reference: FastaReference) -> set[str]:
+    """The contig keys whose sequence the FASTA gives for this source: a mitochondrion only
+    when the FASTA's is the rCRS (hg19's 16,571 bp chrM would shift or refuse ClinVar's MT
+    indels: the patient reader's ContigPolicy, with the FASTA's lengths)."""
+    lengths = {normalize_contig(n): n_bp for n, n_bp in reference.lengths().items()}
+    policy = ContigPolicy({}, lengths, source.assembly)
+    usable = set()
+    for key in lengths:
+        verdict = policy.verdict(key)
+        if verdict is None:
+            usable.add(key)
+        else:
+            log.warning("%s: --reference %s: %s", source.path, reference.path, policy.explain(
+                key, verdict, "its indels are stored as given (no_reference_sequence)"))
+    return usable
 
 
 def _apply(con: duckdb.DuckDBPyConnection, fixed: list[tuple[int, int, str, str]],

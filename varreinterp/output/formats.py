@@ -131,7 +131,7 @@ _TSV_BREAKS = re.compile("[\t\n\r]")
 
 
 def tsv_value(value: object) -> str:
-    if value is None:
+    if value is None or type(value).__name__ == "NAType":  # pandas' missing value
         return ""
     if isinstance(value, float) and value != value:  # NaN from pandas
         return ""
@@ -149,8 +149,13 @@ def tsv_text(frame: pd.DataFrame) -> str:
     clean = frame.copy(deep=False)
     for column in clean.columns:
         values = clean[column]
-        if values.dtype == object or str(values.dtype) in ("str", "string"):
+        if values.dtype == object:  # mixed values (a list, a number among strings): one by one
+            clean[column] = values.map(tsv_value)
+        elif str(values.dtype) in ("str", "string"):
             clean[column] = values.str.replace(_TSV_BREAKS.pattern, " ", regex=True)
+    if len(clean.columns) == 1:  # the csv module refuses an unquoted lone empty field
+        lines = [str(clean.columns[0]), *(tsv_value(v) for v in clean.iloc[:, 0])]
+        return "".join(line + "\n" for line in lines)
     text: str = clean.to_csv(sep="\t", index=False, na_rep="", lineterminator="\n",
                              quoting=csv.QUOTE_NONE)
     return text
