@@ -64,7 +64,24 @@ def normalize_contig(name: str) -> str:
     if name[:3].upper() == "NC_" and name.upper() in _ACCESSIONS:
         return _ACCESSIONS[name.upper()][0]
     bare = name[3:] if name[:3].lower() == "chr" else name
-    return "MT" if bare.upper() in ("M", "MT") else bare
+    if bare.upper() in ("M", "MT"):
+        return "MT"
+    return bare.upper() if bare.upper() in ("X", "Y") else bare
+
+
+_CONTIG_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
+_AUTOSOMES = frozenset(str(i) for i in range(1, 23))
+
+
+def plausible_contig(name: str) -> bool:
+    """Whether a contig name written in a table could name a sequence of a human build: no
+    blank, quote or other character an export leaves (`"chr1 "`, `chr 1`), and a number only
+    as an autosome (`02`, `23` and `0` name no chromosome). Such a row could never match a
+    patient's call."""
+    if not _CONTIG_TOKEN.fullmatch(name):
+        return False
+    key = normalize_contig(name)
+    return key in _AUTOSOMES if key.isdigit() else True
 
 
 # The same rule for DuckDB queries over a column named by the caller (no regex, and the
@@ -75,7 +92,8 @@ def contig_sql(column: str) -> str:
     named = " ".join(f"WHEN '{acc}' THEN '{chrom}'" for acc, (chrom, _) in _ACCESSIONS.items())
     return (f"(CASE WHEN upper(left({column}, 3)) = 'NC_' THEN (CASE upper({column}) {named} "
             f"ELSE {column} END) "
-            f"WHEN upper({bare}) IN ('M', 'MT') THEN 'MT' ELSE {bare} END)")
+            f"WHEN upper({bare}) IN ('M', 'MT') THEN 'MT' "
+            f"WHEN upper({bare}) IN ('X', 'Y') THEN upper({bare}) ELSE {bare} END)")
 
 
 _CONTIG_LINE = re.compile(r"##contig=<(.*)>")

@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -175,6 +175,11 @@ def add_snapshot(
                 source.kind, table or (mapping.path.stem if mapping else "table"))
             final_name = name or f"{prefix}-{source.assembly.value}-{release.isoformat()}"
             check_name(final_name)
+            if source.kind == "table" and final_name.lower().startswith("clinvar"):
+                raise UsageError(f"snapshot name {final_name!r}: names starting with 'clinvar' "
+                                 "are kept for ClinVar's releases (a lab table under such a "
+                                 "name would pass for one, and `snapshot fetch` skip the "
+                                 "real release)")
             if store.exists(final_name):
                 raise StoreError(
                     f"snapshot {final_name!r} already exists with different content; "
@@ -219,6 +224,9 @@ def add_snapshot(
     return AddResult(snap, already_stored=False)
 
 
+_CLINVAR_LINEAGES = ("clinvar", "clinvar-summary")
+
+
 def _lineage(store: Store, kind: str, name: str, assembly: str, table: str | None,
              mapping_sha: str | None) -> str:
     """The lineage of a new snapshot. A lab table's: that of the releases already imported
@@ -249,6 +257,9 @@ def _table_name(mapping: Mapping | None) -> str | None:
     if mapping is None or not mapping.name:
         return None
     table = mapping.name
+    if table.lower() in _CLINVAR_LINEAGES:  # a table would join ClinVar's own series
+        raise UsageError(f"{mapping.path}: [source] name {table!r} is kept for ClinVar's own "
+                         "releases: name the lab table's source otherwise")
     if not table or "/" in table:  # the lineage is `<table>/<build>`
         raise UsageError(f"{mapping.path}: [source] name {table!r} cannot name a lab table's "
                          "series: use letters, digits, '.', '_', '-'")
@@ -330,6 +341,14 @@ def _release_date(path: Path, from_file: date | None, option: date | None) -> da
     if found is None:
         raise UsageError(f"{path}: the file carries no release date; give --release-date "
                          "YYYY-MM-DD")
+    # A release from the future would stay `latest` for good: every real release after it
+    # would be older, never a target. A day of slack for a lab's clock east of UTC.
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    if found > tomorrow:
+        where = ("--release-date" if option and not from_file else
+                 "its file name" if not from_file else "its header")
+        raise InputError(f"release date {found} (from {where}) is in the future: a typo? "
+                         "(give the right --release-date)", path)
     return found
 
 
@@ -381,7 +400,13 @@ def fetch_snapshot(store: Store, *, assembly: Assembly, release: str, kind: str,
     prefix = "clinvar" if remote.kind is ReleaseKind.VCF else "clinvar-summary"
     name = f"{prefix}-{assembly.value}-{remote.release_date.isoformat()}"
     if store.exists(name):
-        return FetchResult(store.get(name), True, remote.url)
+        stored = store.get(name)
+        if stored.manifest.source_kind != ("clinvar-vcf" if remote.kind is ReleaseKind.VCF
+                                           else "variant-summary"):
+            raise StoreError(f"snapshot {name} is stored, but it is a "
+                             f"{stored.manifest.source_kind} ({stored.manifest.source_file}), "
+                             f"not ClinVar's release {remote.url}: remove or rename it")
+        return FetchResult(stored, True, remote.url)
     store.ensure()
     downloads = store.root / "downloads"
     downloads.mkdir(mode=0o700, exist_ok=True)

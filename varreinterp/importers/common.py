@@ -30,6 +30,7 @@ from varreinterp.vocabulary import (
     UnknownTerm,
     check_term,
     classify,
+    fold_term_list,
     review_status,
     tier_order_sql,
 )
@@ -315,6 +316,42 @@ def _count_notes(con: duckdb.DuckDBPyConnection, source: StagedSource,
 _TIE_ORDER = ["variation_id", *(c for c in STAGED_COLUMNS[4:] if c != "variation_id")]
 
 
+def _fold_disagreeing_duplicates(con: duckdb.DuckDBPyConnection, source: StagedSource,
+                                 repeated: str) -> bool:
+    """Rows of one allele that disagree, among the best-reviewed of them (a lab's appended
+    reclassification row, two submitters' rows, two ClinVar records of one allele): keeping
+    the most severe would hide the other (a Pathogenic row kept over the Benign one that
+    replaced it: the downgrade never reported). They are folded as a list of submitters'
+    terms is (vocabulary.fold_term_list: different tiers give Conflicting), into the temp table
+    `folded_duplicates`, with a warning. False when no allele needs it."""
+    rows = con.execute(f"""
+        WITH d AS ({repeated}),
+        top AS (SELECT *, max(stars) OVER (PARTITION BY chrom, pos, ref, alt) AS best FROM d)
+        SELECT chrom, pos, ref, alt, list(DISTINCT classification ORDER BY classification)
+        FROM top WHERE stars IS NOT DISTINCT FROM best AND classification IS NOT NULL
+        GROUP BY ALL HAVING count(DISTINCT classification) > 1
+        ORDER BY chrom, pos, ref, alt""").fetchall()
+    folded = []
+    for chrom, pos, ref, alt, terms in rows:
+        term = fold_term_list("|".join(terms))
+        if term is not None:
+            folded.append((chrom, pos, ref, alt, term, classify(term).tier.value, terms))
+    if not folded:
+        return False
+    import pyarrow as pa
+
+    con.register("folded_duplicates", pa.table({
+        name: pa.array([f[i] for f in folded], typ) for i, (name, typ) in enumerate(
+            [("chrom", pa.string()), ("pos", pa.int64()), ("ref", pa.string()),
+             ("alt", pa.string()), ("classification", pa.string()), ("tier", pa.string())])}))
+    chrom, pos, ref, alt, term, _, terms = folded[0]
+    log.warning("%s: %d allele(s) listed more than once with different classifications (e.g. "
+                "%s:%d %s>%s: %s): each is stored as their combination (%s), as a list of "
+                "submitters' terms is, not as one of the rows", source.path, len(folded),
+                chrom, pos, ref, alt, ", ".join(terms), term)
+    return True
+
+
 def finalize(
     con: duckdb.DuckDBPyConnection, source: StagedSource, out: Path, allow_unknown: bool
 ) -> FinalizedSnapshot:
@@ -350,6 +387,12 @@ def finalize(
         SELECT * EXCLUDE (k) FROM ({mapped.replace("SELECT", f"SELECT {rank} AS k,", 1)}
                                    SEMI JOIN dup_hashes d ON {key_hash} = d.h)
         WHERE k = 1"""
+    if _fold_disagreeing_duplicates(con, source, f"{mapped} SEMI JOIN dup_hashes d "
+                                                 f"ON {key_hash} = d.h"):
+        final = f"""
+            SELECT x.* REPLACE (coalesce(f.classification, x.classification) AS classification,
+                                coalesce(f.tier, x.tier) AS tier)
+            FROM ({final}) x LEFT JOIN folded_duplicates f USING (chrom, pos, ref, alt)"""
     # Written straight to Parquet; the counts are then read back from the file's columns.
     # Row order inside a snapshot carries no meaning (it is read by joins): let both threads
     # write.
@@ -365,7 +408,8 @@ def finalize(
     records = con.execute("SELECT count(*) FROM final").fetchall()[0][0]
     if staged_n > records:
         source.skipped["duplicate_allele_key"] += staged_n - records
-        log.warning("%s: %d rows repeat an allele already imported (kept the best-reviewed)",
+        log.warning("%s: %d rows repeat an allele already imported (one row kept per allele: "
+                    "the best-reviewed, their classifications combined where they disagree)",
                     source.path, staged_n - records)
     no_germline = con.execute(
         "SELECT count(*) FROM final WHERE classification IS NULL").fetchall()[0][0]

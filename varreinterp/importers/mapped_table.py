@@ -43,7 +43,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from varreinterp import bgzf, db
-from varreinterp.assembly import Assembly, contig_sql, declared_contig_lengths
+from varreinterp.assembly import (
+    Assembly,
+    contig_sql,
+    declared_contig_lengths,
+    plausible_contig,
+)
 from varreinterp.errors import InputError, UsageError
 from varreinterp.importers.clinvar_vcf import (
     VCF_COLUMNS,
@@ -227,7 +232,17 @@ def stage_mapped_table(
     chosen: dict[str, str | None] = {}
     for fld in REQUIRED_FIELDS + OPTIONAL_FIELDS:
         options = mapping.columns.get(fld, [])
-        chosen[fld] = next((o for o in options if o in available), None)
+        found = chosen[fld] = next((o for o in options if o in available), None)
+        if mapping.format != "vcf" and found is not None and names.count(found) > 1:
+            raise InputError(f"the header names column {found!r} (the mapping's {fld}) "
+                             f"{names.count(found)} times: which one holds it?", path, 1)
+        if fld in OPTIONAL_FIELDS and options and chosen[fld] is None:
+            if mapping.format != "vcf":  # a header names its columns: a renamed one is lost
+                raise InputError(f"mapping {mapping.path} names {fld} as "
+                                 f"{', '.join(options)}, but the header lacks it (renamed in "
+                                 "this export?)", path, 1)
+            log.warning("%s: no record carries %s, which mapping %s names for %s: that field "
+                        "is empty in this snapshot", path, ", ".join(options), mapping.path, fld)
         if fld in REQUIRED_FIELDS and chosen[fld] is None:
             where = "no record carries" if mapping.format == "vcf" else "the header lacks"
             if fld == "classification":
@@ -263,6 +278,17 @@ def stage_mapped_table(
     source = StagedSource("table", path, release, assembly, reference=reference)
     source.declared_contigs = declared
     names_found = [n for (n,) in con.execute("SELECT DISTINCT chrom FROM raw").fetchall()]
+    implausible = sorted(n for n in names_found if not plausible_contig(n))
+    if implausible:
+        log.warning("%s: contig name(s) %s name no sequence of a human build (a blank, a quote, "
+                    "a leading zero or a number above 22: an export's spelling?): their rows "
+                    "are not imported (invalid_contig)", path,
+                    ", ".join(repr(n) for n in implausible[:5]))
+    for name in implausible:
+        source.skipped["invalid_contig"] += db.scalar(
+            con, "SELECT count(*) FROM raw WHERE chrom = ?", [name])
+        con.execute("DELETE FROM raw WHERE chrom = ?", [name])
+    names_found = [n for n in names_found if n not in implausible]
     for name, reason in refused_contigs(source, names_found).items():
         source.skipped[reason] += db.scalar(con, "SELECT count(*) FROM raw WHERE chrom = ?",
                                             [name])
