@@ -945,17 +945,19 @@ def notification_noted(store: Store) -> bool:
 def notifying(store: Store) -> Iterator[None]:
     """One process at a time sends (or re-sends) notifications of this store, from before
     its run notes one until that one is answered: a second run waits here instead of sending
-    the first one's again. The kernel drops the lock of a process that dies."""
+    the first one's again. The kernel drops the lock of a process that dies. The lock is
+    taken on the cohort folder itself: no file to create (a failed run leaves the store as it
+    was, a full disk included)."""
     import fcntl
 
-    path = _notification_path(store).with_name("notify.lock")
-    if not path.parent.is_dir():  # no cohort: nothing to notify (and no folder to make)
+    path = _notification_path(store).parent
+    if not path.is_dir():  # no cohort: nothing to notify
         yield
         return
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
-        raise store_os_error(exc, path, "cannot open the notification lock") from exc
+        raise store_os_error(exc, path, "cannot open the cohort folder") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:

@@ -74,10 +74,11 @@ def _pick(store: Store, head: str, build: str | None, lineage: str | None, base:
             raise UsageError(f"{what} {selector!r} is ambiguous: the store holds several "
                              f"lineages here ({_candidates(newest)}); name one, or qualify "
                              "it (latest:GRCh38, latest:clinvar)")
-        if head == "previous" and pool:
+        latest_date = pool[-1].manifest.release_date if pool else None
+        if head == "previous" and any(s.manifest.release_date != latest_date for s in pool):
             # the release before the latest's date: a reissue of that date (a corrected copy)
-            # is the same release, not the one a lab means by "previous"
-            latest_date = pool[-1].manifest.release_date
+            # is the same release, not the one a lab means by "previous" (with no earlier
+            # date, the release the reissue corrects is the previous one)
             pool = [s for s in pool if s.manifest.release_date != latest_date] + pool[-1:]
         offset = 1 if head == "latest" else 2
         if len(pool) < offset:
