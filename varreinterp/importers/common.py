@@ -338,12 +338,12 @@ def _fold_disagreeing_duplicates(con: duckdb.DuckDBPyConnection, source: StagedS
             folded.append((chrom, pos, ref, alt, term, classify(term).tier.value, terms))
     if not folded:
         return False
-    import pyarrow as pa
-
-    con.register("folded_duplicates", pa.table({
-        name: pa.array([f[i] for f in folded], typ) for i, (name, typ) in enumerate(
-            [("chrom", pa.string()), ("pos", pa.int64()), ("ref", pa.string()),
-             ("alt", pa.string()), ("classification", pa.string()), ("tier", pa.string())])}))
+    # A literal table (a few rows): pyarrow's first array here would cost a pandas import.
+    values = ", ".join(f"({db.quote(c)}, {int(p)}, {db.quote(r)}, {db.quote(a)}, {db.quote(t)}, "
+                       f"{db.quote(tier)})" for c, p, r, a, t, tier, _ in folded)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE folded_duplicates AS
+                    SELECT * FROM (VALUES {values})
+                    t(chrom, pos, ref, alt, classification, tier)""")
     chrom, pos, ref, alt, term, _, terms = folded[0]
     log.warning("%s: %d allele(s) listed more than once with different classifications (e.g. "
                 "%s:%d %s>%s: %s): each is stored as their combination (%s), as a list of "
@@ -381,18 +381,21 @@ def finalize(
         FROM staged s
         LEFT JOIN cls_map c ON s.raw_classification = c.raw
         LEFT JOIN rev_map r ON s.raw_review_status = r.raw"""
+    # The few repeated rows, taken once: ranked, and folded where they disagree.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE dup_staged AS
+                    SELECT * FROM staged s SEMI JOIN dup_hashes d ON {key_hash} = d.h""")
+    repeated = mapped.replace("FROM staged s", "FROM dup_staged s")
+    kept = f"""SELECT * EXCLUDE (k) FROM ({repeated.replace("SELECT", f"SELECT {rank} AS k,", 1)})
+               WHERE k = 1"""
+    if _fold_disagreeing_duplicates(con, source, repeated):
+        kept = f"""
+            SELECT x.* REPLACE (coalesce(f.classification, x.classification) AS classification,
+                                coalesce(f.tier, x.tier) AS tier)
+            FROM ({kept}) x LEFT JOIN folded_duplicates f USING (chrom, pos, ref, alt)"""
     final = f"""
         {mapped} ANTI JOIN dup_hashes d ON {key_hash} = d.h
         UNION ALL
-        SELECT * EXCLUDE (k) FROM ({mapped.replace("SELECT", f"SELECT {rank} AS k,", 1)}
-                                   SEMI JOIN dup_hashes d ON {key_hash} = d.h)
-        WHERE k = 1"""
-    if _fold_disagreeing_duplicates(con, source, f"{mapped} SEMI JOIN dup_hashes d "
-                                                 f"ON {key_hash} = d.h"):
-        final = f"""
-            SELECT x.* REPLACE (coalesce(f.classification, x.classification) AS classification,
-                                coalesce(f.tier, x.tier) AS tier)
-            FROM ({final}) x LEFT JOIN folded_duplicates f USING (chrom, pos, ref, alt)"""
+        {kept}"""
     # Written straight to Parquet; the counts are then read back from the file's columns.
     # Row order inside a snapshot carries no meaning (it is read by joins): let both threads
     # write.
