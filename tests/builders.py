@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+from conftest import CliResult, invoke
 from oracle import bare, open_any
 
 GRCH38_CONTIGS = {"chr1": 248956422, "chr2": 242193529, "chrX": 156040895, "chrM": 16569}
@@ -224,3 +225,17 @@ def write_patient(path: Path, samples: list[str], records: list[str], *,
     return path
 
 
+
+
+def add(store: Path, *args: str | Path) -> CliResult:
+    """`snapshot add` that must succeed."""
+    res = invoke(store, "snapshot", "add", *args)
+    assert res.code == 0, res.err[-3000:]
+    return res
+
+
+def only_snapshot(store: Path) -> str:
+    """The name of the store's one snapshot."""
+    names = sorted(p.name for p in (store / "snapshots").iterdir())
+    assert len(names) == 1, names
+    return names[0]

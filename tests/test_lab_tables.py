@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import LAB_MAPPING
-from conftest import MAPPINGS, CliResult, invoke, shared
+from builders import LAB_MAPPING, add, only_snapshot
+from conftest import MAPPINGS, invoke, shared
 
 CUSTOM = "clinvar/custom_format"
 VCF_2017 = f"{CUSTOM}/macarthur_clinvar_alleles.b38.release20170202.vcf"
@@ -33,18 +33,6 @@ WARNING = "varreinterp: WARNING: "
 INFO = "varreinterp: INFO: "
 
 Key = tuple[str, int, str, str]
-
-
-def add(store: Path, *args: str | Path) -> CliResult:
-    res = invoke(store, "snapshot", "add", *args)
-    assert res.code == 0, res.err[-3000:]
-    return res
-
-
-def only_snapshot(store: Path) -> str:
-    names = sorted(p.name for p in (store / "snapshots").iterdir())
-    assert len(names) == 1, names
-    return names[0]
 
 
 def parquet_rows(store: Path, name: str) -> dict[Key, dict[str, Any]]:

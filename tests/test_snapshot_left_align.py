@@ -21,8 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import LAB_MAPPING, hit_keys, json_rows, write_clinvar, write_patient
-from conftest import CliResult, invoke, shared
+from builders import (
+    LAB_MAPPING,
+    add,
+    hit_keys,
+    json_rows,
+    only_snapshot,
+    write_clinvar,
+    write_patient,
+)
+from conftest import invoke, shared
 
 Key = tuple[str, int, str, str]
 WARNING = "varreinterp: WARNING: "
@@ -54,18 +62,6 @@ def fasta(tmp_path: Path) -> Path:
     path.write_text(">1\n" + "\n".join(SEQ[i:i + 60] for i in range(0, len(SEQ), 60)) + "\n")
     pysam.faidx(str(path))
     return path
-
-
-def add(store: Path, *args: str | Path) -> CliResult:
-    res = invoke(store, "snapshot", "add", *args)
-    assert res.code == 0, res.err[-3000:]
-    return res
-
-
-def only_snapshot(store: Path) -> str:
-    names = sorted(p.name for p in (store / "snapshots").iterdir())
-    assert len(names) == 1, names
-    return names[0]
 
 
 def stored(store: Path) -> dict[Key, dict[str, Any]]:
