@@ -140,3 +140,18 @@ def test_previous_is_the_release_before_the_latest_date(tmp_path: Path) -> None:
     shown = json.loads(ok(invoke(store, "snapshot", "show", "previous", "-f", "json"))
                        .out.splitlines()[0])
     assert shown["name"] == "clinvar-GRCh38-2024-02-25"
+
+
+# ------------------------------------------------------------ an export saved as Latin-1
+@pytest.mark.parametrize("line", [2, 3])
+def test_a_latin1_byte_near_the_top_names_its_line(tmp_path: Path, line: int) -> None:
+    rows = [f"chr1 1000100 G A P {REVIEW} BRCA1", f"chr1 1000200 C T VUS {REVIEW} BRCA1"]
+    table, mapping = lab(tmp_path, "lab.tsv", rows)
+    lines = table.read_bytes().split(b"\n")
+    lines[line - 1] = lines[line - 1].replace(b"BRCA1", b"BRCA1 caf\xe9")  # Latin-1 e-acute
+    table.write_bytes(b"\n".join(lines))
+    res = add_lab(tmp_path / "store", table, mapping)
+    assert res.code == 3, res.err
+    assert f"{table}:{line}: not a text file (invalid UTF-8)" in res.err, res.err
+    assert not (tmp_path / "store" / "snapshots").exists() or \
+        not list((tmp_path / "store" / "snapshots").iterdir())

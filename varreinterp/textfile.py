@@ -37,7 +37,26 @@ def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read file ({_reason(exc)})", path) from exc
     except UnicodeDecodeError as exc:
-        raise InputError("not a text file (binary content)", path) from exc
+        # The decoder reads ahead of the lines handed out: find the line the byte is on.
+        line = _first_undecodable_line(path)
+        if line is None or line == 1:
+            raise InputError("not a text file (binary content)", path) from exc
+        raise InputError("not a text file (invalid UTF-8)", path, line) from exc
+
+
+def _first_undecodable_line(path: Path) -> int | None:
+    from varreinterp.bgzf import open_verified
+
+    try:
+        with open_verified(path) as fh:
+            for n, raw in enumerate(fh, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return n
+    except (OSError, EOFError, zlib.error, InputError):
+        pass
+    return None
 
 
 def header_lines_of(path: Path) -> Iterator[tuple[int, str]]:
