@@ -213,3 +213,45 @@ def test_snapshot_removed_while_annotate_reads_it(setup: Path, cli, monkeypatch)
     assert line.startswith("varreinterp: error: ") and "variants.parquet: removed while" in line
     assert "internal error" not in res.err
     assert res.out == ""
+
+
+# ------------------------------------------------------------ partial files of killed writers
+def _dead_pid() -> int:
+    # `true` ran and was reaped: its pid names no process (pids are reused only after wrapping)
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_writer_names_its_partial_by_pid(tmp_path: Path) -> None:
+    import os
+
+    from varreinterp.atomic import atomic_file
+
+    out = tmp_path / "out.tsv"
+    with atomic_file(out) as fh:
+        fh.write("x\n")
+        (partial,) = [p.name for p in tmp_path.iterdir()]
+        assert partial.startswith(f".out.tsv.partial-{os.getpid()}-"), partial
+    assert [p.name for p in tmp_path.iterdir()] == ["out.tsv"]
+
+
+def test_a_killed_writers_partial_is_removed_by_the_next_write(setup: Path, cli) -> None:
+    import os
+
+    folder = setup / "outputs"
+    folder.mkdir()
+    dead, alive = _dead_pid(), os.getppid()
+    leftovers = {name: folder / name for name in (
+        f".annotated.tsv.partial-{dead}-a1b2c3", f".annotated.tsv.partial-{alive}-d4e5f6",
+        f".other.tsv.partial-{dead}-g7h8i9", ".annotated.tsv.notours")}
+    for path in leftovers.values():
+        path.write_text("patient data\n")
+    res = cli("annotate", setup / "patient.vcf", "-f", "tsv", "-o", folder / "annotated.tsv")
+    assert res.code == 0, res.err
+    assert (folder / "annotated.tsv").read_text().startswith("#")
+    left = sorted(p.name for p in folder.iterdir())
+    # the dead writer's partial of this file is gone; a live writer's, another file's and a
+    # name the tool does not make are left alone
+    assert left == sorted(["annotated.tsv", f".annotated.tsv.partial-{alive}-d4e5f6",
+                           f".other.tsv.partial-{dead}-g7h8i9", ".annotated.tsv.notours"])

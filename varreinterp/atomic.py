@@ -62,7 +62,9 @@ def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE,
         raise EnvironmentIOError(path, "is a directory")
     with _os_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        _remove_dead_partials(path)
+        fd, tmp = tempfile.mkstemp(prefix=_partial_prefix(path) + f"{os.getpid()}-",
+                                   dir=path.parent)
     done = False
     try:
         with _os_errors(path):
@@ -79,6 +81,28 @@ def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE,
         if not done:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _partial_prefix(path: Path) -> str:
+    return f".{path.name}.partial-"
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """The partial copies of `path` left by writers killed with SIGKILL (no handler runs
+    then): they hold patient data, and the next write of the same file is the one command
+    that knows where they are. A partial whose writer still runs is left alone."""
+    from varreinterp.store import pid_alive
+
+    prefix = _partial_prefix(path)
+    try:
+        names = [e.name for e in os.scandir(path.parent) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / name)
 
 
 @contextlib.contextmanager

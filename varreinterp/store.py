@@ -600,7 +600,11 @@ def _owner_alive(name: str, prefix: str = "work") -> bool:
     parts = name.split("-")
     if len(parts) < 3 or parts[0] != prefix or not parts[1].isdigit():
         return False
-    pid = int(parts[1])
+    return pid_alive(int(parts[1]))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (one we may not signal counts as running)."""
     if pid == os.getpid():
         return True
     try:
