@@ -266,9 +266,12 @@ def _scan_lines(text: bytes, n_columns: int, sample_idx: list[int]) -> _Piece:
     codes[:, ~gt_first] = -2  # GT elsewhere in FORMAT (or absent): the slow path
     slow: list[tuple[int, int, str]] = []
     for k, line in zip(*np.nonzero(codes < 0), strict=True):
-        slow.append((int(lines[line]), int(k),
-                     _slow_gt(text, int(f0[line]), int(tabs[8][line]),
-                              int(starts[k, line]), int(ends[k, line]))))
+        try:
+            gt = _slow_gt(text, int(f0[line]), int(tabs[8][line]), int(starts[k, line]),
+                          int(ends[k, line]))
+        except ValueError as exc:
+            raise LineError(int(lines[line]), str(exc)) from None
+        slow.append((int(lines[line]), int(k), gt))
     dense = codes >= 0
     line_of = np.broadcast_to(np.arange(n_lines, dtype=np.int64), codes.shape)
     flat = line_of[dense] * N_DENSE + codes[dense]
@@ -290,6 +293,9 @@ def _slow_gt(text: bytes, f0: int, f1: int, s0: int, s1: int) -> str:
     """The GT of one sample field, found by name in FORMAT ('' when FORMAT has no GT)."""
     keys = text[f0:f1].split(b":")
     if b"GT" not in keys:
+        if b"LGT" in keys:  # counted as no_genotype, every call of the file would be lost
+            raise ValueError("FORMAT has LGT (VCF 4.5 local alleles) but no GT: local "
+                             "genotypes are not read; give a file with GT")
         return ""
     values = text[s0:s1].split(b":")
     i = keys.index(b"GT")

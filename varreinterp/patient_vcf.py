@@ -154,7 +154,10 @@ def read_header(path: Path, workdir: Path) -> VcfHeader:
     if columns[:8] != ["CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]:
         raise InputError("malformed #CHROM line", path, len(lines))
     samples = columns[9:]
-    repeated = sorted({s for s in samples if samples.count(s) > 1})
+    if "" in samples:  # a caller's bug (an extra tab): such a patient could not be named
+        raise InputError(f"sample column {samples.index('') + 1} of the #CHROM line has an "
+                         "empty name", path, len(lines))
+    repeated = sorted(s for s, n in Counter(samples).items() if n > 1)
     if repeated:
         raise InputError(f"sample name(s) {', '.join(repeated)} appear in more than one column "
                          "of the #CHROM line", path, len(lines))
@@ -497,6 +500,10 @@ def load(
     _genotypes(calls)
     if pre:
         _count_prefiltered(stats, pre)
+    no_gt = stats.skipped.get(Skip.NO_GENOTYPE.value, 0)
+    if stats.calls and no_gt == stats.calls:
+        log.warning("%s: no record gives a GT for the selected samples (FORMAT without GT): "
+                    "no genotype was read, so no call can be reported", header.path)
     return calls
 
 
@@ -662,7 +669,8 @@ def genotype_status(gt: str | None, ai: int) -> tuple[str, str | None]:
     """(status, zygosity) of allele `ai` in one GT string: 'carried' or a Skip reason."""
     if not gt:
         return Skip.NO_GENOTYPE.value, None
-    tokens = gt.replace("|", "/").split("/")
+    # An index is a number, as htslib reads it: '01' is allele 1 (a string compare missed it)
+    tokens = [str(int(t)) if t.isascii() and t.isdigit() else t for t in gt.replace("|", "/").split("/")]
     if all(t == "." for t in tokens):
         return Skip.NO_CALL.value, None
     if "." in tokens:

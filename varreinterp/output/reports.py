@@ -41,9 +41,13 @@ log = logging.getLogger("varreinterp")
 def patient_file_name(patient_id: str, suffix: str = ".tsv") -> str:
     """A readable, filesystem-safe file name for a patient's report."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", patient_id).lstrip(".") or "patient"
-    if safe != patient_id:
-        safe += "-" + hashlib.sha256(patient_id.encode()).hexdigest()[:8]
+    # A file name holds at most 255 bytes: one long sample name failed every night's report
+    if safe != patient_id or len(safe) > _MAX_NAME:
+        safe = safe[:_MAX_NAME] + "-" + hashlib.sha256(patient_id.encode()).hexdigest()[:8]
     return safe + suffix
+
+
+_MAX_NAME = 200
 
 
 def _check_out(delivered: set[str], out: Path) -> None:
