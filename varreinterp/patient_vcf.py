@@ -670,7 +670,8 @@ def genotype_status(gt: str | None, ai: int) -> tuple[str, str | None]:
     if not gt:
         return Skip.NO_GENOTYPE.value, None
     # An index is a number, as htslib reads it: '01' is allele 1 (a string compare missed it)
-    tokens = [str(int(t)) if t.isascii() and t.isdigit() else t for t in gt.replace("|", "/").split("/")]
+    tokens = [str(int(t)) if t.isascii() and t.isdigit() else t
+              for t in gt.replace("|", "/").split("/")]
     if all(t == "." for t in tokens):
         return Skip.NO_CALL.value, None
     if "." in tokens:
