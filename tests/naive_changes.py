@@ -11,6 +11,13 @@ MIRROR = {ChangeKind.UPGRADE: ChangeKind.DOWNGRADE, ChangeKind.DOWNGRADE: Change
           ChangeKind.RECLASSIFIED: ChangeKind.RECLASSIFIED, ChangeKind.REVIEW: ChangeKind.REVIEW}
 
 
+def _terms(classification: str) -> tuple[frozenset[str], frozenset[str]]:
+    """A classification as sets of terms: 'Likely_pathogenic/Pathogenic|other|risk_factor'
+    is 'Pathogenic/Likely_pathogenic|risk_factor|other'."""
+    primary, *secondary = classification.split("|")
+    return frozenset(primary.split("/")), frozenset(secondary)
+
+
 def naive_change(before: tuple[str, str, int | None, str | None] | None,
                  after: tuple[str, str, int | None, str | None] | None
                  ) -> tuple[ChangeKind, Priority] | None:
@@ -23,7 +30,7 @@ def naive_change(before: tuple[str, str, int | None, str | None] | None,
         kind = ChangeKind.NEW
     elif after is None:
         kind = ChangeKind.GONE
-    elif before[0] != after[0]:
+    elif _terms(before[0]) != _terms(after[0]):
         rank = {"benign": 0, "uncertain": 1, "pathogenic": 2}
         if a_tier == b_tier:
             kind = ChangeKind.RECLASSIFIED

@@ -33,6 +33,9 @@ CLASSIFICATIONS = [
     "risk_factor", "association", "Benign,_association", "Benign|association",
     "Uncertain_significance,_risk_factor", "Uncertain_significance|risk_factor",
     "Likely_pathogenic,_low_penetrance", "protective",
+    # the same terms in another order: no change
+    "Likely_pathogenic/Pathogenic", "Pathogenic|risk_factor|association",
+    "Pathogenic|association|risk_factor",
 ]
 REVIEWS = [
     None, "practice_guideline", "reviewed_by_expert_panel",
@@ -204,3 +207,20 @@ def test_each_kind_and_priority(tmp_path, before, after, kind, priority):
     for threshold in Priority:
         rows = diff_snapshots(store, "a", "b", threshold, accept_suspect=True).rows
         assert len(rows) == (1 if Priority(priority).rank >= threshold.rank else 0)
+
+
+@pytest.mark.parametrize("before, after", [
+    ("Likely_pathogenic/Pathogenic", "Pathogenic/Likely_pathogenic"),
+    ("Pathogenic|risk_factor|association", "Pathogenic|association|risk_factor"),
+    ("Benign/Likely_benign|association", "Likely_benign/Benign|association"),
+])
+def test_the_same_terms_in_another_order_are_no_change(tmp_path, before, after):
+    review = "criteria_provided,_single_submitter"
+    key = ("7", 117559590, "ATCT", "A")
+    store = Store(tmp_path / "store")
+    add_snapshot(store, write(tmp_path / "a.vcf", [(key, before, review)], "2024-01-07"),
+                 name="a")
+    add_snapshot(store, write(tmp_path / "b.vcf", [(key, after, review)], "2024-06-02"),
+                 name="b")
+    assert changes(store, "a", "b") == {} == naive([(key, before, review)],
+                                                    [(key, after, review)])

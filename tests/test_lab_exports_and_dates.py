@@ -155,3 +155,37 @@ def test_a_latin1_byte_near_the_top_names_its_line(tmp_path: Path, line: int) ->
     assert f"{table}:{line}: not a text file (invalid UTF-8)" in res.err, res.err
     assert not (tmp_path / "store" / "snapshots").exists() or \
         not list((tmp_path / "store" / "snapshots").iterdir())
+
+
+# ------------------------------------------------------------ the same terms, spelled otherwise
+def test_a_combined_term_folds_by_its_atoms_and_term_order_is_no_change(tmp_path: Path) -> None:
+    from varreinterp.vocabulary import fold_term_list
+
+    assert fold_term_list("Pathogenic|Pathogenic/Likely_pathogenic") == \
+        "Pathogenic/Likely_pathogenic"
+    assert fold_term_list("Benign/Likely_benign|Likely_benign|risk_factor") == \
+        "Benign/Likely_benign|risk_factor"
+    store = tmp_path / "store"
+    one = [("1", 100, "A", "G", "Pathogenic", 1, "G1", None),
+           ("1", 100, "A", "G", "Pathogenic/Likely_pathogenic", 1, "G1", None),
+           ("1", 200, "C", "T", "Pathogenic|risk_factor|other", 1, "G1", None),
+           ("1", 300, "G", "A", "Likely_pathogenic/Pathogenic", 1, "G1", None)]
+    two = [("1", 100, "A", "G", "Pathogenic/Likely_pathogenic", 1, "G1", None),
+           ("1", 200, "C", "T", "Pathogenic|other|risk_factor", 1, "G1", None),
+           ("1", 300, "G", "A", "Pathogenic/Likely_pathogenic", 1, "G1", None),
+           ("1", 400, "T", "C", "Pathogenic|other", 1, "G1", None)]  # a real change, below
+    for date, rows in (("2024-05-05", one), ("2024-06-02", two)):
+        ok(invoke(store, "snapshot", "add", write_clinvar(tmp_path / f"c{date}.vcf", rows,
+                                                          date=date)))
+    ok(invoke(store, "snapshot", "add", write_clinvar(
+        tmp_path / "c3.vcf", [*two[:3], ("1", 400, "T", "C", "Pathogenic|risk_factor", 1, "G1",
+                                          None)], date="2024-07-07")))
+    res = ok(invoke(store, "snapshot", "diff", "2024-05-05", "2024-06-02", "--all", "-f",
+                    "json"))
+    assert [(r["pos"], r["change"]) for r in json_rows(res.out) if "change" in r] == \
+        [(400, "new")], res.out
+    res = ok(invoke(store, "snapshot", "diff", "2024-06-02", "2024-07-07", "--all", "-f",
+                    "json"))
+    assert [(r["pos"], r["change"], r["before"], r["after"]) for r in json_rows(res.out)
+            if "change" in r] == [(400, "reclassified", "Pathogenic|other",
+                                   "Pathogenic|risk_factor")], res.out

@@ -64,7 +64,8 @@ def change_sql(a: str = "a", b: str = "b") -> str:
         WHEN {a}_cls IS NULL AND {b}_cls IS NULL THEN NULL
         WHEN {a}_cls IS NULL THEN {_lit(k.NEW)}
         WHEN {b}_cls IS NULL THEN {_lit(k.GONE)}
-        WHEN {a}_cls <> {b}_cls THEN CASE
+        WHEN {a}_cls <> {b}_cls AND {class_key_sql(f"{a}_cls")} <> {class_key_sql(f"{b}_cls")}
+            THEN CASE
             WHEN {a}_tier = {b}_tier THEN {_lit(k.RECLASSIFIED)}
             WHEN {b}_tier = {conf} THEN {_lit(k.CONFLICT)}
             WHEN {a}_tier = {conf} THEN {_lit(k.RESOLVED)}
@@ -76,6 +77,15 @@ def change_sql(a: str = "a", b: str = "b") -> str:
         WHEN {a}_stars IS DISTINCT FROM {b}_stars OR {a}_rev IS DISTINCT FROM {b}_rev
             THEN {_lit(k.REVIEW)}
         END)"""
+
+
+def class_key_sql(column: str) -> str:
+    """SQL: a classification as a set of terms: its primary terms ('/') and secondary terms
+    ('|') each in sorted order. Tables list them in any order ('Likely_pathogenic/Pathogenic',
+    '|risk_factor|other'): the same terms in another order are not a change."""
+    return (f"(array_to_string(list_sort(string_split(split_part({column}, '|', 1), '/')), '/')"
+            f" || '|' || array_to_string(list_sort(list_distinct(string_split({column}, '|')"
+            f"[2:])), '|'))")
 
 
 def priority_sql(a: str = "a", b: str = "b") -> str:

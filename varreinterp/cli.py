@@ -454,8 +454,14 @@ def _log_added(source: object, snap: Snapshot, already: bool) -> None:
                         if k not in STORED_AS_GIVEN) or "none"
     given = ", ".join(f"{k}={v}" for k, v in sorted(m.skipped.items()) if k in STORED_AS_GIVEN)
     log.info("added snapshot %s: %d records (%s), release %s, %s; skipped: %s%s", m.name,
-             m.records, ", ".join(f"{k} {v}" for k, v in m.tiers.items() if v), m.release_date,
+             m.records, ", ".join(_TIER_WORDS.get(k, "{k} {v}").format(k=k, v=v)
+                                  for k, v in m.tiers.items() if v), m.release_date,
              m.assembly, skipped, f"; stored as given: {given}" if given else "")
+
+
+# A record without a germline class holds only ClinVar's oncogenicity or somatic impact axes,
+# which no command reports or compares.
+_TIER_WORDS = {"none": "{v} with only oncogenicity/somatic classes, not reported"}
 
 
 @snapshot_app.command("fetch", epilog="\b\nExample: varreinterp snapshot fetch --assembly GRCh38 "

@@ -292,7 +292,10 @@ def fold_term_list(raw: str) -> str | None:
     if len(primary) < 2:
         return None
     tiers = {c.tier for c in primary}
-    terms = sorted({c.term for c in primary}, key=lambda t: _ATOM_ORDER.get(t, len(_ATOMS)))
+    # A row may already hold a combined term (P/LP): folded by its atoms, or P with P/LP
+    # would give 'Pathogenic/Pathogenic/Likely_pathogenic', a term ClinVar never writes
+    terms = sorted({atom for c in primary for atom in c.term.split("/")},
+                   key=lambda t: _ATOM_ORDER.get(t, len(_ATOMS)))
     if Tier.CONFLICTING in tiers or len(tiers) > 1:
         folded = _CONFLICTING
     elif len(terms) == 1:
