@@ -627,3 +627,25 @@ def test_a_fetched_release_repeating_an_older_date_warns_and_is_suspect(tmp_path
     assert "stored as clinvar-GRCh38-2024-12-08 but marked SUSPECT: 8 records against 11 " \
         "in clinvar-GRCh38-2024-11-11" in warnings[1]
     assert stored_manifest(store, "clinvar-GRCh38-2024-12-08")["suspect"] is not None
+
+
+def test_numeric_format_counts_each_alt_once(cli, store_dir, tmp_path):
+    """Pre-2017 CLNALLE: every ALT is stored or skipped once (an ALT refused by its CLNALLE
+    entry was also counted as alt_not_classified: 7 counts for 4 ALTs)."""
+    head = ("##fileformat=VCFv4.0\n##fileDate=20160301\n##reference=GRCh37\n"
+            + "".join(f'##INFO=<ID={k},Number=.,Type=String,Description="x">\n'
+                      for k in ("CLNALLE", "CLNSIG", "CLNREVSTAT"))
+            + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+    rows = ["1\t1000\trs1\tA\tG\t.\t.\tCLNALLE=-1;CLNSIG=5;CLNREVSTAT=single",
+            "1\t2000\trs2\tA\tG\t.\t.\tCLNALLE=0;CLNSIG=5;CLNREVSTAT=single",
+            "1\t3000\trs3\tA\t.\t.\t.\tCLNALLE=1;CLNSIG=5;CLNREVSTAT=single",
+            "1\t4000\trs4\tA\tC\t.\t.\tCLNALLE=1;CLNSIG=2;CLNREVSTAT=single",
+            "1\t5000\trs5\tA\tC,<DEL>,T\t.\t.\tCLNALLE=2,3;CLNSIG=5,4;CLNREVSTAT=single,single"]
+    path = tmp_path / "old.vcf"
+    path.write_text(head + "\n".join(rows) + "\n")
+    add_ok(cli, path)
+    m = manifest(store_dir, "clinvar-GRCh37-2016-03-01")
+    assert m["records"] == 2  # 4000 A>C, 5000 A>T
+    assert m["skipped"] == {"clnalle_not_an_alt": 1, "clnalle_ref_allele": 1, "alt_missing": 1,
+                            "symbolic_alt": 1, "alt_not_classified": 1}
+    assert m["records"] + sum(m["skipped"].values()) == 7  # the ALTs of the file

@@ -360,18 +360,22 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
             key: info.get(key, "").split(",")
             for key in ("CLNSIG", "CLNREVSTAT", "CLNDBN", "CLNALLE")
         }
-        chosen = set()
+        # Each ALT is counted once: stored, refused (why), or not classified; an entry that
+        # names no ALT (the REF, -1) accounts for an unclassified ALT of its record.
+        chosen: set[int] = set()
+        refused: dict[int, str] = {}
+        no_alt: Counter[str] = Counter()
         for i, allele_idx in enumerate(per_allele["CLNALLE"]):
             idx = int(allele_idx) if allele_idx.lstrip("-").isdigit() else -1
             if idx <= 0 or idx > len(alts):
-                skipped["clnalle_not_an_alt" if idx else "clnalle_ref_allele"] += 1
+                no_alt["clnalle_not_an_alt" if idx else "clnalle_ref_allele"] += 1
                 continue
             alt = alts[idx - 1]
             if alt in (".", "*") or alt.startswith("<"):
-                skipped["alt_missing" if alt == "." else "symbolic_alt"] += 1
+                refused.setdefault(idx, "alt_missing" if alt == "." else "symbolic_alt")
                 continue
             if not (ALLELE_RE.fullmatch(ref) and ALLELE_RE.fullmatch(alt)):
-                skipped["invalid_allele"] += 1  # the rule of _staged_sql
+                refused.setdefault(idx, "invalid_allele")  # the rule of _staged_sql
                 continue
             chosen.add(idx)
 
@@ -393,7 +397,14 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
             }
             for col in STAGED_COLUMNS:
                 rows[col].append(record.get(col))
-        skipped["alt_not_classified"] += len(alts) - len(chosen)
+        for idx, reason in refused.items():
+            if idx not in chosen:
+                skipped[reason] += 1
+        unclassified = len(alts) - len(chosen | set(refused))
+        for reason, n in no_alt.items():
+            skipped[reason] += n
+            unclassified -= min(n, unclassified)
+        skipped["alt_not_classified"] += unclassified
     source.skipped.update({k: v for k, v in skipped.items() if v})
     table = pa.table({c: pa.array(v, type=pa.int64() if c == "pos" else pa.string())
                       for c, v in rows.items()})
