@@ -363,7 +363,7 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
         # Each ALT is counted once: stored, refused (why), or not classified; an entry that
         # names no ALT (the REF, -1) accounts for an unclassified ALT of its record.
         chosen: set[int] = set()
-        refused: dict[int, str] = {}
+        refused_alt: dict[int, str] = {}
         no_alt: Counter[str] = Counter()
         for i, allele_idx in enumerate(per_allele["CLNALLE"]):
             idx = int(allele_idx) if allele_idx.lstrip("-").isdigit() else -1
@@ -372,10 +372,10 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
                 continue
             alt = alts[idx - 1]
             if alt in (".", "*") or alt.startswith("<"):
-                refused.setdefault(idx, "alt_missing" if alt == "." else "symbolic_alt")
+                refused_alt.setdefault(idx, "alt_missing" if alt == "." else "symbolic_alt")
                 continue
             if not (ALLELE_RE.fullmatch(ref) and ALLELE_RE.fullmatch(alt)):
-                refused.setdefault(idx, "invalid_allele")  # the rule of _staged_sql
+                refused_alt.setdefault(idx, "invalid_allele")  # the rule of _staged_sql
                 continue
             chosen.add(idx)
 
@@ -397,12 +397,12 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
             }
             for col in STAGED_COLUMNS:
                 rows[col].append(record.get(col))
-        for idx, reason in refused.items():
+        for idx, why in refused_alt.items():
             if idx not in chosen:
-                skipped[reason] += 1
-        unclassified = len(alts) - len(chosen | set(refused))
-        for reason, n in no_alt.items():
-            skipped[reason] += n
+                skipped[why] += 1
+        unclassified = len(alts) - len(chosen | set(refused_alt))
+        for why, n in no_alt.items():
+            skipped[why] += n
             unclassified -= min(n, unclassified)
         skipped["alt_not_classified"] += unclassified
     source.skipped.update({k: v for k, v in skipped.items() if v})
