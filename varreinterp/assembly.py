@@ -34,8 +34,10 @@ _CONTIG_LENGTHS: dict[Assembly, dict[str, int]] = {
 }
 
 _REFERENCE_PATTERNS = [
-    (re.compile(r"grch37|hg19|b37|hs37|human_g1k_v37|ncbi37", re.I), Assembly.GRCh37),
-    (re.compile(r"grch38|hg38|b38|hs38", re.I), Assembly.GRCh38),
+    # Homo_sapiens_assembly19/38: the Broad's (GATK's) b37 and hg38 references
+    (re.compile(r"grch37|hg19|b37|hs37|human_g1k_v37|ncbi37|homo_sapiens_assembly19", re.I),
+     Assembly.GRCh37),
+    (re.compile(r"grch38|hg38|b38|hs38|homo_sapiens_assembly38", re.I), Assembly.GRCh38),
 ]
 # Builds no snapshot is in: NCBI35/36 (hg17/hg18) and T2T-CHM13 (UCSC hs1).
 _OTHER_BUILDS = re.compile(r"(?<![a-z0-9])(hg1[5-8]|ncbi3[4-6]|b36|hs36|chm13\w*|t2t\w*|hs1)"

@@ -15,6 +15,7 @@ columnar reader parses on every core."""
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -144,6 +145,7 @@ def decompressed_text(path: Path, workdir: Path, *, text: bool = True) -> Path:
     private folder). With text=False the inflated bytes are kept as they are (BCF). A CR is
     only ever part of a CRLF line end there (htslib drops it); a lone
     CR inside a line, or damage, is an InputError naming the file (and the line)."""
+    check_file(path)
     with open(path, "rb") as fh:
         head = fh.read(16)
     if not is_gzip(head) and (not text or not _has_cr_or_nul(path)):
@@ -268,6 +270,16 @@ def check_file(path: Path) -> None:
     are checked while they are read). InputError otherwise."""
     with open(path, "rb") as fh:
         head = fh.read(16)
+        if not is_gzip(head) and not head.startswith(b"BCF") and head:
+            # Plain text has no end-of-file marker: a copy cut inside its last line reads as a
+            # shorter, valid file (a call lost, a classification dropped), so the final newline
+            # every writer puts there is required. Compressed text is proven whole by its
+            # checks, with or without one.
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                raise InputError("the file does not end with a newline: it looks cut short (a "
+                                 "complete text file ends with one; add it if the file is "
+                                 "whole)", path)
     if is_bgzf(head) and not has_eof_marker(path):
         raise InputError(damage_message(ValueError("no BGZF end-of-file marker")), path)
 
@@ -277,9 +289,9 @@ def open_verified(path: Path) -> IO[bytes]:
     of headers and error messages."""
     with open(path, "rb") as fh:
         head = fh.read(16)
+    check_file(path)
     if not is_gzip(head):
         return open(path, "rb")
-    check_file(path)
     return cast(IO[bytes], gzip.open(path, "rb"))
 
 

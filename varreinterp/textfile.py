@@ -24,10 +24,11 @@ def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
     """Lines of a plain or gzip/bgzip file, with decompression errors as InputError. With
     newline="\\n", only LF ends a line (a lone CR stays inside it), as in the columnar readers."""
     try:
+        check_file(path)  # a BGZF file cut at a block boundary reads as complete, and a
+        # plain one cut inside a line
         with open(path, "rb") as probe:
             magic = probe.read(2)
         if magic == b"\x1f\x8b":
-            check_file(path)  # a BGZF file cut at a block boundary reads as complete
             with gzip.open(path, "rt", encoding="utf-8", errors="strict",
                            newline=newline) as fh:
                 yield from _no_bom(fh, path)

@@ -27,6 +27,7 @@ from varreinterp.errors import InputError
 from varreinterp.importers.common import (
     STAGED_COLUMNS,
     StagedSource,
+    check_declared_build,
     check_reference,
     refused_contigs,
 )
@@ -152,6 +153,7 @@ def stage_clinvar_vcf(
     source = StagedSource("clinvar-vcf", path, release, declared or assembly_option,
                           reference=reference)
     source.declared_contigs = declared_contig_lengths(header)
+    check_declared_build(source, named)
     if reference is not None:  # before staging a release (10 s for 3M rows); finalize rechecks
         check_reference(source, reference)
     if "CLNALLE" in info_keys:

@@ -171,6 +171,23 @@ def _fold_terms(con: duckdb.DuckDBPyConnection, source: StagedSource, allow_unkn
     return rows
 
 
+def check_declared_build(source: StagedSource, named: str | None) -> None:
+    """The header's own evidence of its build (`##reference` value `named`, `##contig`
+    lengths), as the patient reader weighs it: another build (hg18, T2T) is refused, lengths
+    of the other GRCh build than the file's refused, and lengths decide a build nothing names."""
+    why = other_build(named, source.declared_contigs)
+    if why:
+        raise AssemblyMismatchError(f"another genome build: {why}; snapshots are GRCh37 or "
+                                    "GRCh38, so its positions would match the wrong variants",
+                                    source.path)
+    build = assembly_from_contig_lengths(source.declared_contigs)
+    if build is not None and source.assembly is not None and build != source.assembly:
+        raise AssemblyMismatchError(f"the header's ##contig lengths are {build.value}'s, but "
+                                    f"the file is taken as {source.assembly.value}", source.path)
+    if source.assembly is None:
+        source.assembly = build
+
+
 def check_reference(source: StagedSource, reference: FastaReference) -> None:
     """A --reference FASTA must be the release's build (matching.check_reference's rules for a
     patient VCF): another build would contradict most REFs and drop those indels as

@@ -56,7 +56,7 @@ from varreinterp.importers.clinvar_vcf import (
     info_sql,
     parse_file_date,
 )
-from varreinterp.importers.common import StagedSource, refused_contigs
+from varreinterp.importers.common import StagedSource, check_declared_build, refused_contigs
 from varreinterp.normalize import invalid_allele_sql
 from varreinterp.textfile import header_lines, open_text, parse_table
 from varreinterp.vocabulary import fold_term_list
@@ -277,6 +277,8 @@ def stage_mapped_table(
         release = parse_file_date(mapping.release_date)
     source = StagedSource("table", path, release, assembly, reference=reference)
     source.declared_contigs = declared
+    if mapping.format == "vcf":
+        check_declared_build(source, header_value(header, "reference"))
     names_found = [n for (n,) in con.execute("SELECT DISTINCT chrom FROM raw").fetchall()]
     implausible = sorted(n for n in names_found if not plausible_contig(n))
     if implausible:
