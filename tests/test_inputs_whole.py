@@ -99,8 +99,14 @@ def release_with(tmp_path: Path, header: str) -> Path:
     return path
 
 
+def test_contig_lengths_of_the_other_grch_build_are_said(cli, tmp_path: Path) -> None:
+    # said, not refused: MacArthur's real b38 release declares GRCh37's contig lengths
+    path = release_with(tmp_path, "##contig=<ID=1,length=249250621>\n")
+    res = ok(cli("snapshot", "add", path, "--assembly", "GRCh38"))
+    assert "##contig lengths are GRCh37's, but the file is imported as GRCh38" in res.err
+
+
 @pytest.mark.parametrize("header, words", [
-    ("##contig=<ID=1,length=249250621>\n", "##contig lengths are GRCh37's"),
     ("##contig=<ID=1,length=247249719>\n", "another genome build"),
     ("##reference=file:///ref/hg18.fa\n", "another genome build"),
 ])
@@ -119,11 +125,10 @@ def test_a_release_of_another_build_than_said_is_refused(cli, tmp_path: Path, he
     assert words in res.err, res.err
 
 
-def test_contig_lengths_tell_a_release_its_build(cli, tmp_path: Path) -> None:
+def test_contig_lengths_alone_do_not_name_a_releases_build(cli, tmp_path: Path) -> None:
     path = release_with(tmp_path, "##contig=<ID=1,length=249250621>\n")
-    ok(cli("snapshot", "add", path))
-    assert [p.name for p in (tmp_path / "store" / "snapshots").iterdir()] == \
-        ["clinvar-GRCh37-2024-06-02"]
+    res = cli("snapshot", "add", path)
+    assert res.code == 2 and "--assembly" in res.err, res.err
 
 
 def test_gatk_reference_names_tell_the_build(store, cli, tmp_path: Path) -> None:

@@ -169,9 +169,11 @@ def test_2015_style_lab_vcf_imports_with_one_warning(tmp_path: Path) -> None:
     res = add(store, old, "--mapping", VCF_MAPPING, "--assembly", "GRCh38",
               "--release-date", "2015-06-01")
     warnings = [line for line in res.err.splitlines() if line.startswith(WARNING)]
-    # the 2015 export has no LAST_EVALUATED, which the example mapping names (for later files)
-    assert len(warnings) == 2 and "##fileformat" in warnings[0], res.err
+    # the 2015 export has no LAST_EVALUATED, which the example mapping names (for later files);
+    # the real release it is made from declares GRCh37's contig lengths for GRCh38 data
+    assert len(warnings) == 3 and "##fileformat" in warnings[0], res.err
     assert "no record carries LAST_EVALUATED" in warnings[1], res.err
+    assert "##contig lengths are GRCh37's, but the file is imported as GRCh38" in warnings[2]
     assert [line for line in res.err.splitlines()
             if not line.startswith((WARNING, INFO))] == [], res.err
     rows = parquet_rows(store, only_snapshot(store))

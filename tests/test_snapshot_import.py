@@ -649,3 +649,26 @@ def test_numeric_format_counts_each_alt_once(cli, store_dir, tmp_path):
     assert m["skipped"] == {"clnalle_not_an_alt": 1, "clnalle_ref_allele": 1, "alt_missing": 1,
                             "symbolic_alt": 1, "alt_not_classified": 1}
     assert m["records"] + sum(m["skipped"].values()) == 7  # the ALTs of the file
+
+
+def test_variant_summary_rows_that_cannot_match_are_counted(cli, store_dir, tmp_path):
+    """Rows with a `-`, symbolic, multi-allelic or unchanged allele, or a contig no build has,
+    are counted as the other sources count them, not stored to match nothing."""
+    lines = shared(f"{SUMMARY}/variant_summary.2024_layout.sample.txt").read_text().splitlines()
+    header, rows = lines[0], [r.split("\t") for r in lines[1:] if "\tGRCh38\t" in r]
+    kras = rows[0]  # 12:25245351 C>A, Pathogenic
+    variants = [("12", "25245351", "C", "A"), ("12", "100", "A", "-"), ("12", "200", "A", "<DEL>"),
+                ("12", "300", "G", "G,T"), ("12", "400", "AT", "AT"), ("Un", "500", "C", "T"),
+                ("na", "600", "C", "T")]
+    body = []
+    for chrom, pos, ref, alt in variants:
+        row = list(kras)
+        row[18], row[31], row[32], row[33] = chrom, pos, ref, alt
+        body.append("\t".join(row))
+    path = tmp_path / "variant_summary.txt"
+    path.write_text("\n".join([header, *body]) + "\n")
+    add_ok(cli, path, "--assembly", "GRCh38", "--release-date", "2024-02-01")
+    m = manifest(store_dir, "clinvar-summary-GRCh38-2024-02-01")
+    assert m["records"] == 1
+    assert m["skipped"] == {"invalid_allele": 2, "symbolic_alt": 1, "multi_allelic_row": 1,
+                            "invalid_contig": 2}

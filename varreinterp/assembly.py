@@ -20,6 +20,7 @@ class Assembly(StrEnum):
 # GRCh37 and 248,956,422 in GRCh38); every one is listed, so a header that declares any of them
 # at another length is seen to be neither build.
 _PRIMARY = [str(n) for n in range(1, 23)] + ["X", "Y"]
+PRIMARY_CONTIGS = frozenset([*_PRIMARY, "MT"])  # matching keys of the assembled chromosomes
 _CONTIG_LENGTHS: dict[Assembly, dict[str, int]] = {
     Assembly.GRCh37: dict(zip(_PRIMARY, [
         249250621, 243199373, 198022430, 191154276, 180915260, 171115067, 159138663, 146364022,

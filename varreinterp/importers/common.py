@@ -24,7 +24,7 @@ from varreinterp.assembly import (
     other_build,
 )
 from varreinterp.errors import AssemblyMismatchError, InputError
-from varreinterp.normalize import can_shift_left_sql, left_align, trim
+from varreinterp.normalize import can_shift_left_sql, invalid_allele_sql, left_align, trim
 from varreinterp.vocabulary import (
     Tier,
     UnknownTerm,
@@ -94,6 +94,16 @@ class AlleleNote(StrEnum):
 # Counted in `skipped` (the manifest's one place for counts) but stored: said apart in logs.
 STORED_AS_GIVEN = frozenset({AlleleNote.NOT_LEFT_ALIGNED.value,
                              AlleleNote.NO_REFERENCE_SEQUENCE.value})
+
+
+def allele_skip_sql(ref: str = "ref", alt: str = "alt") -> str:
+    """SQL: why a raw row's alleles (upper-cased) cannot be stored, or NULL. A REF or ALT that
+    is not plain bases (`-`, `T/A`, `G ` with an export's trailing blank) could never match a
+    patient allele, which annotate skips by the same rule (patient_vcf.Skip.INVALID)."""
+    return f"""(CASE WHEN {alt} IS NULL OR {alt} IN ('.', '') THEN 'alt_missing'
+                     WHEN {alt} LIKE '%<%' OR {alt} = '*' THEN 'symbolic_alt'
+                     WHEN {alt} LIKE '%,%' THEN 'multi_allelic_row'
+                     WHEN {invalid_allele_sql(ref, alt)} THEN 'invalid_allele' END)"""
 
 
 def refused_contigs(source: StagedSource, names: Iterable[str]) -> dict[str, str]:
@@ -174,7 +184,8 @@ def _fold_terms(con: duckdb.DuckDBPyConnection, source: StagedSource, allow_unkn
 def check_declared_build(source: StagedSource, named: str | None) -> None:
     """The header's own evidence of its build (`##reference` value `named`, `##contig`
     lengths), as the patient reader weighs it: another build (hg18, T2T) is refused, lengths
-    of the other GRCh build than the file's refused, and lengths decide a build nothing names."""
+    of the other GRCh build than the one named are warned about. Lengths alone never decide a
+    release's build (headers copied from a template are common): --assembly must say it."""
     why = other_build(named, source.declared_contigs)
     if why:
         raise AssemblyMismatchError(f"another genome build: {why}; snapshots are GRCh37 or "
@@ -182,10 +193,11 @@ def check_declared_build(source: StagedSource, named: str | None) -> None:
                                     source.path)
     build = assembly_from_contig_lengths(source.declared_contigs)
     if build is not None and source.assembly is not None and build != source.assembly:
-        raise AssemblyMismatchError(f"the header's ##contig lengths are {build.value}'s, but "
-                                    f"the file is taken as {source.assembly.value}", source.path)
-    if source.assembly is None:
-        source.assembly = build
+        # Said, not refused: real exports keep a template's contig lines (MacArthur's b38
+        # release declares GRCh37's lengths), and --assembly or ##reference named the build.
+        log.warning("%s: the header's ##contig lengths are %s's, but the file is imported as "
+                    "%s (--assembly or ##reference): check that this is the release's build",
+                    source.path, build.value, source.assembly.value)
 
 
 def check_reference(source: StagedSource, reference: FastaReference) -> None:

@@ -56,8 +56,12 @@ from varreinterp.importers.clinvar_vcf import (
     info_sql,
     parse_file_date,
 )
-from varreinterp.importers.common import StagedSource, check_declared_build, refused_contigs
-from varreinterp.normalize import invalid_allele_sql
+from varreinterp.importers.common import (
+    StagedSource,
+    allele_skip_sql,
+    check_declared_build,
+    refused_contigs,
+)
 from varreinterp.textfile import header_lines, open_text, parse_table
 from varreinterp.vocabulary import fold_term_list
 
@@ -78,11 +82,8 @@ _VCF_FIXED = {"CHROM": "chrom", "POS": "pos", "ID": "id", "REF": "ref", "ALT": "
 # NULL keeps it. The same expression counts the skipped rows and selects the kept ones. A REF or
 # ALT that is not plain bases (`-`, `T/A`, `G ` with an export's trailing blank) can never match
 # a patient allele, which annotate skips by the same rule (patient_vcf.Skip.INVALID).
-_SKIP_SQL = f"""(CASE WHEN alt IS NULL THEN 'alt_missing'
-                    WHEN alt LIKE '%<%' OR alt = '*' THEN 'symbolic_alt'
-                    WHEN alt LIKE '%,%' THEN 'multi_allelic_row'
-                    WHEN {invalid_allele_sql('ref', 'alt')} THEN 'invalid_allele'
-                    WHEN raw_classification IS NULL THEN 'no_classification' END)"""
+_SKIP_SQL = f"""coalesce({allele_skip_sql()},
+                          CASE WHEN raw_classification IS NULL THEN 'no_classification' END)"""
 
 
 @dataclass

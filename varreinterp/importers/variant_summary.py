@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from varreinterp import bgzf, db
-from varreinterp.assembly import Assembly, contig_sql
+from varreinterp.assembly import PRIMARY_CONTIGS, Assembly, contig_sql, normalize_contig
 from varreinterp.errors import InputError, UsageError
-from varreinterp.importers.common import AlleleNote, StagedSource
+from varreinterp.importers.common import AlleleNote, StagedSource, allele_skip_sql
 from varreinterp.textfile import open_text, parse_table
 
 if TYPE_CHECKING:
@@ -131,6 +131,24 @@ def _coordinates_from_vcf_columns(con: duckdb.DuckDBPyConnection, path: Path,
         SELECT rowid AS row_id, CAST({pos} AS BIGINT) AS pos, upper({ref}) AS ref,
                upper({alt}) AS alt
         FROM raw WHERE NOT ({missing})""")
+    # Alleles no patient call can have (`-`, `<DEL>`, `G,T`, REF equal to ALT) and contigs no
+    # build has (`Un`, `na`): counted, not stored to match nothing, as other sources do.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE coord_skips AS
+        SELECT k.row_id, coalesce({allele_skip_sql('k.ref', 'k.alt')},
+                                  CASE WHEN k.ref = k.alt THEN 'invalid_allele' END) AS why,
+               r.{col['Chromosome']} AS chrom
+        FROM coords k JOIN raw r ON r.rowid = k.row_id""")
+    for (name,) in con.execute("SELECT DISTINCT chrom FROM coord_skips").fetchall():
+        # ClinVar writes 1-22, X, Y, MT, and `Un`/`na` for an allele with no chromosome
+        if name is None or normalize_contig(name) not in PRIMARY_CONTIGS:
+            con.execute("UPDATE coord_skips SET why = 'invalid_contig' "
+                        "WHERE chrom IS NOT DISTINCT FROM ?", [name])
+    for why, n in con.execute("SELECT why, count(*) FROM coord_skips WHERE why IS NOT NULL "
+                              "GROUP BY 1").fetchall():
+        source.skipped[str(why)] += int(n)
+    con.execute("DELETE FROM coords WHERE row_id IN "
+                "(SELECT row_id FROM coord_skips WHERE why IS NOT NULL)")
 
 
 def _line(con: duckdb.DuckDBPyConnection, row_id: int) -> int:
