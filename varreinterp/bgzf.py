@@ -265,18 +265,26 @@ def damage_message(exc: BaseException) -> str:
     return f"corrupt compressed data ({text})"
 
 
+def _looks_like_text(head: bytes) -> bool:
+    """Whether a file's first bytes are text (not gzip, BCF or other binary content, which the
+    readers refuse with their own message)."""
+    return bool(head) and not is_gzip(head) and not head.startswith(b"BCF") and \
+        all(b >= 32 or b in (9, 10, 13) for b in head)
+
+
 def check_file(path: Path) -> None:
     """Cheap up-front check of a BGZF file: the end-of-file marker is there (the blocks' CRCs
     are checked while they are read). InputError otherwise."""
     with open(path, "rb") as fh:
         head = fh.read(16)
-        if not is_gzip(head) and not head.startswith(b"BCF") and head:
+        if _looks_like_text(head):
             # Plain text has no end-of-file marker: a copy cut inside its last line reads as a
             # shorter, valid file (a call lost, a classification dropped), so the final newline
             # every writer puts there is required. Compressed text is proven whole by its
-            # checks, with or without one.
+            # checks, with or without one. (A final lone CR is left to the line readers, which
+            # name its line.)
             fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
+            if fh.read(1) not in (b"\n", b"\r"):
                 raise InputError("the file does not end with a newline: it looks cut short (a "
                                  "complete text file ends with one; add it if the file is "
                                  "whole)", path)
