@@ -349,7 +349,8 @@ def _truncation(plan: Plan) -> None:
                check=Check.ORACLE), lambda: bgzip(head)),
         (Entry("header_cut_mid_line.vcf", fam, pat,
                "plain text cut in the middle of a ##contig header line", 3,
-               needle="does not end with a newline"), lambda: head[:head.index(b"##contig=<ID=chr9") + 20]),
+               needle="does not end with a newline"),
+         lambda: head[:head.index(b"##contig=<ID=chr9") + 20]),
     ]
     rel = bgzip(release_text(2))
     rel_spans = block_spans(rel)
