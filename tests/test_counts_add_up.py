@@ -105,6 +105,10 @@ def test_a_ref_mismatch_counts_every_call_it_removes(store, cli, fasta, command)
     carried, found, skipped = per_file(result.err)[str(p)]
     assert (carried, skipped) == (2, {"hom_ref": 1, "ref_mismatch": 3})
     assert found == (2 if command != "history" else len(rows(result)))
+    # said as a warning, not only counted: a wrong FASTA or a stale .fai drops most calls
+    assert f"WARNING: {p}: 3 call(s) not reported because their REF disagrees with " \
+        f"--reference {fasta}" in result.err, result.err
+    assert "WARNING" not in without.err.replace("stale", ""), without.err
     assert carried + sum(skipped.values()) == 2 * 3  # every call once: records x samples
 
 
@@ -212,3 +216,14 @@ def test_snapshot_diff_says_how_many_lower_priority_changes_it_does_not_list(sto
     assert f"{BELOW_MEDIUM} lower-priority change(s) (below medium) not listed" in result.err
     everything = cli("snapshot", "diff", FROM, TO, "--all", "-f", "tsv")
     assert "lower-priority" not in everything.err
+
+
+def test_cohort_add_says_the_calls_a_reference_drops(store, cli, fasta):
+    """cohort add stores no allele whose REF the FASTA contradicts: its later changes are
+    never delivered, so the drop is a warning, not only an INFO count."""
+    p = patient(store / "p.vcf", ["S1"], ["chr1 20 . GA G 50 PASS . GT 0/1",
+                                          "chr1 5 . C T 50 PASS . GT 0/1"])
+    res = cli("cohort", "add", p, "--baseline", FROM, "--reference", fasta)
+    assert res.code == 0, res.err
+    assert f"WARNING: {p}: 1 call(s) not reported because their REF disagrees with " \
+        f"--reference {fasta}" in res.err, res.err

@@ -179,6 +179,9 @@ def annotate(
         log.info("%s: %d records, %d alleles after splitting, %d carried calls, %d matched "
                  "in %s; not reported: %s", header.path, st.records, st.alleles, st.carried,
                  matched, snapshot.name, st.not_reported())
+        said = st.ref_mismatch_warning(inputs.reference.path if inputs.reference else None)
+        if said:
+            log.warning("%s", said)
         stats.append(st)
         tables.append(table)
     merged = merged_calls_sql(tables, _PAYLOAD)

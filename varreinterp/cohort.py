@@ -344,6 +344,7 @@ class BatchResult:
     staged: list[tuple[str, int, str]]  # (key_chrom, bin, file)
     alleles: dict[int, int]  # patient number -> carried alleles indexed
     lines: list[str]  # one per file, for the log
+    warnings: list[str]
 
 
 def cohort_add(store: Store, vcfs: Sequence[Path], *, samples: list[str] | None = None,
@@ -404,6 +405,8 @@ def _index_jobs(store: Store, registry: Registry, jobs: list[FileJob], staging: 
         alleles.update(r.alleles)
         for line in r.lines:
             log.info("%s", line)
+        for line in r.warnings:
+            log.warning("%s", line)
     for s in staged:
         if s.indexed:
             s.patient.alleles = s.outcome.alleles = alleles.get(s.patient.number, 0)
@@ -449,7 +452,7 @@ def index_batch(task: BatchTask) -> BatchResult:
                        alt VARCHAR, patient BIGINT, zygosity VARCHAR, filter VARCHAR,
                        chrom VARCHAR)""")
         rows = _RowBuffer(con, "rows_")
-        lines = []
+        lines, warnings = [], []
         for job in task.jobs:
             reference = FastaReference(Path(job.reference), workdir) if job.reference else None
             calls = load(con, job.header, [i for i, _ in job.samples], reference,
@@ -473,13 +476,16 @@ def index_batch(task: BatchTask) -> BatchResult:
                 rows.add(con.sql(select).to_arrow_table())
             lines.append(f"{job.header.path}: {calls.stats.records} records, "
                          f"{calls.stats.carried} carried calls")
+            said = calls.stats.ref_mismatch_warning(reference.path if reference else None)
+            if said:
+                warnings.append(said)
             calls.drop()
         rows.flush()
         alleles = {int(n): int(c) for n, c in con.execute(
             "SELECT patient, count(*) FROM rows_ GROUP BY 1").fetchall()}
         staged = stage_rows(con, "rows_", Path(task.out), task.bin_size)
         con.close()
-        return BatchResult([(k, b, str(f)) for k, b, f in staged], alleles, lines)
+        return BatchResult([(k, b, str(f)) for k, b, f in staged], alleles, lines, warnings)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

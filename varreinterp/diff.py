@@ -201,6 +201,9 @@ def diff_patients(store: Store, vcfs: Sequence[Path], from_name: str, to_name: s
         log.info("%s: %d records, %d carried calls, %d change(s) at or above %s; not "
                  "reported: %s", st.path, st.records, st.carried, per_file.get(n, 0),
                  min_priority.value, st.not_reported())
+        said = st.ref_mismatch_warning(inputs.reference.path if inputs.reference else None)
+        if said:
+            log.warning("%s", said)
     return ReclassificationReport(a, b, rows, min_priority, stats=stats,
                                   below_min_priority=below)
 

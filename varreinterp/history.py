@@ -141,6 +141,9 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
         log.info("%s: %d records, %d carried calls, %d history row(s) over %d snapshot(s) of "
                  "%s; not reported: %s", st.path, st.records, st.carried, per_file.get(n, 0),
                  len(snaps), lineage, st.not_reported())
+        said = st.ref_mismatch_warning(inputs.reference.path if inputs.reference else None)
+        if said:
+            log.warning("%s", said)
     rows = rows[HISTORY_COLUMNS]
     outside = 0
     if panel is not None:

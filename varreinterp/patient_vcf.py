@@ -121,6 +121,17 @@ class ReadStats:
         """What was counted and not reported, for the per-file log line of every command."""
         return ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items()) if v) or "nothing"
 
+    def ref_mismatch_warning(self, reference: Path | None) -> str | None:
+        """The warning every command gives when calls were dropped because `reference`
+        contradicts their REF: counted only, they read as "nothing to report" (a FASTA of
+        another version, or an index (.fai) left from an older file, drops most of them)."""
+        n = self.skipped.get(Skip.REF_MISMATCH.value, 0)
+        if not n or reference is None:
+            return None
+        return (f"{self.path}: {n} call(s) not reported because their REF disagrees with "
+                f"--reference {reference} (ref_mismatch): check that the FASTA and its index "
+                "are this file's reference")
+
     def to_json(self) -> dict[str, object]:
         return {"file": self.path, "records": self.records, "alleles": self.alleles,
                 "calls": self.calls, "carried": self.carried, "skipped": dict(self.skipped)}
