@@ -157,3 +157,41 @@ def test_a_plain_gzip_bcf_is_read(store, cli, tmp_path: Path) -> None:
     expected = {45332200, 7674220, 32332400}
     assert positions(ok(cli("annotate", bcf, "-f", "json"))) == expected
     ok(cli("cohort", "add", bcf, "--baseline", "latest"))
+
+
+# ------------------------------------------------------------ a FASTA index of another file
+def _fasta(tmp_path: Path, newline: str = "\n") -> Path:
+    import pysam
+
+    path = tmp_path / "ref.fa"
+    seq = "ACGTTGCAAC" * 9
+    lines = [">chr1 first contig", *[seq[i:i + 20] for i in range(0, len(seq), 20)],
+             ">chr2", "GGGCCCAAATTT"]
+    path.write_bytes(newline.join(lines).encode() + newline.encode())
+    pysam.faidx(str(path))  # the index htslib writes
+    return path
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_fitting_fasta_index_is_used(tmp_path: Path, newline: str) -> None:
+    from varreinterp.patient_vcf import FastaReference
+
+    ref = FastaReference(_fasta(tmp_path, newline), tmp_path)
+    assert ref.fetch("chr1", 18, 24) == "ACACGT" and ref.fetch("chr2", 0, 3) == "GGG"
+
+
+@pytest.mark.parametrize("column, value", [(2, "+21"), (2, "-1"), (3, "10"), (4, "26"),
+                                           (0, "chr9")])
+def test_a_fasta_index_of_another_file_is_refused(tmp_path: Path, column: int,
+                                                  value: str) -> None:
+    from varreinterp.errors import InputError
+    from varreinterp.patient_vcf import FastaReference
+
+    path = _fasta(tmp_path)
+    fai = Path(str(path) + ".fai")
+    rows = [line.split("\t") for line in fai.read_text().splitlines()]
+    old = rows[0][column]
+    rows[0][column] = str(int(old) + int(value)) if value[0] in "+-" else value
+    fai.write_text("".join("\t".join(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match="does not fit the FASTA"):
+        FastaReference(path, tmp_path)

@@ -308,6 +308,7 @@ class FastaReference:
             pysam.set_verbosity(previous)
         self.path = path
         self._names = {normalize_contig(n): n for n in self._fasta.references}
+        _check_plain_index(path)
 
     def has(self, contig: str) -> bool:
         return normalize_contig(contig) in self._names
@@ -331,6 +332,37 @@ class FastaReference:
                              self.path) from exc
         finally:
             pysam.set_verbosity(previous)
+
+
+def _check_plain_index(path: Path) -> None:
+    """An index (.fai) is trusted by htslib: one left from an older or edited FASTA reads other
+    bases at every position (each REF then a ref_mismatch, each indel left-aligned wrongly).
+    For a plain FASTA its entries are checked against the file: each sequence starts right
+    after its own '>' line, and its lines end where the index says. (A bgzipped FASTA's
+    offsets are into the inflated text: not checked.)"""
+    fai = Path(str(path) + ".fai")
+    with open(path, "rb") as fh:
+        if fh.read(2) == b"\x1f\x8b" or not fai.is_file():
+            return
+        size = fh.seek(0, 2)
+        for n, line in enumerate(fai.read_text(errors="replace").splitlines(), start=1):
+            fields = line.split("\t")
+            try:
+                name, length, offset, bases, width = fields[0], *map(int, fields[1:5])
+            except ValueError:
+                raise InputError(f"reference FASTA index {fai}: line {n} is not an index "
+                                 "entry", path) from None
+            fh.seek(max(offset - 256 - len(name), 0))
+            before = fh.read(min(offset, 256 + len(name)))
+            header = before[:-1].rsplit(b"\n", 1)[-1] if before.endswith(b"\n") else b""
+            ok = header.startswith(b">") and header[1:].split()[:1] == [name.encode()]
+            if ok and length > bases > 0:  # the first line ends where the index says
+                fh.seek(offset + bases)
+                ok = fh.read(width - bases) in (b"\n", b"\r\n")
+            if not ok or offset + length > size:
+                raise InputError(f"reference FASTA index {fai} does not fit the FASTA (sequence "
+                                 f"{name} is not where line {n} puts it): an index left from "
+                                 "another file? remove it to have it rebuilt", path)
 
 
 def _indexable(path: Path, workdir: Path) -> Path:
