@@ -213,6 +213,8 @@ def test_each_kind_and_priority(tmp_path, before, after, kind, priority):
     ("Likely_pathogenic/Pathogenic", "Pathogenic/Likely_pathogenic"),
     ("Pathogenic|risk_factor|association", "Pathogenic|association|risk_factor"),
     ("Benign/Likely_benign|association", "Likely_benign/Benign|association"),
+    # a term repeated (an older version's fold of P with P/LP) is the same set
+    ("Pathogenic/Pathogenic/Likely_pathogenic", "Pathogenic/Likely_pathogenic"),
 ])
 def test_the_same_terms_in_another_order_are_no_change(tmp_path, before, after):
     review = "criteria_provided,_single_submitter"

@@ -195,3 +195,24 @@ def test_a_fasta_index_of_another_file_is_refused(tmp_path: Path, column: int,
     fai.write_text("".join("\t".join(r) + "\n" for r in rows))
     with pytest.raises(InputError, match="does not fit the FASTA"):
         FastaReference(path, tmp_path)
+
+
+def test_a_fasta_without_a_final_newline_is_read(tmp_path: Path) -> None:
+    """htslib reads a FASTA whole without one, and its index is checked instead."""
+    from varreinterp.patient_vcf import FastaReference
+
+    path = tmp_path / "ref.fa"
+    path.write_text(">chr1\nACGTACGTAC\nGGCC")
+    assert FastaReference(path, tmp_path).fetch("chr1", 8, 14) == "ACGGCC"
+
+
+def test_a_bed_cut_inside_its_last_interval_is_refused(store, cli, tmp_path: Path) -> None:
+    vcf = tmp_path / "p.vcf"
+    vcf.write_text(PATIENT)
+    bed = tmp_path / "panel.bed"
+    bed.write_text("chr17\t0\t83257441\n")
+    assert positions(ok(cli("annotate", vcf, "--regions", bed, "-f", "json"))) == {7674220}
+    bed.write_text("chr17\t0\t8325")  # cut: still a valid, narrower interval
+    res = cli("annotate", vcf, "--regions", bed, "-f", "json")
+    assert res.code == 3, res.err
+    assert f"{bed}: BED file: the file does not end with a newline" in res.err, res.err

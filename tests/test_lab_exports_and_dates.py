@@ -143,12 +143,13 @@ def test_previous_is_the_release_before_the_latest_date(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------ an export saved as Latin-1
-@pytest.mark.parametrize("line", [2, 3])
+@pytest.mark.parametrize("line", [1, 2, 3])
 def test_a_latin1_byte_near_the_top_names_its_line(tmp_path: Path, line: int) -> None:
     rows = [f"chr1 1000100 G A P {REVIEW} BRCA1", f"chr1 1000200 C T VUS {REVIEW} BRCA1"]
     table, mapping = lab(tmp_path, "lab.tsv", rows)
     lines = table.read_bytes().split(b"\n")
-    lines[line - 1] = lines[line - 1].replace(b"BRCA1", b"BRCA1 caf\xe9")  # Latin-1 e-acute
+    word = b"gene" if line == 1 else b"BRCA1"
+    lines[line - 1] = lines[line - 1].replace(word, word + b" caf\xe9")  # Latin-1 e-acute
     table.write_bytes(b"\n".join(lines))
     res = add_lab(tmp_path / "store", table, mapping)
     assert res.code == 3, res.err
@@ -189,3 +190,8 @@ def test_a_combined_term_folds_by_its_atoms_and_term_order_is_no_change(tmp_path
     assert [(r["pos"], r["change"], r["before"], r["after"]) for r in json_rows(res.out)
             if "change" in r] == [(400, "reclassified", "Pathogenic|other",
                                    "Pathogenic|risk_factor")], res.out
+    # history agrees: only the variant whose terms changed has a history to show
+    patient = write_patient(tmp_path / "p.vcf", ["S1"], [
+        "chr1 300 . G A 50 PASS . GT 0/1", "chr1 400 . T C 50 PASS . GT 0/1"])
+    res = ok(invoke(store, "history", patient, "-f", "json"))
+    assert {r["pos"] for r in json_rows(res.out) if "pos" in r} == {400}, res.out

@@ -6,8 +6,10 @@ provenance line on the listings of the store and settings too; and an annotated 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -216,6 +218,7 @@ def test_snapshot_removed_while_annotate_reads_it(setup: Path, cli, monkeypatch)
 
 
 # ------------------------------------------------------------ partial files of killed writers
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]  # as atomic.py names it
 def _dead_pid() -> int:
     # `true` ran and was reaped: its pid names no process (pids are reused only after wrapping)
     proc = subprocess.Popen(["true"])
@@ -232,7 +235,7 @@ def test_the_writer_names_its_partial_by_pid(tmp_path: Path) -> None:
     with atomic_file(out) as fh:
         fh.write("x\n")
         (partial,) = [p.name for p in tmp_path.iterdir()]
-        assert partial.startswith(f".out.tsv.partial-{os.getpid()}-"), partial
+        assert partial.startswith(f".out.tsv.partial-{_HOST}-{os.getpid()}-"), partial
     assert [p.name for p in tmp_path.iterdir()] == ["out.tsv"]
 
 
@@ -242,16 +245,15 @@ def test_a_killed_writers_partial_is_removed_by_the_next_write(setup: Path, cli)
     folder = setup / "outputs"
     folder.mkdir()
     dead, alive = _dead_pid(), os.getppid()
-    leftovers = {name: folder / name for name in (
-        f".annotated.tsv.partial-{dead}-a1b2c3", f".annotated.tsv.partial-{alive}-d4e5f6",
-        f".other.tsv.partial-{dead}-g7h8i9", ".annotated.tsv.notours")}
-    for path in leftovers.values():
-        path.write_text("patient data\n")
+    kept = [f".annotated.tsv.partial-{_HOST}-{alive}-d4e5f6",  # a live writer's
+            f".other.tsv.partial-{_HOST}-{dead}-g7h8i9",  # another file's
+            f".annotated.tsv.partial-0badc0de-{dead}-j1k2l3",  # another host's
+            f".annotated.tsv.partial-{_HOST}-{dead}",  # not a name the tool makes
+            ".annotated.tsv.notours"]
+    for name in [f".annotated.tsv.partial-{_HOST}-{dead}-a1b2c3", *kept]:
+        (folder / name).write_text("patient data\n")
     res = cli("annotate", setup / "patient.vcf", "-f", "tsv", "-o", folder / "annotated.tsv")
     assert res.code == 0, res.err
     assert (folder / "annotated.tsv").read_text().startswith("#")
-    left = sorted(p.name for p in folder.iterdir())
-    # the dead writer's partial of this file is gone; a live writer's, another file's and a
-    # name the tool does not make are left alone
-    assert left == sorted(["annotated.tsv", f".annotated.tsv.partial-{alive}-d4e5f6",
-                           f".other.tsv.partial-{dead}-g7h8i9", ".annotated.tsv.notours"])
+    # only the dead writer's partial of this file, made on this host, is gone
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["annotated.tsv", *kept])

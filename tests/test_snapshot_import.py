@@ -231,7 +231,7 @@ def test_old_numeric_format_20170404(cli, store_dir):
 def test_somatic_fields_kept_on_their_own_columns(cli, store_dir):
     err = add_ok(cli, shared(f"{CLINVAR37}/clinvar_20231002.somatic_fields_sample.vcf"))
     # the somatic-only record is said to be left out of every report
-    assert "2 records (pathogenic 1, 1 with only oncogenicity/somatic classes, not reported)" \
+    assert "2 records (pathogenic 1, 1 without a germline class, not reported)" \
         in err, err
     name = "clinvar-GRCh37-2023-10-02"
     m = manifest(store_dir, name)
@@ -640,15 +640,19 @@ def test_numeric_format_counts_each_alt_once(cli, store_dir, tmp_path):
             "1\t2000\trs2\tA\tG\t.\t.\tCLNALLE=0;CLNSIG=5;CLNREVSTAT=single",
             "1\t3000\trs3\tA\t.\t.\t.\tCLNALLE=1;CLNSIG=5;CLNREVSTAT=single",
             "1\t4000\trs4\tA\tC\t.\t.\tCLNALLE=1;CLNSIG=2;CLNREVSTAT=single",
-            "1\t5000\trs5\tA\tC,<DEL>,T\t.\t.\tCLNALLE=2,3;CLNSIG=5,4;CLNREVSTAT=single,single"]
+            "1\t5000\trs5\tA\tC,<DEL>,T\t.\t.\tCLNALLE=2,3;CLNSIG=5,4;CLNREVSTAT=single,single",
+            "1\t6000\trs6\tA\tG\t.\t.\tCLNALLE=0,1;CLNSIG=5,4;CLNREVSTAT=single,single",
+            "1\t7000\trs7\tA\tG,T\t.\t.\tCLNALLE=-1,-1,1;CLNSIG=5,5,4;"
+            "CLNREVSTAT=single,single,single"]
     path = tmp_path / "old.vcf"
     path.write_text(head + "\n".join(rows) + "\n")
     add_ok(cli, path)
     m = manifest(store_dir, "clinvar-GRCh37-2016-03-01")
-    assert m["records"] == 2  # 4000 A>C, 5000 A>T
-    assert m["skipped"] == {"clnalle_not_an_alt": 1, "clnalle_ref_allele": 1, "alt_missing": 1,
+    assert m["records"] == 4  # 4000 A>C, 5000 A>T, 6000 A>G, 7000 A>G
+    # 7000's two -1 entries account for its one unclassified ALT (T), not for two
+    assert m["skipped"] == {"clnalle_not_an_alt": 2, "clnalle_ref_allele": 1, "alt_missing": 1,
                             "symbolic_alt": 1, "alt_not_classified": 1}
-    assert m["records"] + sum(m["skipped"].values()) == 7  # the ALTs of the file
+    assert m["records"] + sum(m["skipped"].values()) == 10  # the ALTs of the file
 
 
 def test_variant_summary_rows_that_cannot_match_are_counted(cli, store_dir, tmp_path):
@@ -672,3 +676,24 @@ def test_variant_summary_rows_that_cannot_match_are_counted(cli, store_dir, tmp_
     assert m["records"] == 1
     assert m["skipped"] == {"invalid_allele": 2, "symbolic_alt": 1, "multi_allelic_row": 1,
                             "invalid_contig": 2}
+
+
+def test_old_layout_variant_summary_rows_that_cannot_match_are_counted(cli, store_dir,
+                                                                       tmp_path):
+    """The layout without VCF columns follows the same rule (Start/ReferenceAllele/...)."""
+    lines = shared(f"{SUMMARY}/variant_summary.2024_layout.sample.txt").read_text().splitlines()
+    header = lines[0].split("\t")
+    kras = next(r.split("\t") for r in lines[1:] if "\tGRCh38\t" in r)
+    keep = [i for i, name in enumerate(header) if name not in (
+        "PositionVCF", "ReferenceAlleleVCF", "AlternateAlleleVCF")]
+    body = []
+    for chrom, start, ref, alt in [("12", "25245351", "C", "A"), ("Un", "100", "C", "A"),
+                                   ("12", "300", "C", "C")]:
+        row = list(kras)
+        row[18], row[19], row[20], row[21], row[22] = chrom, start, start, ref, alt
+        body.append("\t".join(row[i] for i in keep))
+    path = tmp_path / "variant_summary.txt"
+    path.write_text("\n".join(["\t".join(header[i] for i in keep), *body]) + "\n")
+    add_ok(cli, path, "--assembly", "GRCh38", "--release-date", "2024-02-01")
+    m = manifest(store_dir, "clinvar-summary-GRCh38-2024-02-01")
+    assert (m["records"], m["skipped"]) == (1, {"invalid_contig": 1, "invalid_allele": 1})

@@ -7,8 +7,10 @@ EnvironmentIOError naming the destination and the reason (exit 74)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +65,7 @@ def atomic_file(path: Path, binary: bool = False, mode: int = FILE_MODE,
     with _os_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         _remove_dead_partials(path)
-        fd, tmp = tempfile.mkstemp(prefix=_partial_prefix(path) + f"{os.getpid()}-",
+        fd, tmp = tempfile.mkstemp(prefix=f"{_partial_prefix(path)}{_HOST}-{os.getpid()}-",
                                    dir=path.parent)
     done = False
     try:
@@ -87,6 +89,11 @@ def _partial_prefix(path: Path) -> str:
     return f".{path.name}.partial-"
 
 
+# This machine, in partial names: a pid says nothing of a writer on another host sharing the
+# folder (NFS), whose partial must not be taken for a dead writer's.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def _remove_dead_partials(path: Path) -> None:
     """The partial copies of `path` left by writers killed with SIGKILL (no handler runs
     then): they hold patient data, and the next write of the same file is the one command
@@ -99,8 +106,8 @@ def _remove_dead_partials(path: Path) -> None:
     except OSError:
         return
     for name in names:
-        pid = name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
+        host, pid, *rest = name[len(prefix):].split("-", 2) + ["", ""]
+        if host == _HOST and pid.isdigit() and rest[0] and not pid_alive(int(pid)):
             with contextlib.suppress(OSError):
                 os.unlink(path.parent / name)
 

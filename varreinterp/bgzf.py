@@ -272,12 +272,14 @@ def _looks_like_text(head: bytes) -> bool:
         all(b >= 32 or b in (9, 10, 13) for b in head)
 
 
-def check_file(path: Path) -> None:
+def check_file(path: Path, newline: bool = True) -> None:
     """Cheap up-front check of a BGZF file: the end-of-file marker is there (the blocks' CRCs
-    are checked while they are read). InputError otherwise."""
+    are checked while they are read), and of plain text (unless `newline` is False: a FASTA,
+    which htslib reads whole without one and whose index is checked instead): it ends with a
+    newline. InputError otherwise."""
     with open(path, "rb") as fh:
         head = fh.read(16)
-        if _looks_like_text(head):
+        if newline and _looks_like_text(head):
             # Plain text has no end-of-file marker: a copy cut inside its last line reads as a
             # shorter, valid file (a call lost, a classification dropped), so the final newline
             # every writer puts there is required. Compressed text is proven whole by its

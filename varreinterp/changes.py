@@ -80,10 +80,11 @@ def change_sql(a: str = "a", b: str = "b") -> str:
 
 
 def class_key_sql(column: str) -> str:
-    """SQL: a classification as a set of terms: its primary terms ('/') and secondary terms
-    ('|') each in sorted order. Tables list them in any order ('Likely_pathogenic/Pathogenic',
+    """SQL: a classification as a set of terms: its distinct primary terms ('/') and secondary
+    terms ('|') each in sorted order. Tables list them in any order ('Likely_pathogenic/Pathogenic',
     '|risk_factor|other'): the same terms in another order are not a change."""
-    return (f"(array_to_string(list_sort(string_split(split_part({column}, '|', 1), '/')), '/')"
+    return (f"(array_to_string(list_sort(list_distinct(string_split(split_part({column}, '|', 1),"
+            f" '/'))), '/')"
             f" || '|' || array_to_string(list_sort(list_distinct(string_split({column}, '|')"
             f"[2:])), '|'))")
 

@@ -459,9 +459,9 @@ def _log_added(source: object, snap: Snapshot, already: bool) -> None:
              m.assembly, skipped, f"; stored as given: {given}" if given else "")
 
 
-# A record without a germline class holds only ClinVar's oncogenicity or somatic impact axes,
-# which no command reports or compares.
-_TIER_WORDS = {"none": "{v} with only oncogenicity/somatic classes, not reported"}
+# A record without a germline class (one with only ClinVar's oncogenicity or somatic impact
+# axes, or none) is stored but no command reports or compares it.
+_TIER_WORDS = {"none": "{v} without a germline class, not reported"}
 
 
 @snapshot_app.command("fetch", epilog="\b\nExample: varreinterp snapshot fetch --assembly GRCh38 "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from varreinterp import db
 from varreinterp.assembly import normalize_contig
+from varreinterp.changes import class_key_sql
 from varreinterp.errors import StoreError, UsageError
 from varreinterp.matching import (
     carried_at,
@@ -128,7 +129,7 @@ def history(store: Store, vcfs: Sequence[Path], workdir: Path, *,
             changed AS (
                 SELECT sample, key_chrom, pos, ref, alt FROM h
                 GROUP BY ALL
-                HAVING count(DISTINCT classification) > 1
+                HAVING count(DISTINCT {class_key_sql('classification')}) > 1
                     OR count(classification) < {len(snaps)})
             SELECT h.* EXCLUDE (key_chrom, k) FROM h
             {"" if show_all else "SEMI JOIN changed USING (sample, key_chrom, pos, ref, alt)"}

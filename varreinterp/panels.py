@@ -572,6 +572,10 @@ def _read_lines(path: Path, what: str) -> list[str]:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"damaged gzip data ({exc})", path) from exc
+    elif data and not data.endswith((b"\n", b"\r")):
+        # as bgzf.check_file: a BED cut inside its last interval ('6 0 2610') narrows the panel
+        raise InputError(f"{what}: the file does not end with a newline: it looks cut short (a "
+                         "complete text file ends with one; add it if the file is whole)", path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

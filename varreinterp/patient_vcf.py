@@ -297,7 +297,7 @@ class FastaReference:
 
         if not path.is_file():
             raise InputError("reference FASTA: no such file", path)
-        bgzf.check_file(path)
+        bgzf.check_file(path, newline=False)
         previous = pysam.set_verbosity(0)
         try:
             self._fasta = pysam.FastaFile(str(_indexable(path, workdir)))

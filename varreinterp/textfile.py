@@ -39,13 +39,13 @@ def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
         raise InputError(f"cannot read file ({_reason(exc)})", path) from exc
     except UnicodeDecodeError as exc:
         # The decoder reads ahead of the lines handed out: find the line the byte is on.
-        line = _first_undecodable_line(path)
-        if line is None or line == 1:
+        line, raw = _first_undecodable_line(path)
+        if line is None or (line == 1 and _binary(raw)):
             raise InputError("not a text file (binary content)", path) from exc
         raise InputError("not a text file (invalid UTF-8)", path, line) from exc
 
 
-def _first_undecodable_line(path: Path) -> int | None:
+def _first_undecodable_line(path: Path) -> tuple[int | None, bytes]:
     from varreinterp.bgzf import open_verified
 
     try:
@@ -54,10 +54,15 @@ def _first_undecodable_line(path: Path) -> int | None:
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    return n
+                    return n, raw
     except (OSError, EOFError, zlib.error, InputError):
         pass
-    return None
+    return None, b""
+
+
+def _binary(raw: bytes) -> bool:
+    """Bytes no text line holds (a Latin-1 'é' is text in the wrong encoding, not binary)."""
+    return any(b < 32 and b not in (9, 10, 13) for b in raw[:4096])
 
 
 def header_lines_of(path: Path) -> Iterator[tuple[int, str]]:

@@ -363,7 +363,8 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
             for key in ("CLNSIG", "CLNREVSTAT", "CLNDBN", "CLNALLE")
         }
         # Each ALT is counted once: stored, refused (why), or not classified; an entry that
-        # names no ALT (the REF, -1) accounts for an unclassified ALT of its record.
+        # names no ALT (the REF, -1) accounts for an unclassified ALT of its record, so
+        # records + skipped = the file's ALTs.
         chosen: set[int] = set()
         refused_alt: dict[int, str] = {}
         no_alt: Counter[str] = Counter()
@@ -403,8 +404,9 @@ def _stage_numeric(con: duckdb.DuckDBPyConnection, source: StagedSource, n_heade
             if idx not in chosen:
                 skipped[why] += 1
         unclassified = len(alts) - len(chosen | set(refused_alt))
+        # (entries beyond the unclassified ALTs classify no allele of the file: not alleles)
         for why, n in no_alt.items():
-            skipped[why] += n
+            skipped[why] += min(n, unclassified)
             unclassified -= min(n, unclassified)
         skipped["alt_not_classified"] += unclassified
     source.skipped.update({k: v for k, v in skipped.items() if v})

@@ -87,6 +87,7 @@ def stage_variant_summary(
         _coordinates_from_vcf_columns(con, path, col, source)
     else:
         _coordinates_from_old_columns(con, path, col, source, reference)
+    _skip_unmatchable(con, col, source)
 
     def opt(name: str) -> str:
         return f"nullif(nullif(r.{col[name]}, '-'), '')" if name in col else "NULL"
@@ -131,8 +132,12 @@ def _coordinates_from_vcf_columns(con: duckdb.DuckDBPyConnection, path: Path,
         SELECT rowid AS row_id, CAST({pos} AS BIGINT) AS pos, upper({ref}) AS ref,
                upper({alt}) AS alt
         FROM raw WHERE NOT ({missing})""")
-    # Alleles no patient call can have (`-`, `<DEL>`, `G,T`, REF equal to ALT) and contigs no
-    # build has (`Un`, `na`): counted, not stored to match nothing, as other sources do.
+
+
+def _skip_unmatchable(con: duckdb.DuckDBPyConnection, col: dict[str, str],
+                      source: StagedSource) -> None:
+    """Alleles no patient call can have (`-`, `<DEL>`, `G,T`, REF equal to ALT) and contigs no
+    build has (`Un`, `na`): counted and removed from `coords`, as the other sources do."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE coord_skips AS
         SELECT k.row_id, coalesce({allele_skip_sql('k.ref', 'k.alt')},
