@@ -369,7 +369,7 @@ def load_bed(path: Path) -> Panel:
     0-based half-open; `track`, `browser`, `#` and blank lines are skipped. Overlapping and
     adjacent intervals are merged; empty ones (start = end) cover no base and are dropped."""
     records: list[tuple[str, int, int]] = []
-    for number, raw in enumerate(_read_lines(path, "BED file"), start=1):
+    for number, raw in enumerate(_read_lines(path, "BED file", final_newline=True), start=1):
         line = raw.strip()
         if not line or _BED_SKIP.match(line):
             continue
@@ -555,9 +555,12 @@ def _check_identifier(name: str) -> None:
         raise VarreinterpError(f"not a SQL identifier for a panel: {name!r}")
 
 
-def _read_lines(path: Path, what: str) -> list[str]:
+def _read_lines(path: Path, what: str, final_newline: bool = False) -> list[str]:
     """The lines of a small text file, plain or gzip; a byte-order mark is dropped (CSV from
-    spreadsheets starts with one) and line numbers count LF-ended lines as editors do."""
+    spreadsheets starts with one) and line numbers count LF-ended lines as editors do. With
+    `final_newline` (a BED), plain text must end with one. A gene list need not: a cut
+    symbol is unknown to every snapshot and refused as such, and lists written with
+    "\\n".join() are common."""
     import gzip
     import zlib
 
@@ -572,7 +575,7 @@ def _read_lines(path: Path, what: str) -> list[str]:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"damaged gzip data ({exc})", path) from exc
-    elif data and not data.endswith((b"\n", b"\r")):
+    elif final_newline and data and not data.endswith((b"\n", b"\r")):
         # as bgzf.check_file: a BED cut inside its last interval ('6 0 2610') narrows the panel
         raise InputError(f"{what}: the file does not end with a newline: it looks cut short (a "
                          "complete text file ends with one; add it if the file is whole)", path)
