@@ -265,11 +265,22 @@ def damage_message(exc: BaseException) -> str:
     return f"corrupt compressed data ({text})"
 
 
+# Why a plain text that does not end with a newline is refused (the panels' reader says it too)
+CUT_SHORT = ("the file does not end with a newline: it looks cut short (a complete text file "
+             "ends with one; add it if the file is whole)")
+
+
+def has_control_bytes(data: bytes) -> bool:
+    """Bytes no text line holds (tab, LF and CR aside): binary content, not text in another
+    encoding (a Latin-1 'é' is text)."""
+    return any(b < 32 and b not in (9, 10, 13) for b in data)
+
+
 def _looks_like_text(head: bytes) -> bool:
     """Whether a file's first bytes are text (not gzip, BCF or other binary content, which the
     readers refuse with their own message)."""
     return bool(head) and not is_gzip(head) and not head.startswith(b"BCF") and \
-        all(b >= 32 or b in (9, 10, 13) for b in head)
+        not has_control_bytes(head)
 
 
 def check_file(path: Path, newline: bool = True) -> None:
@@ -287,9 +298,7 @@ def check_file(path: Path, newline: bool = True) -> None:
             # name its line.)
             fh.seek(-1, os.SEEK_END)
             if fh.read(1) not in (b"\n", b"\r"):
-                raise InputError("the file does not end with a newline: it looks cut short (a "
-                                 "complete text file ends with one; add it if the file is "
-                                 "whole)", path)
+                raise InputError(CUT_SHORT, path)
     if is_bgzf(head) and not has_eof_marker(path):
         raise InputError(damage_message(ValueError("no BGZF end-of-file marker")), path)
 

@@ -577,8 +577,9 @@ def _read_lines(path: Path, what: str, final_newline: bool = False) -> list[str]
             raise InputError(f"damaged gzip data ({exc})", path) from exc
     elif final_newline and data and not data.endswith((b"\n", b"\r")):
         # as bgzf.check_file: a BED cut inside its last interval ('6 0 2610') narrows the panel
-        raise InputError(f"{what}: the file does not end with a newline: it looks cut short (a "
-                         "complete text file ends with one; add it if the file is whole)", path)
+        from varreinterp.bgzf import CUT_SHORT
+
+        raise InputError(f"{what}: {CUT_SHORT}", path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from varreinterp import db
-from varreinterp.bgzf import check_file
+from varreinterp.bgzf import check_file, has_control_bytes
 from varreinterp.errors import InputError
 
 BOM = "\ufeff"
@@ -40,7 +40,7 @@ def open_text(path: Path, newline: str | None = None) -> Iterator[str]:
     except UnicodeDecodeError as exc:
         # The decoder reads ahead of the lines handed out: find the line the byte is on.
         line, raw = _first_undecodable_line(path)
-        if line is None or (line == 1 and _binary(raw)):
+        if line is None or (line == 1 and has_control_bytes(raw[:4096])):
             raise InputError("not a text file (binary content)", path) from exc
         raise InputError("not a text file (invalid UTF-8)", path, line) from exc
 
@@ -59,10 +59,6 @@ def _first_undecodable_line(path: Path) -> tuple[int | None, bytes]:
         pass
     return None, b""
 
-
-def _binary(raw: bytes) -> bool:
-    """Bytes no text line holds (a Latin-1 'é' is text in the wrong encoding, not binary)."""
-    return any(b < 32 and b not in (9, 10, 13) for b in raw[:4096])
 
 
 def header_lines_of(path: Path) -> Iterator[tuple[int, str]]:
